@@ -1,0 +1,675 @@
+//! One pcap or pcapng file as a lending iterator of frames.
+
+use std::path::{Path, PathBuf};
+
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{
+    LegacyPcapReader, OptionCode, PcapError, PcapNGReader, parse_interfacedescriptionblock_be,
+    parse_interfacedescriptionblock_le, parse_pcap_header, parse_sectionheaderblock,
+};
+
+use super::source::{self, ErrorSlot};
+use super::{CaptureError, Frame, LinkType, MAX_CAPLEN, MAX_INTERFACES, ReadStats};
+
+/// Buffer for a single file: large enough that refills are rare and no record forces growth.
+pub(crate) const DEFAULT_BUFFER: usize = 2 << 20;
+/// Smallest buffer used when many files are merged; still above the largest valid pcap record.
+pub(crate) const MIN_BUFFER: usize = 512 << 10;
+/// pcapng blocks longer than this are taken as damaged framing (the buffer grows up to it).
+const MAX_BLOCK_LEN: usize = 16 << 20;
+
+const SHB_TYPE: u32 = 0x0A0D_0D0A;
+const IDB_TYPE: u32 = 1;
+const PB_TYPE: u32 = 2;
+const SPB_TYPE: u32 = 3;
+const EPB_TYPE: u32 = 6;
+/// The section byte-order magic as read by a little-endian load.
+const BOM_LE: u32 = 0x1A2B_3C4D;
+const BOM_BE: u32 = 0x4D3C_2B1A;
+const NS_PER_S: u64 = 1_000_000_000;
+
+#[inline]
+fn u32_at(d: &[u8], off: usize, be: bool) -> Option<u32> {
+    let b: [u8; 4] = d.get(off..off.checked_add(4)?)?.try_into().ok()?;
+    Some(if be {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    })
+}
+
+#[inline]
+fn u16_at(d: &[u8], off: usize, be: bool) -> Option<u16> {
+    let b: [u8; 2] = d.get(off..off.checked_add(2)?)?.try_into().ok()?;
+    Some(if be {
+        u16::from_be_bytes(b)
+    } else {
+        u16::from_le_bytes(b)
+    })
+}
+
+/// How an interface's timestamp units turn into nanoseconds; precomputed so the per-packet
+/// conversion is one multiply, divide or shift.
+#[derive(Clone, Copy, Debug)]
+enum TsScale {
+    Mul(u64),
+    Div(u64),
+    Pow2(u32),
+}
+
+impl TsScale {
+    /// From the pcapng `if_tsresol` byte; `None` if the resolution does not fit in 64 bits.
+    fn from_tsresol(v: u8) -> Option<TsScale> {
+        if v & 0x80 == 0 {
+            let k = u32::from(v);
+            match k {
+                0..=9 => Some(TsScale::Mul(10u64.pow(9 - k))),
+                10..=19 => Some(TsScale::Div(10u64.pow(k - 9))),
+                _ => None,
+            }
+        } else {
+            let s = u32::from(v & 0x7f);
+            (s <= 63).then_some(TsScale::Pow2(s))
+        }
+    }
+
+    #[inline]
+    fn to_ns(self, ts: u64) -> u64 {
+        match self {
+            TsScale::Mul(m) => ts.saturating_mul(m),
+            TsScale::Div(d) => ts / d,
+            TsScale::Pow2(s) => {
+                let secs = ts >> s;
+                let frac = ts & ((1u64 << s) - 1);
+                let frac_ns = (u128::from(frac) * u128::from(NS_PER_S)) >> s;
+                secs.saturating_mul(NS_PER_S)
+                    .saturating_add(u64::try_from(frac_ns).unwrap_or(u64::MAX))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Iface {
+    link: LinkType,
+    scale: TsScale,
+    /// `if_tsoffset`, seconds added to every timestamp.
+    offset_s: i64,
+    snaplen: u32,
+}
+
+impl Iface {
+    #[inline]
+    fn ts_ns(&self, ts: u64) -> u64 {
+        let ns = self.scale.to_ns(ts);
+        if self.offset_s == 0 {
+            return ns;
+        }
+        let v = i128::from(ns) + i128::from(self.offset_s) * i128::from(NS_PER_S);
+        u64::try_from(v.max(0)).unwrap_or(u64::MAX)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PcapFmt {
+    be: bool,
+    nanos: bool,
+    /// 16, or 24 for the "modified" (Kuznetsov) pcap format.
+    hdr_len: usize,
+    link: LinkType,
+}
+
+/// Per-section pcapng state.
+struct NgState {
+    be: bool,
+    ifaces: Vec<Iface>,
+    /// Timestamp of the previous packet in this section, for SPBs (which carry none).
+    last_ts: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Pcap(PcapFmt),
+    PcapNg,
+}
+
+/// Where the current frame sits in the buffer, and what it is.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    start: usize,
+    len: usize,
+    ts_ns: u64,
+    link: LinkType,
+    orig_len: u32,
+    interface: u32,
+}
+
+/// What one complete pcapng block means for the reader.
+enum Outcome {
+    Frame(Meta),
+    Skip,
+    /// Skip, with a warning that is not a lost packet (e.g. unreadable interface options).
+    Note(String),
+    /// The block is bad but its framing is intact: count it, warn, skip it alone.
+    Damaged(String),
+    /// Nothing after this can be trusted: warn and end the file.
+    Stop(String),
+}
+
+/// Reads one file: pcap (µs and ns magic, both byte orders) or pcapng, plain or gzip-compressed.
+pub struct FileReader {
+    path: PathBuf,
+    src: Box<dyn PcapReaderIterator + Send>,
+    capacity: usize,
+    kind: Kind,
+    ng: NgState,
+    /// Bytes of the current record, consumed at the start of the next call.
+    pending: usize,
+    current: Option<Meta>,
+    done: bool,
+    slot: ErrorSlot,
+    stats: ReadStats,
+}
+
+fn describe_open_error(e: &PcapError<&[u8]>, slot: &ErrorSlot) -> String {
+    match e {
+        PcapError::ReadError => match slot.take() {
+            Some(f) => format!("read error: {}", f.msg),
+            None => "read error".to_string(),
+        },
+        PcapError::Eof | PcapError::UnexpectedEof | PcapError::Incomplete(_) => {
+            "file header is truncated".to_string()
+        }
+        PcapError::BufferTooSmall => "file header is too large".to_string(),
+        _ => "invalid file header".to_string(),
+    }
+}
+
+impl FileReader {
+    /// Opens and recognises `path`; garbage or an unknown format is an error at offset 0.
+    pub fn open(path: &Path) -> Result<FileReader, CaptureError> {
+        Self::open_with_buffer(path, DEFAULT_BUFFER)
+    }
+
+    pub(crate) fn open_with_buffer(
+        path: &Path,
+        capacity: usize,
+    ) -> Result<FileReader, CaptureError> {
+        let capacity = capacity.max(MIN_BUFFER);
+        let s = source::open(path)?;
+        let gz = if s.gzip_layers > 0 {
+            " (after gzip decompression)"
+        } else {
+            ""
+        };
+        if s.head_len == 0 {
+            return Err(CaptureError::new(path, 0, format!("empty file{gz}")));
+        }
+        let magic = u32_at(&s.head, 0, false).filter(|_| s.head_len >= 4);
+        let slot = s.slot.clone();
+        let err = |what: String| CaptureError::new(path, 0, what);
+        let (src, kind): (Box<dyn PcapReaderIterator + Send>, Kind) = match magic {
+            Some(0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0xa1b2_cd34) => {
+                let mut r = LegacyPcapReader::new(capacity, s.reader)
+                    .map_err(|e| err(format!("pcap: {}{gz}", describe_open_error(&e, &slot))))?;
+                let hdr = match parse_pcap_header(r.data()) {
+                    Ok((_, h)) => h,
+                    Err(_) => return Err(err(format!("pcap: invalid file header{gz}"))),
+                };
+                let fmt = PcapFmt {
+                    be: hdr.is_bigendian(),
+                    nanos: hdr.is_nanosecond_precision(),
+                    hdr_len: if hdr.is_modified_format() { 24 } else { 16 },
+                    // The upper bits of the field carry FCS information, not the link type.
+                    link: LinkType::from_linktype(hdr.network.0 as u32 & 0x03FF_FFFF),
+                };
+                r.consume_noshift(hdr.size());
+                (Box::new(r), Kind::Pcap(fmt))
+            }
+            Some(SHB_TYPE) => {
+                let r = PcapNGReader::new(capacity, s.reader)
+                    .map_err(|e| err(format!("pcapng: {}{gz}", describe_open_error(&e, &slot))))?;
+                if let Ok((_, shb)) = parse_sectionheaderblock(r.data())
+                    && shb.major_version != 1
+                {
+                    return Err(err(format!(
+                        "pcapng: unsupported version {}.{}",
+                        shb.major_version, shb.minor_version
+                    )));
+                }
+                (Box::new(r), Kind::PcapNg)
+            }
+            _ => {
+                let shown = s.head.get(..s.head_len.min(4)).unwrap_or_default();
+                let hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
+                return Err(err(format!(
+                    "not a pcap or pcapng file{gz} (starts with {hex})"
+                )));
+            }
+        };
+        Ok(FileReader {
+            path: path.to_path_buf(),
+            src,
+            capacity,
+            kind,
+            ng: NgState {
+                be: false,
+                ifaces: Vec::with_capacity(MAX_INTERFACES),
+                last_ts: 0,
+            },
+            pending: 0,
+            current: None,
+            done: false,
+            slot: s.slot,
+            stats: ReadStats::default(),
+        })
+    }
+
+    /// The next frame, borrowed until the next call; `Ok(None)` at the end of the file (or after
+    /// damage, which is then described in [`FileReader::stats`]).
+    #[inline]
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        Ok(self.current())
+    }
+
+    pub fn stats(&self) -> &ReadStats {
+        &self.stats
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The frame decoded by the last successful `advance`.
+    #[inline]
+    pub(crate) fn current(&self) -> Option<Frame<'_>> {
+        let m = self.current?;
+        let data = self.src.data().get(m.start..m.start.checked_add(m.len)?)?;
+        Some(Frame {
+            ts_ns: m.ts_ns,
+            link: m.link,
+            data,
+            orig_len: m.orig_len,
+            interface: m.interface,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn current_ts(&self) -> Option<u64> {
+        self.current.map(|m| m.ts_ns)
+    }
+
+    /// Decodes the next frame into `current`, leaving its bytes in the buffer.
+    #[inline]
+    pub(crate) fn advance(&mut self) -> Result<bool, CaptureError> {
+        if self.pending != 0 {
+            self.src.consume_noshift(self.pending);
+            self.pending = 0;
+        }
+        self.current = None;
+        if self.done {
+            return Ok(false);
+        }
+        match self.kind {
+            Kind::Pcap(fmt) => self.next_pcap(fmt),
+            Kind::PcapNg => self.next_ng(),
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        self.src.consumed() as u64
+    }
+
+    /// Records damage at the current offset and ends the file.
+    fn stop(&mut self, what: &str) -> bool {
+        let off = self.offset();
+        self.stats.warn(&self.path, off, what);
+        self.stats.damaged_records_skipped += 1;
+        self.done = true;
+        false
+    }
+
+    /// Makes at least `need` bytes available; `Ok(false)` at end of input (or after a
+    /// decompression failure, which ends the file with a warning).
+    fn fill(&mut self, need: usize) -> Result<bool, CaptureError> {
+        loop {
+            if self.src.data().len() >= need {
+                return Ok(true);
+            }
+            if self.src.reader_exhausted() {
+                return Ok(false);
+            }
+            if need > self.capacity {
+                // Only a record larger than the buffer gets here; callers bound `need`.
+                let new = need.next_power_of_two();
+                self.src.grow(new);
+                self.capacity = new;
+            }
+            if self.src.refill().is_err() {
+                return match self.slot.take() {
+                    Some(f) if f.os => Err(CaptureError::new(
+                        &self.path,
+                        self.offset(),
+                        format!("read error: {}", f.msg),
+                    )),
+                    f => {
+                        let msg = f.map_or_else(|| "read error".to_string(), |f| f.msg);
+                        Ok(self.stop(&format!(
+                            "corrupt or truncated compressed data ({msg}); rest of file skipped"
+                        )))
+                    }
+                };
+            }
+        }
+    }
+
+    /// After `fill` came up short: clean end if nothing is left, else a truncated record.
+    fn end_of_input(&mut self, need: usize) -> bool {
+        if self.done {
+            return false;
+        }
+        let avail = self.src.data().len();
+        if avail == 0 {
+            self.done = true;
+            return false;
+        }
+        self.stop(&format!(
+            "truncated record at end of file ({avail} of {need} bytes present), skipped"
+        ))
+    }
+
+    #[inline]
+    fn next_pcap(&mut self, fmt: PcapFmt) -> Result<bool, CaptureError> {
+        loop {
+            let data = self.src.data();
+            let need = match data.first_chunk::<16>() {
+                None => fmt.hdr_len,
+                Some(h) => {
+                    let rd = |i: usize| {
+                        let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+                        if fmt.be {
+                            u32::from_be_bytes(b)
+                        } else {
+                            u32::from_le_bytes(b)
+                        }
+                    };
+                    let (sec, frac, caplen, orig_len) = (rd(0), rd(4), rd(8), rd(12));
+                    if caplen > MAX_CAPLEN {
+                        let msg = format!(
+                            "damaged record: caplen {caplen} exceeds {MAX_CAPLEN}; rest of file skipped"
+                        );
+                        return Ok(self.stop(&msg));
+                    }
+                    let total = fmt.hdr_len + caplen as usize;
+                    if data.len() >= total {
+                        let frac_ns = if fmt.nanos {
+                            u64::from(frac)
+                        } else {
+                            u64::from(frac) * 1000
+                        };
+                        self.current = Some(Meta {
+                            start: fmt.hdr_len,
+                            len: caplen as usize,
+                            ts_ns: u64::from(sec) * NS_PER_S + frac_ns,
+                            link: fmt.link,
+                            orig_len,
+                            interface: 0,
+                        });
+                        self.pending = total;
+                        self.stats.frames += 1;
+                        return Ok(true);
+                    }
+                    total
+                }
+            };
+            if !self.fill(need)? {
+                return Ok(self.end_of_input(need));
+            }
+        }
+    }
+
+    fn next_ng(&mut self) -> Result<bool, CaptureError> {
+        loop {
+            let data = self.src.data();
+            let need = match data.first_chunk::<12>() {
+                None => 12,
+                Some(h) => {
+                    let raw_type = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+                    let be = if raw_type == SHB_TYPE {
+                        match u32::from_le_bytes([h[8], h[9], h[10], h[11]]) {
+                            BOM_LE => false,
+                            BOM_BE => true,
+                            _ => {
+                                return Ok(self.stop(
+                                    "section header with a bad byte-order magic; rest of file skipped",
+                                ));
+                            }
+                        }
+                    } else {
+                        self.ng.be
+                    };
+                    let btype = if be { raw_type.swap_bytes() } else { raw_type };
+                    let blen = u32_at(h, 4, be).unwrap_or(0) as usize;
+                    if blen < 12 || !blen.is_multiple_of(4) || blen > MAX_BLOCK_LEN {
+                        let msg = format!(
+                            "block type {btype:#x} has invalid length {blen}; rest of file skipped"
+                        );
+                        return Ok(self.stop(&msg));
+                    }
+                    if let Some(block) = data.get(..blen) {
+                        let outcome = if u32_at(block, blen - 4, be) != Some(blen as u32) {
+                            Outcome::Stop(format!(
+                                "block type {btype:#x}: trailing length differs from {blen}; rest of file skipped"
+                            ))
+                        } else {
+                            decode_block(block, btype, be, &mut self.ng)
+                        };
+                        match outcome {
+                            Outcome::Frame(m) => {
+                                self.current = Some(m);
+                                self.pending = blen;
+                                self.stats.frames += 1;
+                                return Ok(true);
+                            }
+                            Outcome::Skip => {}
+                            Outcome::Note(msg) => {
+                                let off = self.offset();
+                                self.stats.warn(&self.path, off, &msg);
+                            }
+                            Outcome::Damaged(msg) => {
+                                let off = self.offset();
+                                self.stats.warn(&self.path, off, &msg);
+                                self.stats.damaged_records_skipped += 1;
+                            }
+                            Outcome::Stop(msg) => return Ok(self.stop(&msg)),
+                        }
+                        self.src.consume_noshift(blen);
+                        continue;
+                    }
+                    blen
+                }
+            };
+            if !self.fill(need)? {
+                return Ok(self.end_of_input(need));
+            }
+        }
+    }
+}
+
+/// Interprets one complete pcapng block whose two length fields agree.
+fn decode_block(block: &[u8], btype: u32, be: bool, ng: &mut NgState) -> Outcome {
+    let blen = block.len();
+    match btype {
+        EPB_TYPE | PB_TYPE => {
+            // EPB: if_id u32; PB (obsolete): if_id u16 + drops u16. Then ts_hi, ts_lo, caplen, len.
+            let fields = (
+                if btype == EPB_TYPE {
+                    u32_at(block, 8, be)
+                } else {
+                    u16_at(block, 8, be).map(u32::from)
+                },
+                u32_at(block, 12, be),
+                u32_at(block, 16, be),
+                u32_at(block, 20, be),
+                u32_at(block, 24, be),
+            );
+            let (Some(if_id), Some(hi), Some(lo), Some(caplen), Some(orig_len)) = fields else {
+                return Outcome::Damaged(format!("packet block too short ({blen} bytes), skipped"));
+            };
+            if caplen > MAX_CAPLEN || 28 + caplen as usize > blen - 4 {
+                return Outcome::Damaged(format!(
+                    "packet block caplen {caplen} does not fit its {blen}-byte block, skipped"
+                ));
+            }
+            let Some(iface) = ng.ifaces.get(if_id as usize) else {
+                return Outcome::Damaged(format!(
+                    "packet on undeclared interface {if_id}, skipped"
+                ));
+            };
+            let ts_ns = iface.ts_ns((u64::from(hi) << 32) | u64::from(lo));
+            ng.last_ts = ts_ns;
+            Outcome::Frame(Meta {
+                start: 28,
+                len: caplen as usize,
+                ts_ns,
+                link: iface.link,
+                orig_len,
+                interface: if_id,
+            })
+        }
+        SPB_TYPE => {
+            let (Some(orig_len), Some(iface)) = (u32_at(block, 8, be), ng.ifaces.first()) else {
+                return Outcome::Damaged("simple packet block without interface 0, skipped".into());
+            };
+            // Captured length is implied: the original length cut by snaplen and the block size.
+            let mut caplen = (orig_len as usize).min(blen.saturating_sub(16));
+            if iface.snaplen != 0 {
+                caplen = caplen.min(iface.snaplen as usize);
+            }
+            Outcome::Frame(Meta {
+                start: 12,
+                len: caplen,
+                ts_ns: ng.last_ts,
+                link: iface.link,
+                orig_len,
+                interface: 0,
+            })
+        }
+        IDB_TYPE => decode_idb(block, be, ng),
+        SHB_TYPE => match parse_sectionheaderblock(block) {
+            Ok((_, shb)) if shb.major_version == 1 => {
+                ng.be = be;
+                ng.ifaces.clear();
+                ng.last_ts = 0;
+                Outcome::Skip
+            }
+            Ok((_, shb)) => Outcome::Stop(format!(
+                "unsupported pcapng section version {}.{}; rest of file skipped",
+                shb.major_version, shb.minor_version
+            )),
+            Err(_) => Outcome::Stop("damaged section header; rest of file skipped".into()),
+        },
+        // NRB, ISB, DSB, custom and unknown blocks carry no packets.
+        _ => Outcome::Skip,
+    }
+}
+
+fn decode_idb(block: &[u8], be: bool, ng: &mut NgState) -> Outcome {
+    if ng.ifaces.len() >= MAX_INTERFACES {
+        return Outcome::Damaged(format!(
+            "more than {MAX_INTERFACES} interfaces in a section; interface block skipped"
+        ));
+    }
+    let parsed = if be {
+        parse_interfacedescriptionblock_be(block)
+    } else {
+        parse_interfacedescriptionblock_le(block)
+    };
+    match parsed {
+        Ok((_, idb)) => {
+            let offset_s = idb
+                .options
+                .iter()
+                .find(|o| o.code == OptionCode::IfTsoffset)
+                .and_then(|o| o.value().get(..8))
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                // pcap-parser reads this option little-endian whatever the section's order.
+                .map_or(0, |b| {
+                    if be {
+                        i64::from_be_bytes(b)
+                    } else {
+                        i64::from_le_bytes(b)
+                    }
+                });
+            let link = LinkType::from_linktype(u32::from(idb.linktype.0 as u16));
+            let (scale, note) = match TsScale::from_tsresol(idb.if_tsresol) {
+                Some(s) => (s, None),
+                None => (
+                    TsScale::Mul(1000),
+                    Some(format!(
+                        "interface if_tsresol {:#x} unusable; microseconds assumed",
+                        idb.if_tsresol
+                    )),
+                ),
+            };
+            ng.ifaces.push(Iface {
+                link,
+                scale,
+                offset_s,
+                snaplen: idb.snaplen,
+            });
+            note.map_or(Outcome::Skip, Outcome::Note)
+        }
+        Err(_) => {
+            // Keep the interface numbering: later packets refer to interfaces by position.
+            let link = u16_at(block, 8, be).map_or(LinkType::Other(u32::MAX), |v| {
+                LinkType::from_linktype(u32::from(v))
+            });
+            ng.ifaces.push(Iface {
+                link,
+                scale: TsScale::Mul(1000),
+                offset_s: 0,
+                snaplen: u32_at(block, 12, be).unwrap_or(0),
+            });
+            Outcome::Note("interface block options unreadable; microseconds assumed".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsresol_scales() {
+        let us = TsScale::from_tsresol(6).unwrap();
+        assert_eq!(us.to_ns(1_500_000), 1_500_000_000);
+        let ns = TsScale::from_tsresol(9).unwrap();
+        assert_eq!(ns.to_ns(7), 7);
+        let ps = TsScale::from_tsresol(12).unwrap();
+        assert_eq!(ps.to_ns(5_000), 5);
+        // 2^-7 s units: 128 units = 1 s, 25 units = 0.1953125 s.
+        let p2 = TsScale::from_tsresol(0x87).unwrap();
+        assert_eq!(p2.to_ns(128 * 3 + 25), 3_195_312_500);
+        assert!(TsScale::from_tsresol(20).is_none());
+        assert!(TsScale::from_tsresol(0xc0).is_none());
+        let max = TsScale::from_tsresol(0xbf).unwrap();
+        let _ = max.to_ns(u64::MAX);
+        let _ = TsScale::from_tsresol(0).unwrap().to_ns(u64::MAX);
+    }
+
+    #[test]
+    fn tsoffset_applies() {
+        let i = Iface {
+            link: LinkType::Ethernet,
+            scale: TsScale::Mul(1000),
+            offset_s: -10,
+            snaplen: 0,
+        };
+        assert_eq!(i.ts_ns(11_000_000), 1_000_000_000);
+        assert_eq!(i.ts_ns(0), 0);
+    }
+}

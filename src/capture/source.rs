@@ -1,0 +1,141 @@
+//! Opens a file as a byte stream, peeling off gzip layers (detected by magic bytes, not by name).
+
+use std::fs::File;
+use std::io::{self, Cursor, Read};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use flate2::read::MultiGzDecoder;
+
+use super::CaptureError;
+
+/// Bytes read ahead to recognise the format; pcap-parser's readers parse the file header from
+/// their first `read`, which this prefix then satisfies in one call.
+const PREFIX_LEN: usize = 64 * 1024;
+/// Gzip inside gzip occurs in real data sets; more than this is treated as a hostile file.
+const MAX_GZIP_LAYERS: u32 = 4;
+
+/// A read failure seen below pcap-parser, which reduces every error to `PcapError::ReadError`.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadFailure {
+    /// True when the operating system reported it (as opposed to corrupt compressed data).
+    pub os: bool,
+    pub msg: String,
+}
+
+/// Shared slot where the taps record the first read failure.
+#[derive(Clone, Default)]
+pub(crate) struct ErrorSlot(Arc<Mutex<Option<ReadFailure>>>);
+
+impl ErrorSlot {
+    fn record(&self, os: bool, e: &io::Error) {
+        if let Ok(mut g) = self.0.lock()
+            && g.is_none()
+        {
+            *g = Some(ReadFailure {
+                os,
+                msg: e.to_string(),
+            });
+        }
+    }
+
+    pub(crate) fn take(&self) -> Option<ReadFailure> {
+        self.0.lock().ok().and_then(|mut g| g.take())
+    }
+}
+
+/// Records read errors into the slot and retries interrupted reads.
+struct Tap<R> {
+    inner: R,
+    slot: ErrorSlot,
+    os: bool,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.slot.record(self.os, &e);
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
+    }
+}
+
+/// A decompressed byte stream plus its first bytes, for format detection.
+pub(crate) struct Source {
+    pub reader: Box<dyn Read + Send>,
+    pub head: [u8; 16],
+    pub head_len: usize,
+    pub gzip_layers: u32,
+    pub slot: ErrorSlot,
+}
+
+fn read_prefix(r: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.resize(PREFIX_LEN, 0);
+    let mut filled = 0;
+    while filled < buf.len() {
+        let Some(space) = buf.get_mut(filled..) else {
+            break;
+        };
+        match r.read(space) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(())
+}
+
+pub(crate) fn open(path: &Path) -> Result<Source, CaptureError> {
+    let file =
+        File::open(path).map_err(|e| CaptureError::new(path, 0, format!("cannot open: {e}")))?;
+    let slot = ErrorSlot::default();
+    let mut reader: Box<dyn Read + Send> = Box::new(Tap {
+        inner: file,
+        slot: slot.clone(),
+        os: true,
+    });
+    let mut layers = 0;
+    loop {
+        let mut prefix = Vec::new();
+        if let Err(e) = read_prefix(&mut reader, &mut prefix) {
+            let what = if layers > 0 {
+                format!("corrupt gzip data: {e}")
+            } else {
+                format!("read error: {e}")
+            };
+            return Err(CaptureError::new(path, 0, what));
+        }
+        let mut head = [0u8; 16];
+        let head_len = prefix.len().min(head.len());
+        if let (Some(dst), Some(src)) = (head.get_mut(..head_len), prefix.get(..head_len)) {
+            dst.copy_from_slice(src);
+        }
+        let chained = Cursor::new(prefix).chain(reader);
+        if head_len >= 2 && head[0] == 0x1f && head[1] == 0x8b && layers < MAX_GZIP_LAYERS {
+            layers += 1;
+            reader = Box::new(MultiGzDecoder::new(chained));
+            continue;
+        }
+        // The outer tap tags decompression failures, which are damage rather than I/O errors.
+        let reader: Box<dyn Read + Send> = Box::new(Tap {
+            inner: chained,
+            slot: slot.clone(),
+            os: false,
+        });
+        return Ok(Source {
+            reader,
+            head,
+            head_len,
+            gzip_layers: layers,
+            slot,
+        });
+    }
+}

@@ -1,0 +1,192 @@
+//! The Argus per-flow metrics the original detector used as features, computed from a [`Flow`].
+//! Units follow `ra`: times in seconds, inter-packet times and jitter in milliseconds, loads and
+//! rates in bits/s and packets/s, loss in percent.
+
+use super::{DirStats, Flow};
+use crate::wire::proto;
+
+/// The 36 Argus features (Dir and State as text here; the feature schemas encode them).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ArgusMetrics {
+    pub s_ttl: f64,
+    pub d_ttl: f64,
+    pub src_pkts: f64,
+    pub dst_pkts: f64,
+    pub src_bytes: f64,
+    pub dst_bytes: f64,
+    pub src_load: f64,
+    pub dst_load: f64,
+    pub s_int_pkt: f64,
+    pub d_int_pkt: f64,
+    pub s_int_pkt_act: f64,
+    pub d_int_pkt_act: f64,
+    pub s_int_pkt_idl: f64,
+    pub d_int_pkt_idl: f64,
+    pub src_jitter: f64,
+    pub dst_jitter: f64,
+    pub src_jit_act: f64,
+    pub dst_jit_act: f64,
+    pub s_max_pkt_sz: f64,
+    pub d_max_pkt_sz: f64,
+    pub s_min_pkt_sz: f64,
+    pub d_min_pkt_sz: f64,
+    pub dur: f64,
+    pub rate: f64,
+    pub src_rate: f64,
+    pub dst_rate: f64,
+    pub run_time: f64,
+    pub mean: f64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub load: f64,
+    pub p_src_loss: f64,
+    pub p_dst_loss: f64,
+    pub src_app_bytes: f64,
+    pub dst_app_bytes: f64,
+}
+
+/// Column names of the numeric metrics, in the order of [`ArgusMetrics::values`].
+pub const METRIC_NAMES: [&str; 36] = [
+    "sTtl",
+    "dTtl",
+    "SrcPkts",
+    "DstPkts",
+    "SrcBytes",
+    "DstBytes",
+    "SrcLoad",
+    "DstLoad",
+    "SIntPkt",
+    "DIntPkt",
+    "SIntPktAct",
+    "DIntPktAct",
+    "SIntPktIdl",
+    "DIntPktIdl",
+    "SrcJitter",
+    "DstJitter",
+    "SrcJitAct",
+    "DstJitAct",
+    "sMaxPktSz",
+    "dMaxPktSz",
+    "sMinPktSz",
+    "dMinPktSz",
+    "Dur",
+    "Rate",
+    "SrcRate",
+    "DstRate",
+    "RunTime",
+    "Mean",
+    "Sum",
+    "Min",
+    "Max",
+    "Load",
+    "pSrcLoss",
+    "pDstLoss",
+    "SAppBytes",
+    "DAppBytes",
+];
+
+fn ms(ns: f64) -> f64 {
+    ns / 1e6
+}
+
+fn per_sec(x: f64, dur: f64) -> f64 {
+    if dur > 0.0 { x / dur } else { 0.0 }
+}
+
+fn loss_pct(d: &DirStats) -> f64 {
+    if d.pkts == 0 {
+        0.0
+    } else {
+        d.tcp_retrans as f64 * 100.0 / d.pkts as f64
+    }
+}
+
+impl ArgusMetrics {
+    pub fn of(flow: &Flow) -> ArgusMetrics {
+        let (s, d) = (&flow.fwd, &flow.rev);
+        let dur = flow.duration_ns() as f64 / 1e9;
+        let tcp = flow.proto == proto::TCP;
+        // Argus computes rates over (packets - 1) intervals of the flow's duration.
+        let rate_of = |pkts: u64| per_sec(pkts.saturating_sub(1) as f64, dur);
+        ArgusMetrics {
+            s_ttl: f64::from(s.ttl),
+            d_ttl: f64::from(d.ttl),
+            src_pkts: s.pkts as f64,
+            dst_pkts: d.pkts as f64,
+            src_bytes: s.bytes as f64,
+            dst_bytes: d.bytes as f64,
+            src_load: per_sec(s.bytes as f64 * 8.0, dur),
+            dst_load: per_sec(d.bytes as f64 * 8.0, dur),
+            s_int_pkt: ms(s.ipt.mean()),
+            d_int_pkt: ms(d.ipt.mean()),
+            s_int_pkt_act: ms(s.ipt_active.mean()),
+            d_int_pkt_act: ms(d.ipt_active.mean()),
+            s_int_pkt_idl: ms(s.ipt_idle.mean()),
+            d_int_pkt_idl: ms(d.ipt_idle.mean()),
+            src_jitter: ms(s.ipt.std_dev()),
+            dst_jitter: ms(d.ipt.std_dev()),
+            src_jit_act: ms(s.ipt_active.std_dev()),
+            dst_jit_act: ms(d.ipt_active.std_dev()),
+            s_max_pkt_sz: f64::from(s.max_size),
+            d_max_pkt_sz: f64::from(d.max_size),
+            s_min_pkt_sz: f64::from(s.min_size),
+            d_min_pkt_sz: f64::from(d.min_size),
+            dur,
+            rate: rate_of(s.pkts + d.pkts),
+            src_rate: rate_of(s.pkts),
+            dst_rate: rate_of(d.pkts),
+            run_time: dur,
+            mean: dur,
+            sum: dur,
+            min: dur,
+            max: dur,
+            load: per_sec((s.bytes + d.bytes) as f64 * 8.0, dur),
+            p_src_loss: if tcp { loss_pct(s) } else { 0.0 },
+            p_dst_loss: if tcp { loss_pct(d) } else { 0.0 },
+            src_app_bytes: s.app_bytes as f64,
+            dst_app_bytes: d.app_bytes as f64,
+        }
+    }
+
+    pub fn values(&self) -> [f64; 36] {
+        [
+            self.s_ttl,
+            self.d_ttl,
+            self.src_pkts,
+            self.dst_pkts,
+            self.src_bytes,
+            self.dst_bytes,
+            self.src_load,
+            self.dst_load,
+            self.s_int_pkt,
+            self.d_int_pkt,
+            self.s_int_pkt_act,
+            self.d_int_pkt_act,
+            self.s_int_pkt_idl,
+            self.d_int_pkt_idl,
+            self.src_jitter,
+            self.dst_jitter,
+            self.src_jit_act,
+            self.dst_jit_act,
+            self.s_max_pkt_sz,
+            self.d_max_pkt_sz,
+            self.s_min_pkt_sz,
+            self.d_min_pkt_sz,
+            self.dur,
+            self.rate,
+            self.src_rate,
+            self.dst_rate,
+            self.run_time,
+            self.mean,
+            self.sum,
+            self.min,
+            self.max,
+            self.load,
+            self.p_src_loss,
+            self.p_dst_loss,
+            self.src_app_bytes,
+            self.dst_app_bytes,
+        ]
+    }
+}

@@ -1,0 +1,354 @@
+//! The fixed-capacity flow table.
+//!
+//! Storage is sized once: a slab of at most `capacity` flows and a `hashbrown` index reserved for
+//! twice that, so no insert ever grows it (no allocation per packet, and a load factor that keeps
+//! probes short when the table is full). The index uses hashbrown's default hasher, which is seeded
+//! randomly per process: nobody can precompute colliding flow keys.
+//!
+//! Records end as Argus 3.0.8 ends them (docs/argus-semantics.md): not on idle time, but when the
+//! status interval has passed since the record's first packet. The record is then reported and the
+//! flow lingers for a protocol-specific time; a packet in that time starts a continuation record.
+//! Each slot sits in two intrusive lists: the LRU list (by last packet, for eviction) and one
+//! deadline queue (open records by start time, or lingering flows of one timeout class by report
+//! time), so every expiry check looks only at list heads.
+//!
+//! When the table is full, the least recently used flow is evicted: an open record is emitted with
+//! [`CloseReason::Evicted`] and counted, never dropped; a lingering flow holds no data and goes.
+
+use hashbrown::{DefaultHashBuilder, HashMap};
+
+use super::{CloseReason, Flow, FlowKey, Nanos, TIMEOUT_CLASSES, TimeoutClass};
+
+const NIL: u32 = u32::MAX;
+/// Queue 0 holds open records in start order; queue 1 + class holds lingering flows.
+const OPEN: usize = 0;
+const QUEUES: usize = 1 + TIMEOUT_CLASSES;
+
+#[derive(Clone, Copy, Default)]
+struct Links {
+    prev: u32,
+    next: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    flow: Flow,
+    lru: Links,
+    queue_links: Links,
+    queue: u8,
+    /// For a lingering flow, when it is forgotten.
+    linger_until: Nanos,
+    live: bool,
+}
+
+impl Slot {
+    fn lingering(&self) -> bool {
+        usize::from(self.queue) != OPEN
+    }
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY: List = List {
+    head: NIL,
+    tail: NIL,
+};
+
+/// Counters of one table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub created: u64,
+    /// Records reported at the status interval.
+    pub status_reports: u64,
+    /// Flows forgotten after lingering.
+    pub expired: u64,
+    /// Open records pushed out of a full table (emitted early, not lost).
+    pub evicted: u64,
+    pub flushed: u64,
+    /// Most flows held at once.
+    pub high_water: u64,
+}
+
+/// How a packet's flow was found.
+pub enum Lookup<'a> {
+    Open(u32, &'a mut Flow),
+    /// A flow reported at the status interval and lingering: the packet starts a continuation.
+    Lingering(u32, &'a mut Flow),
+    Absent,
+}
+
+pub struct FlowTable {
+    index: HashMap<FlowKey, u32, DefaultHashBuilder>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    lru: List,
+    queues: [List; QUEUES],
+    /// Scratch for emitting flows in start-time order on flush; sized at start-up.
+    order: Vec<u32>,
+    capacity: usize,
+    len: usize,
+    pub stats: TableStats,
+}
+
+impl FlowTable {
+    /// A table that never holds more than `capacity` flows (at least 1).
+    pub fn new(capacity: usize) -> FlowTable {
+        let capacity = capacity.clamp(1, NIL as usize - 1);
+        FlowTable {
+            index: HashMap::with_capacity_and_hasher(capacity * 2, DefaultHashBuilder::default()),
+            // The slab reserves its memory but only touches pages as flows arrive, so RSS follows
+            // the flows really held.
+            slots: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            lru: EMPTY,
+            queues: [EMPTY; QUEUES],
+            order: Vec::with_capacity(capacity),
+            capacity,
+            len: 0,
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn lookup(&mut self, key: &FlowKey) -> Lookup<'_> {
+        let Some(&idx) = self.index.get(key) else {
+            return Lookup::Absent;
+        };
+        match self.slots.get_mut(idx as usize) {
+            Some(slot) if slot.lingering() => Lookup::Lingering(idx, &mut slot.flow),
+            Some(slot) => Lookup::Open(idx, &mut slot.flow),
+            None => Lookup::Absent,
+        }
+    }
+
+    /// Inserts a new flow (its key must not be present), evicting the least recently used flow
+    /// when full.
+    pub fn insert(&mut self, flow: Flow, emit: &mut impl FnMut(&Flow, CloseReason)) -> u32 {
+        if self.len >= self.capacity {
+            self.evict_lru(emit);
+        }
+        let slot = Slot {
+            flow,
+            lru: Links {
+                prev: NIL,
+                next: NIL,
+            },
+            queue_links: Links {
+                prev: NIL,
+                next: NIL,
+            },
+            queue: OPEN as u8,
+            linger_until: 0,
+            live: true,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                if let Some(s) = self.slots.get_mut(idx as usize) {
+                    *s = slot;
+                }
+                idx
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(flow.key, idx);
+        self.link_lru(idx);
+        self.link_queue(idx, OPEN);
+        self.len += 1;
+        self.stats.created += 1;
+        self.stats.high_water = self.stats.high_water.max(self.len as u64);
+        idx
+    }
+
+    /// Marks a flow as just used (moves it to the LRU tail); a lingering flow whose record the
+    /// caller has just restarted with [`Flow::continue_at`] goes back to the open queue.
+    pub fn touch(&mut self, idx: u32) {
+        self.unlink_lru(idx);
+        self.link_lru(idx);
+        let lingering = self.slots.get(idx as usize).is_some_and(|s| s.lingering());
+        if lingering {
+            self.unlink_queue(idx);
+            self.link_queue(idx, OPEN);
+        }
+    }
+
+    /// Reports open records whose status interval has passed (they then linger for their class's
+    /// time) and forgets lingering flows whose time is up.
+    pub fn expire(
+        &mut self,
+        now: Nanos,
+        status_interval: Nanos,
+        linger: &[Nanos; TIMEOUT_CLASSES],
+        emit: &mut impl FnMut(&Flow, CloseReason),
+    ) {
+        loop {
+            let head = self.queues[OPEN].head;
+            let Some(slot) = self.slots.get(head as usize) else {
+                break;
+            };
+            if slot.flow.start_ns.saturating_add(status_interval) > now {
+                break;
+            }
+            emit(&slot.flow, CloseReason::Status);
+            self.stats.status_reports += 1;
+            let class = TimeoutClass::of(slot.flow.proto) as usize;
+            self.unlink_queue(head);
+            self.link_queue(head, 1 + class);
+            if let Some(s) = self.slots.get_mut(head as usize) {
+                s.linger_until = now.saturating_add(linger[class]);
+            }
+        }
+        for queue in 1..QUEUES {
+            loop {
+                let head = self.queues[queue].head;
+                let Some(slot) = self.slots.get(head as usize) else {
+                    break;
+                };
+                if slot.linger_until > now {
+                    break;
+                }
+                self.stats.expired += 1;
+                self.remove(head);
+            }
+        }
+    }
+
+    /// Emits an open record and removes its flow (TCP: a SYN after a reset starts a new record).
+    pub fn close(&mut self, idx: u32, reason: CloseReason, emit: &mut impl FnMut(&Flow, CloseReason)) {
+        if let Some(slot) = self.slots.get(idx as usize)
+            && slot.live
+        {
+            if !slot.lingering() {
+                emit(&slot.flow, reason);
+            }
+            self.remove(idx);
+        }
+    }
+
+    /// Emits every open record, in start-time order, and empties the table.
+    pub fn flush(&mut self, reason: CloseReason, emit: &mut impl FnMut(&Flow, CloseReason)) {
+        self.order.clear();
+        let mut idx = self.queues[OPEN].head;
+        while let Some(slot) = self.slots.get(idx as usize) {
+            self.order.push(idx);
+            idx = slot.queue_links.next;
+        }
+        // Open records are queued by start time already; a stable sort keeps ties in arrival
+        // order without allocating (sort_by_key on a sorted slice is linear).
+        let slots = &self.slots;
+        self.order
+            .sort_unstable_by_key(|&i| (slots.get(i as usize).map_or(0, |s| s.flow.start_ns), i));
+        for &idx in &self.order {
+            if let Some(slot) = self.slots.get(idx as usize) {
+                emit(&slot.flow, reason);
+            }
+        }
+        self.stats.flushed += self.order.len() as u64;
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.lru = EMPTY;
+        self.queues = [EMPTY; QUEUES];
+        self.len = 0;
+    }
+
+    fn evict_lru(&mut self, emit: &mut impl FnMut(&Flow, CloseReason)) {
+        let idx = self.lru.head;
+        if let Some(slot) = self.slots.get(idx as usize) {
+            if !slot.lingering() {
+                self.stats.evicted += 1;
+            }
+            self.close(idx, CloseReason::Evicted, emit);
+        }
+    }
+
+    fn remove(&mut self, idx: u32) {
+        self.unlink_lru(idx);
+        self.unlink_queue(idx);
+        if let Some(slot) = self.slots.get_mut(idx as usize) {
+            slot.live = false;
+            let key = slot.flow.key;
+            self.index.remove(&key);
+            self.free.push(idx);
+            self.len -= 1;
+        }
+    }
+
+    fn link_lru(&mut self, idx: u32) {
+        let tail = self.lru.tail;
+        if let Some(s) = self.slots.get_mut(idx as usize) {
+            s.lru = Links {
+                prev: tail,
+                next: NIL,
+            };
+        }
+        match self.slots.get_mut(tail as usize) {
+            Some(t) => t.lru.next = idx,
+            None => self.lru.head = idx,
+        }
+        self.lru.tail = idx;
+    }
+
+    fn unlink_lru(&mut self, idx: u32) {
+        let Some(Links { prev, next }) = self.slots.get(idx as usize).map(|s| s.lru) else {
+            return;
+        };
+        match self.slots.get_mut(prev as usize) {
+            Some(p) => p.lru.next = next,
+            None => self.lru.head = next,
+        }
+        match self.slots.get_mut(next as usize) {
+            Some(n) => n.lru.prev = prev,
+            None => self.lru.tail = prev,
+        }
+    }
+
+    fn link_queue(&mut self, idx: u32, queue: usize) {
+        let tail = self.queues[queue].tail;
+        if let Some(s) = self.slots.get_mut(idx as usize) {
+            s.queue = queue as u8;
+            s.queue_links = Links {
+                prev: tail,
+                next: NIL,
+            };
+        }
+        match self.slots.get_mut(tail as usize) {
+            Some(t) => t.queue_links.next = idx,
+            None => self.queues[queue].head = idx,
+        }
+        self.queues[queue].tail = idx;
+    }
+
+    fn unlink_queue(&mut self, idx: u32) {
+        let Some((Links { prev, next }, queue)) = self
+            .slots
+            .get(idx as usize)
+            .map(|s| (s.queue_links, usize::from(s.queue)))
+        else {
+            return;
+        };
+        match self.slots.get_mut(prev as usize) {
+            Some(p) => p.queue_links.next = next,
+            None => self.queues[queue].head = next,
+        }
+        match self.slots.get_mut(next as usize) {
+            Some(n) => n.queue_links.prev = prev,
+            None => self.queues[queue].tail = prev,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! botd: a botnet-detection sensor. The engine is sans-IO: callers hand in (timestamp, frame) pairs
+//! and receive flow records and window summaries; capture and output live at the edges.
+
+pub mod capture;
+pub mod cli;
+pub mod engine;
+pub mod flow;
+pub mod output;
+pub mod time;
+pub mod wire;

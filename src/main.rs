@@ -1,0 +1,12 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = botd::cli::Cli::parse();
+    match botd::cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("botd: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

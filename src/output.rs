@@ -1,0 +1,243 @@
+//! Flow record writers: CSV whose first 14 columns are the CTU-13 binetflow columns (so existing
+//! CTU-13 tooling reads it), and JSON lines with the same fields.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use crate::engine::{FlowSink, WindowInfo};
+use crate::flow::metrics::{ArgusMetrics, METRIC_NAMES};
+use crate::flow::{CloseReason, Flow};
+use crate::time::{ArgusTime, Secs};
+use crate::wire::proto;
+
+/// The CTU-13 binetflow columns, in their order.
+pub const CTU_COLUMNS: [&str; 14] = [
+    "StartTime",
+    "Dur",
+    "Proto",
+    "SrcAddr",
+    "Sport",
+    "Dir",
+    "DstAddr",
+    "Dport",
+    "State",
+    "sTos",
+    "dTos",
+    "TotPkts",
+    "TotBytes",
+    "SrcBytes",
+];
+
+/// Metric columns already among the CTU columns.
+const IN_CTU: [&str; 2] = ["SrcBytes", "Dur"];
+
+/// Protocol name as `ra` prints it.
+pub fn proto_name(p: u8) -> ProtoName {
+    ProtoName(p)
+}
+
+pub struct ProtoName(u8);
+
+impl fmt::Display for ProtoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.0 {
+            proto::ICMP => "icmp",
+            proto::IGMP => "igmp",
+            proto::TCP => "tcp",
+            proto::UDP => "udp",
+            proto::ICMPV6 => "ipv6-icmp",
+            proto::ARP => "arp",
+            4 => "ipnip",
+            41 => "ipv6",
+            47 => "gre",
+            50 => "esp",
+            51 => "ah",
+            89 => "ospf",
+            103 => "pim",
+            112 => "vrrp",
+            132 => "sctp",
+            n => return write!(f, "{n}"),
+        };
+        f.write_str(name)
+    }
+}
+
+/// A port column: decimal for TCP/UDP, hex for ICMP (as `ra` prints them), empty where Argus has none.
+struct Port<'a>(&'a Flow, bool);
+
+impl fmt::Display for Port<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (flow, src) = (self.0, self.1);
+        let v = if src { flow.sport } else { flow.dport };
+        match flow.proto {
+            proto::TCP | proto::UDP => write!(f, "{v}"),
+            proto::ICMP => write!(f, "0x{v:04x}"),
+            proto::ICMPV6 => write!(f, "{v}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// ToS column: empty when no packet went that way.
+struct Tos(u8, u64, bool);
+
+impl fmt::Display for Tos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.1 == 0 || self.2 {
+            Ok(())
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+/// Writes flow records as they come out of the engine.
+pub struct FlowWriter<W: Write> {
+    out: W,
+    format: Format,
+    windowed: bool,
+    header_done: bool,
+    pub error: Option<io::Error>,
+    pub records: u64,
+}
+
+impl<W: Write> FlowWriter<W> {
+    pub fn new(out: W, format: Format, windowed: bool) -> FlowWriter<W> {
+        FlowWriter {
+            out,
+            format,
+            windowed,
+            header_done: false,
+            error: None,
+            records: 0,
+        }
+    }
+
+    /// Writes the CSV header (also for an empty capture) and flushes.
+    pub fn finish(mut self) -> io::Result<W> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.header()?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if self.header_done || self.format != Format::Csv {
+            return Ok(());
+        }
+        self.header_done = true;
+        self.out.write_all(CTU_COLUMNS.join(",").as_bytes())?;
+        if self.windowed {
+            self.out.write_all(b",Window,WindowStart")?;
+        }
+        for name in METRIC_NAMES.iter().filter(|n| !IN_CTU.contains(n)) {
+            write!(self.out, ",{name}")?;
+        }
+        self.out.write_all(b"\n")
+    }
+
+    fn write_flow(&mut self, flow: &Flow, window: Option<&WindowInfo>) -> io::Result<()> {
+        self.header()?;
+        let m = ArgusMetrics::of(flow);
+        let arp = flow.proto == proto::ARP;
+        let state = flow.state();
+        match self.format {
+            Format::Csv => {
+                write!(
+                    self.out,
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    ArgusTime(flow.start_ns),
+                    Secs(flow.duration_ns()),
+                    proto_name(flow.proto),
+                    flow.src,
+                    Port(flow, true),
+                    flow.dir(),
+                    flow.dst,
+                    Port(flow, false),
+                    state,
+                    Tos(flow.fwd.tos, flow.fwd.pkts, arp),
+                    Tos(flow.rev.tos, flow.rev.pkts, arp),
+                    flow.total_pkts(),
+                    flow.total_bytes(),
+                    flow.fwd.bytes,
+                )?;
+                if let Some(w) = window {
+                    write!(self.out, ",{},{}", w.index, ArgusTime(w.start_ns))?;
+                }
+                for (name, v) in METRIC_NAMES.iter().zip(m.values()) {
+                    if !IN_CTU.contains(name) {
+                        write!(self.out, ",{}", Num(v))?;
+                    }
+                }
+                self.out.write_all(b"\n")
+            }
+            Format::Json => {
+                write!(
+                    self.out,
+                    "{{\"StartTime\":\"{}\",\"Dur\":{},\"Proto\":\"{}\",\"SrcAddr\":\"{}\",\"Sport\":\"{}\",\"Dir\":\"{}\",\"DstAddr\":\"{}\",\"Dport\":\"{}\",\"State\":\"{}\",\"sTos\":\"{}\",\"dTos\":\"{}\",\"TotPkts\":{},\"TotBytes\":{}",
+                    ArgusTime(flow.start_ns),
+                    Secs(flow.duration_ns()),
+                    proto_name(flow.proto),
+                    flow.src,
+                    Port(flow, true),
+                    flow.dir().trim(),
+                    flow.dst,
+                    Port(flow, false),
+                    state,
+                    Tos(flow.fwd.tos, flow.fwd.pkts, arp),
+                    Tos(flow.rev.tos, flow.rev.pkts, arp),
+                    flow.total_pkts(),
+                    flow.total_bytes(),
+                )?;
+                if let Some(w) = window {
+                    write!(
+                        self.out,
+                        ",\"Window\":{},\"WindowStart\":\"{}\"",
+                        w.index,
+                        ArgusTime(w.start_ns)
+                    )?;
+                }
+                for (name, v) in METRIC_NAMES.iter().zip(m.values()) {
+                    if *name != "Dur" {
+                        write!(self.out, ",\"{name}\":{}", Num(v))?;
+                    }
+                }
+                self.out.write_all(b"}\n")
+            }
+        }
+    }
+}
+
+/// A metric value: integers without a fraction, others with six decimals (finite only).
+struct Num(f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = if self.0.is_finite() { self.0 } else { 0.0 };
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            write!(f, "{}", v as i64)
+        } else {
+            write!(f, "{v:.6}")
+        }
+    }
+}
+
+impl<W: Write> FlowSink for FlowWriter<W> {
+    fn flow(&mut self, flow: &Flow, _reason: CloseReason, window: Option<&WindowInfo>) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.write_flow(flow, window) {
+            Ok(()) => self.records += 1,
+            Err(e) => self.error = Some(e),
+        }
+    }
+}

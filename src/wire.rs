@@ -1,0 +1,524 @@
+//! Frame parsing: link layer, VLAN tags, IPv4/IPv6, TCP/UDP/ICMP/ICMPv6/ARP into a small `Copy`
+//! summary. Field access goes through `pnet_packet` views; every length and offset that comes from
+//! the packet itself is checked here first, so a hostile frame yields a [`ParseError`] value and
+//! never a panic or an allocation.
+
+use pnet::packet::Packet as _;
+use pnet::packet::arp::ArpPacket;
+use pnet::packet::ethernet::EthernetPacket;
+use pnet::packet::icmp::IcmpPacket;
+use pnet::packet::icmpv6::Icmpv6Packet;
+use pnet::packet::ipv4::Ipv4Packet;
+use pnet::packet::ipv6::Ipv6Packet;
+use pnet::packet::tcp::TcpPacket;
+use pnet::packet::udp::UdpPacket;
+
+use crate::capture::LinkType;
+
+/// IP protocol numbers botd treats specially.
+pub mod proto {
+    pub const ICMP: u8 = 1;
+    pub const IGMP: u8 = 2;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const ICMPV6: u8 = 58;
+    /// Not an IP protocol: botd's marker for ARP/RARP flows (255 is reserved by IANA).
+    pub const ARP: u8 = 255;
+}
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_RARP: u16 = 0x8035;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+
+/// An address of either family, stored as 16 bytes (IPv4 in the first four) so keys stay `Copy`
+/// and hash as plain bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Addr {
+    pub bytes: [u8; 16],
+    pub v6: bool,
+}
+
+impl Addr {
+    pub fn v4(o: [u8; 4]) -> Addr {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&o);
+        Addr { bytes, v6: false }
+    }
+    pub fn v6(bytes: [u8; 16]) -> Addr {
+        Addr { bytes, v6: true }
+    }
+    pub fn to_ip(self) -> std::net::IpAddr {
+        if self.v6 {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::from(self.bytes))
+        } else {
+            let [a, b, c, d, ..] = self.bytes;
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+        }
+    }
+}
+
+impl From<std::net::IpAddr> for Addr {
+    fn from(ip: std::net::IpAddr) -> Addr {
+        match ip {
+            std::net::IpAddr::V4(a) => Addr::v4(a.octets()),
+            std::net::IpAddr::V6(a) => Addr::v6(a.octets()),
+        }
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_ip().fmt(f)
+    }
+}
+
+/// IPv4/IPv6 fragment facts; only the first fragment carries ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Fragment {
+    pub id: u32,
+    /// Offset in 8-byte units.
+    pub offset: u16,
+    pub more: bool,
+}
+
+/// What one frame says about the flow it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Packet {
+    /// Length on the wire (pcap orig_len), what Argus counts as bytes.
+    pub wire_len: u32,
+    /// IP protocol number, or [`proto::ARP`].
+    pub proto: u8,
+    pub src: Addr,
+    pub dst: Addr,
+    /// TCP/UDP ports; for ICMP the type and code (as Argus prints them).
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    pub tcp_window: u16,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// ICMP echo identifier and sequence (0 for other ICMP messages).
+    pub icmp_id: u16,
+    pub icmp_seq: u16,
+    /// The part of an ICMP message Argus adds to the flow key: id and sequence of echo-like
+    /// messages, the quoted destination of unreachables and redirects, and so on.
+    pub icmp_aux: u32,
+    /// What Argus prints as Dport for ICMP (the 16-bit key field, byte-swapped as it prints it).
+    pub icmp_dport: u16,
+    /// ARP opcode (1 request, 2 reply, ...).
+    pub arp_op: u16,
+    pub ttl: u8,
+    pub tos: u8,
+    /// Transport payload bytes (Argus "application bytes"), as far as the headers say.
+    pub app_len: u32,
+    /// DNS transaction id for UDP port 53 traffic, used to split transactions as Argus does.
+    pub dns_id: Option<u16>,
+    pub fragment: Option<Fragment>,
+}
+
+/// Why a frame was not turned into a [`Packet`]. Counted per kind by the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParseError {
+    /// The link type is not one botd decodes.
+    UnsupportedLink,
+    /// Shorter than the link-layer header.
+    TruncatedLink,
+    /// Not IP or ARP (e.g. LLDP, STP, IPX): ignored, as Argus does for CTU-style output.
+    NotIp,
+    TruncatedIp,
+    /// Version, header length or total length that cannot be right.
+    BadIpHeader,
+    TruncatedTransport,
+    BadTransportHeader,
+    TruncatedArp,
+}
+
+impl ParseError {
+    pub const ALL: [ParseError; 8] = [
+        ParseError::UnsupportedLink,
+        ParseError::TruncatedLink,
+        ParseError::NotIp,
+        ParseError::TruncatedIp,
+        ParseError::BadIpHeader,
+        ParseError::TruncatedTransport,
+        ParseError::BadTransportHeader,
+        ParseError::TruncatedArp,
+    ];
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ParseError::UnsupportedLink => "unsupported_link",
+            ParseError::TruncatedLink => "truncated_link",
+            ParseError::NotIp => "not_ip",
+            ParseError::TruncatedIp => "truncated_ip",
+            ParseError::BadIpHeader => "bad_ip_header",
+            ParseError::TruncatedTransport => "truncated_transport",
+            ParseError::BadTransportHeader => "bad_transport_header",
+            ParseError::TruncatedArp => "truncated_arp",
+        }
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parses one frame of the given link type.
+pub fn parse(link: LinkType, frame: &[u8], wire_len: u32) -> Result<Packet, ParseError> {
+    let (ethertype, l3, link_header) = match link {
+        LinkType::Ethernet => {
+            let (ethertype, l3) = ethernet(frame)?;
+            (ethertype, l3, 0)
+        }
+        LinkType::RawIp => match frame.first().map(|b| b >> 4) {
+            Some(4) => (ETHERTYPE_IPV4, frame, 0),
+            Some(6) => (ETHERTYPE_IPV6, frame, 0),
+            Some(_) => return Err(ParseError::BadIpHeader),
+            None => return Err(ParseError::TruncatedLink),
+        },
+        LinkType::Ipv4 => (ETHERTYPE_IPV4, frame, 0),
+        LinkType::Ipv6 => (ETHERTYPE_IPV6, frame, 0),
+        LinkType::LinuxSll => {
+            let proto = be16(frame, 14).ok_or(ParseError::TruncatedLink)?;
+            (proto, frame.get(16..).ok_or(ParseError::TruncatedLink)?, 16)
+        }
+        LinkType::LinuxSll2 => {
+            let proto = be16(frame, 0).ok_or(ParseError::TruncatedLink)?;
+            (proto, frame.get(20..).ok_or(ParseError::TruncatedLink)?, 20)
+        }
+        LinkType::Null | LinkType::Loop => {
+            let family = frame.get(..4).ok_or(ParseError::TruncatedLink)?;
+            let rest = frame.get(4..).ok_or(ParseError::TruncatedLink)?;
+            // The family is in the writer's byte order (Null) or network order (Loop); 2 is
+            // AF_INET everywhere, the AF_INET6 values differ by OS (24, 28, 30, 10).
+            let af = if family[0] != 0 { family[0] } else { family[3] };
+            match af {
+                2 => (ETHERTYPE_IPV4, rest, 4),
+                10 | 24 | 28 | 30 => (ETHERTYPE_IPV6, rest, 4),
+                _ => return Err(ParseError::NotIp),
+            }
+        }
+        LinkType::Other(_) => return Err(ParseError::UnsupportedLink),
+    };
+    // Argus counts the whole Ethernet frame but only the IP packet behind other link headers.
+    let mut pkt = Packet {
+        wire_len: wire_len.saturating_sub(link_header),
+        ..Packet::default()
+    };
+    match ethertype {
+        ETHERTYPE_IPV4 => ipv4(l3, &mut pkt)?,
+        ETHERTYPE_IPV6 => ipv6(l3, &mut pkt)?,
+        ETHERTYPE_ARP | ETHERTYPE_RARP => arp(l3, &mut pkt)?,
+        _ => return Err(ParseError::NotIp),
+    }
+    Ok(pkt)
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    let s = b.get(at..at + 2)?;
+    Some(u16::from_be_bytes([s[0], s[1]]))
+}
+
+/// Ethernet II with any number of 802.1Q / 802.1ad tags; returns the inner ethertype and payload.
+fn ethernet(frame: &[u8]) -> Result<(u16, &[u8]), ParseError> {
+    let eth = EthernetPacket::new(frame).ok_or(ParseError::TruncatedLink)?;
+    let mut ethertype = eth.get_ethertype().0;
+    let mut offset = 14;
+    while matches!(
+        ethertype,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+    ) {
+        ethertype = be16(frame, offset + 2).ok_or(ParseError::TruncatedLink)?;
+        offset += 4;
+    }
+    Ok((
+        ethertype,
+        frame.get(offset..).ok_or(ParseError::TruncatedLink)?,
+    ))
+}
+
+fn ipv4(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
+    let ip = Ipv4Packet::new(l3).ok_or(ParseError::TruncatedIp)?;
+    let header_len = usize::from(ip.get_header_length()) * 4;
+    if ip.get_version() != 4 || header_len < 20 {
+        return Err(ParseError::BadIpHeader);
+    }
+    let total_len = usize::from(ip.get_total_length());
+    // A total length below the header length is broken; a capture shorter than the total length is
+    // only truncated (snaplen), so the transport header is still read from what is there.
+    if total_len < header_len {
+        return Err(ParseError::BadIpHeader);
+    }
+    pkt.src = Addr::v4(ip.get_source().octets());
+    pkt.dst = Addr::v4(ip.get_destination().octets());
+    pkt.proto = ip.get_next_level_protocol().0;
+    pkt.ttl = ip.get_ttl();
+    pkt.tos = ip.get_dscp() << 2 | ip.get_ecn();
+    let frag_offset = ip.get_fragment_offset();
+    let more = ip.get_flags() & 0b001 != 0;
+    if frag_offset != 0 || more {
+        pkt.fragment = Some(Fragment {
+            id: u32::from(ip.get_identification()),
+            offset: frag_offset,
+            more,
+        });
+    }
+    let end = total_len.min(l3.len());
+    let payload = l3.get(header_len..end).unwrap_or(&[]);
+    let payload_len = total_len - header_len;
+    if frag_offset != 0 {
+        // Later fragments carry no transport header.
+        pkt.app_len = payload_len as u32;
+        return Ok(());
+    }
+    transport(payload, payload_len, pkt)
+}
+
+/// IPv6 with hop-by-hop, routing, destination options, fragment and AH extension headers.
+fn ipv6(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
+    let ip = Ipv6Packet::new(l3).ok_or(ParseError::TruncatedIp)?;
+    if ip.get_version() != 6 {
+        return Err(ParseError::BadIpHeader);
+    }
+    pkt.src = Addr::v6(ip.get_source().octets());
+    pkt.dst = Addr::v6(ip.get_destination().octets());
+    pkt.ttl = ip.get_hop_limit();
+    pkt.tos = ip.get_traffic_class();
+    let mut next = ip.get_next_header().0;
+    let mut payload_len = usize::from(ip.get_payload_length());
+    let mut offset = 40;
+    // Bounded: each extension header advances by at least 8 bytes, and at most 8 are followed.
+    for _ in 0..8 {
+        match next {
+            0 | 43 | 60 | 135 | 139 | 140 => {
+                let nh = *l3.get(offset).ok_or(ParseError::TruncatedIp)?;
+                let len =
+                    (usize::from(*l3.get(offset + 1).ok_or(ParseError::TruncatedIp)?) + 1) * 8;
+                next = nh;
+                offset += len;
+                payload_len = payload_len.saturating_sub(len);
+            }
+            51 => {
+                // AH: length in 4-byte units minus 2.
+                let nh = *l3.get(offset).ok_or(ParseError::TruncatedIp)?;
+                let len =
+                    (usize::from(*l3.get(offset + 1).ok_or(ParseError::TruncatedIp)?) + 2) * 4;
+                next = nh;
+                offset += len;
+                payload_len = payload_len.saturating_sub(len);
+            }
+            44 => {
+                let nh = *l3.get(offset).ok_or(ParseError::TruncatedIp)?;
+                let off_flags = be16(l3, offset + 2).ok_or(ParseError::TruncatedIp)?;
+                let id = l3
+                    .get(offset + 4..offset + 8)
+                    .ok_or(ParseError::TruncatedIp)?;
+                let frag = Fragment {
+                    id: u32::from_be_bytes([id[0], id[1], id[2], id[3]]),
+                    offset: off_flags >> 3,
+                    more: off_flags & 1 != 0,
+                };
+                pkt.fragment = Some(frag);
+                next = nh;
+                offset += 8;
+                payload_len = payload_len.saturating_sub(8);
+                // Argus 3.0.8 parses a later fragment's payload as if it were the upper-layer
+                // header (so such fragments become flows of their own); botd does the same to
+                // report the same flows.
+                if frag.offset != 0 {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    pkt.proto = next;
+    let payload = l3.get(offset..).unwrap_or(&[]);
+    let payload = payload
+        .get(..payload_len.min(payload.len()))
+        .unwrap_or(payload);
+    transport(payload, payload_len, pkt)
+}
+
+/// Reads the transport header of the first (or only) fragment. `payload_len` is the length the IP
+/// header claims; `payload` is what was captured of it.
+fn transport(payload: &[u8], payload_len: usize, pkt: &mut Packet) -> Result<(), ParseError> {
+    match pkt.proto {
+        proto::TCP => {
+            let tcp = TcpPacket::new(payload).ok_or(ParseError::TruncatedTransport)?;
+            let data_offset = usize::from(tcp.get_data_offset()) * 4;
+            if data_offset < 20 {
+                return Err(ParseError::BadTransportHeader);
+            }
+            pkt.sport = tcp.get_source();
+            pkt.dport = tcp.get_destination();
+            pkt.tcp_flags = tcp.get_flags() as u8;
+            pkt.tcp_seq = tcp.get_sequence();
+            pkt.tcp_ack = tcp.get_acknowledgement();
+            pkt.tcp_window = tcp.get_window();
+            pkt.app_len = payload_len.saturating_sub(data_offset) as u32;
+        }
+        proto::UDP => {
+            let udp = UdpPacket::new(payload).ok_or(ParseError::TruncatedTransport)?;
+            pkt.sport = udp.get_source();
+            pkt.dport = udp.get_destination();
+            pkt.app_len = payload_len.saturating_sub(8) as u32;
+            if pkt.sport == 53 || pkt.dport == 53 {
+                pkt.dns_id = udp
+                    .payload()
+                    .get(..2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]));
+            }
+        }
+        proto::ICMP => {
+            let icmp = IcmpPacket::new(payload).ok_or(ParseError::TruncatedTransport)?;
+            pkt.icmp_type = icmp.get_icmp_type().0;
+            pkt.icmp_code = icmp.get_icmp_code().0;
+            icmp_echo_fields(payload, pkt);
+            icmp_key_fields(payload, pkt);
+            pkt.app_len = payload_len.saturating_sub(8) as u32;
+        }
+        proto::ICMPV6 => {
+            let icmp = Icmpv6Packet::new(payload).ok_or(ParseError::TruncatedTransport)?;
+            pkt.icmp_type = icmp.get_icmpv6_type().0;
+            pkt.icmp_code = icmp.get_icmpv6_code().0;
+            icmp_echo_fields(payload, pkt);
+            pkt.app_len = payload_len.saturating_sub(8) as u32;
+        }
+        proto::IGMP => {
+            // Argus shows the group of reports (the IGMP group field) as the destination; only
+            // membership queries keep the IP destination.
+            if payload.first() != Some(&0x11)
+                && let Some(g) = payload.get(4..8)
+            {
+                pkt.dst = Addr::v4([g[0], g[1], g[2], g[3]]);
+            }
+            pkt.app_len = payload_len as u32;
+        }
+        _ => {
+            pkt.app_len = payload_len as u32;
+        }
+    }
+    Ok(())
+}
+
+/// The ICMP (v4) key field Argus uses per message type, and the Dport it prints for it.
+fn icmp_key_fields(payload: &[u8], pkt: &mut Packet) {
+    // The quoted IP header of an error message starts after the 8-byte ICMP header.
+    let inner = payload.get(8..).unwrap_or(&[]);
+    match (pkt.icmp_type, pkt.icmp_code) {
+        (0 | 8 | 13 | 14 | 15 | 16 | 17 | 18, _) => {
+            pkt.icmp_aux = u32::from(pkt.icmp_id) << 16 | u32::from(pkt.icmp_seq);
+            pkt.icmp_dport = pkt.icmp_id.swap_bytes();
+        }
+        (3, 0 | 1) | (5, _) => {
+            if let Some(d) = inner.get(16..20) {
+                pkt.icmp_aux = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+                pkt.icmp_dport = u16::from_be_bytes([d[0], d[1]]);
+            }
+        }
+        (3, 2) => {
+            if let Some(&p) = inner.get(9) {
+                pkt.icmp_aux = u32::from(p);
+                pkt.icmp_dport = u16::from(p).swap_bytes();
+            }
+        }
+        (3, 3) => {
+            let ihl = usize::from(inner.first().map_or(0, |b| b & 0x0f)) * 4;
+            if let (Some(&p), Some(port)) = (inner.get(9), be16(inner, ihl + 2)) {
+                pkt.icmp_aux = u32::from(p) << 16 | u32::from(port);
+                pkt.icmp_dport = port.swap_bytes();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Identifier and sequence sit at the same offsets in every ICMP/ICMPv6 echo-like message.
+fn icmp_echo_fields(payload: &[u8], pkt: &mut Packet) {
+    pkt.icmp_id = be16(payload, 4).unwrap_or(0);
+    pkt.icmp_seq = be16(payload, 6).unwrap_or(0);
+}
+
+fn arp(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
+    let arp = ArpPacket::new(l3).ok_or(ParseError::TruncatedArp)?;
+    // Only Ethernet/IPv4 ARP carries addresses botd can key on.
+    if arp.get_hw_addr_len() != 6 || arp.get_proto_addr_len() != 4 {
+        return Err(ParseError::TruncatedArp);
+    }
+    pkt.proto = proto::ARP;
+    pkt.arp_op = arp.get_operation().0;
+    pkt.src = Addr::v4(arp.get_sender_proto_addr().octets());
+    pkt.dst = Addr::v4(arp.get_target_proto_addr().octets());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eth_ipv4_tcp() -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20 + 5];
+        f[12] = 0x08;
+        f[13] = 0x00;
+        let ip = &mut f[14..];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&45u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let tcp = &mut ip[20..];
+        tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x18;
+        f
+    }
+
+    #[test]
+    fn parses_tcp_over_ethernet() {
+        let f = eth_ipv4_tcp();
+        let p = parse(LinkType::Ethernet, &f, f.len() as u32).unwrap();
+        assert_eq!(p.proto, proto::TCP);
+        assert_eq!((p.sport, p.dport), (1234, 80));
+        assert_eq!(p.src.to_string(), "10.0.0.1");
+        assert_eq!(p.app_len, 5);
+        assert_eq!(p.tcp_flags, 0x18);
+        assert_eq!(p.ttl, 64);
+    }
+
+    #[test]
+    fn vlan_tags_are_skipped() {
+        let plain = eth_ipv4_tcp();
+        let mut f = plain[..12].to_vec();
+        f.extend_from_slice(&[0x88, 0xa8, 0, 10, 0x81, 0x00, 0, 20]);
+        f.extend_from_slice(&plain[12..]);
+        let p = parse(LinkType::Ethernet, &f, f.len() as u32).unwrap();
+        assert_eq!((p.sport, p.dport), (1234, 80));
+    }
+
+    #[test]
+    fn broken_headers_are_errors_not_panics() {
+        let mut f = eth_ipv4_tcp();
+        f[14] = 0x43; // header length 12 bytes
+        assert_eq!(
+            parse(LinkType::Ethernet, &f, 59),
+            Err(ParseError::BadIpHeader)
+        );
+        let f = eth_ipv4_tcp();
+        for cut in 0..f.len() {
+            let _ = parse(LinkType::Ethernet, &f[..cut], f.len() as u32);
+        }
+    }
+}
