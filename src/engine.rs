@@ -45,6 +45,9 @@ pub struct EngineConfig {
     /// How long a reported flow is remembered per [`crate::flow::TimeoutClass`] (TCP, UDP, ICMP,
     /// other): a packet in that time starts a continuation record, a later one a new flow.
     pub linger_ns: [Nanos; TIMEOUT_CLASSES],
+    /// Optional idle timeouts per class: a record idle this long is closed. `None` (the default)
+    /// keeps Argus 3.0.8's behaviour, which has no idle timeout inside a record.
+    pub idle_ns: [Option<Nanos>; TIMEOUT_CLASSES],
     /// Most IPv4 fragment trains followed at once (later fragments join their first one's flow).
     pub fragment_capacity: usize,
 }
@@ -57,6 +60,7 @@ impl Default for EngineConfig {
             // As measured on Argus 3.0.8 with argus-ctu.conf (docs/argus-semantics.md).
             status_interval_ns: 3600 * SEC,
             linger_ns: [60 * SEC, 30 * SEC, 5 * SEC, 30 * SEC],
+            idle_ns: [None; TIMEOUT_CLASSES],
             fragment_capacity: 4096,
         }
     }
@@ -150,6 +154,8 @@ impl Engine {
         for s in &self.slots {
             sum.created += s.table.stats.created;
             sum.expired += s.table.stats.expired;
+            sum.idle_closed += s.table.stats.idle_closed;
+            sum.status_reports += s.table.stats.status_reports;
             sum.evicted += s.table.stats.evicted;
             sum.flushed += s.table.stats.flushed;
             sum.high_water = sum.high_water.max(s.table.stats.high_water);
@@ -206,7 +212,8 @@ impl Engine {
                 sink.flow(f, r, win.as_ref());
             };
             let table = &mut slot.table;
-            let reopened = match table.lookup(&key) {
+            let hash = table.hash(&key);
+            let reopened = match table.lookup(&key, hash) {
                 Lookup::Open(idx, flow) if !flow.state.reset_then_syn(pkt) => {
                     flow.update(pkt, forward, ts);
                     table.touch(idx);
@@ -230,7 +237,7 @@ impl Engine {
             }
             let mut flow = Flow::new(key, forward, pkt, ts, info.index);
             flow.update(pkt, forward, ts);
-            table.insert(flow, &mut emit);
+            table.insert(flow, hash, &mut emit);
             slot.flows_in_window += 1;
         }
     }
@@ -266,16 +273,21 @@ impl Engine {
                 slot.window = next;
             }
         }
-        let (interval, linger) = (self.cfg.status_interval_ns, self.cfg.linger_ns);
+        let (interval, linger, idle) = (
+            self.cfg.status_interval_ns,
+            self.cfg.linger_ns,
+            self.cfg.idle_ns,
+        );
         let window_cfg = self.cfg.window;
         for slot in &mut self.slots {
             let info = window_info(window_cfg, anchor, slot.window);
             let win = window_cfg.map(|_| info);
             let counters = &mut self.counters;
-            slot.table.expire(clock, interval, &linger, &mut |f: &Flow, r| {
-                counters.flows += 1;
-                sink.flow(f, r, win.as_ref());
-            });
+            slot.table
+                .expire(clock, interval, &linger, &idle, &mut |f: &Flow, r| {
+                    counters.flows += 1;
+                    sink.flow(f, r, win.as_ref());
+                });
         }
     }
 
@@ -339,4 +351,3 @@ fn window_info(cfg: Option<WindowConfig>, anchor: Nanos, index: u64) -> WindowIn
         },
     }
 }
-

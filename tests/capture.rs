@@ -48,14 +48,10 @@ fn drain(path: &Path) -> u64 {
         return 0;
     };
     let mut n = 0;
-    loop {
-        match r.next_frame() {
-            Ok(Some(f)) => {
-                assert!(f.data.len() <= 262_144);
-                n += 1;
-            }
-            Ok(None) | Err(_) => break,
-        }
+    // An error ends the read like the end of file does.
+    while let Ok(Some(f)) = r.next_frame() {
+        assert!(f.data.len() <= 262_144);
+        n += 1;
     }
     assert_eq!(r.stats().frames, n);
     n
@@ -126,7 +122,11 @@ fn pcapfix_files() {
     assert_eq!(recs[0].ts_ns, 1_369_248_420 * S + 80_467_000);
     assert_eq!(st.damaged_records_skipped, 1);
     assert_eq!(st.warnings.len(), 1, "{:?}", st.warnings);
-    assert!(st.warnings[0].contains("test_damaged.pcap"), "{}", st.warnings[0]);
+    assert!(
+        st.warnings[0].contains("test_damaged.pcap"),
+        "{}",
+        st.warnings[0]
+    );
     assert!(st.warnings[0].contains("byte 114"), "{}", st.warnings[0]);
 
     // test_without_pcap_header.pcap: starts with zeros; a clear error at byte 0.
@@ -134,7 +134,10 @@ fn pcapfix_files() {
     let e = FileReader::open(&p).err().expect("must not open");
     assert_eq!(e.offset, 0);
     let msg = e.to_string();
-    assert!(msg.contains("test_without_pcap_header.pcap: byte 0: not a pcap or pcapng"), "{msg}");
+    assert!(
+        msg.contains("test_without_pcap_header.pcap: byte 0: not a pcap or pcapng"),
+        "{msg}"
+    );
     assert!(MergedCapture::open(std::slice::from_ref(&p)).is_err());
 
     // The copyright file is not a capture either.
@@ -201,7 +204,11 @@ fn pcapng_conformance_le_and_be() {
         assert_eq!(le_st.damaged_records_skipped, be_st.damaged_records_skipped);
         if stem == "test901" {
             assert_eq!(le_st.warnings.len(), 1);
-            assert!(le_st.warnings[0].contains("version 2.0"), "{:?}", le_st.warnings);
+            assert!(
+                le_st.warnings[0].contains("version 2.0"),
+                "{:?}",
+                le_st.warnings
+            );
         } else {
             assert!(le_st.warnings.is_empty(), "{name}: {:?}", le_st.warnings);
         }
@@ -267,10 +274,30 @@ fn gzip_plain_and_nested() {
     // (file, frames, first ts, last ts): pcapinfo.py on the fully decompressed file and tshark.
     let cases: &[(&str, usize, u64, u64)] = &[
         // gzip inside gzip
-        ("anon-v4.pcap.gz", 252, 1_206_742_937_364_953_000, 1_206_742_963_369_050_000),
-        ("anon-v6.pcap.gz", 141, 1_205_887_542_812_186_000, 1_205_887_554_101_191_000),
-        ("icmp-sample.pcap.gz", 21, 1_385_331_568_270_645_000, 1_385_331_583_031_923_000),
-        ("icmp6-sample.pcap.gz", 36, 1_389_313_103_839_870_000, 1_389_324_279_738_295_000),
+        (
+            "anon-v4.pcap.gz",
+            252,
+            1_206_742_937_364_953_000,
+            1_206_742_963_369_050_000,
+        ),
+        (
+            "anon-v6.pcap.gz",
+            141,
+            1_205_887_542_812_186_000,
+            1_205_887_554_101_191_000,
+        ),
+        (
+            "icmp-sample.pcap.gz",
+            21,
+            1_385_331_568_270_645_000,
+            1_385_331_583_031_923_000,
+        ),
+        (
+            "icmp6-sample.pcap.gz",
+            36,
+            1_389_313_103_839_870_000,
+            1_389_324_279_738_295_000,
+        ),
     ];
     for &(name, n, first, last) in cases {
         let (recs, st) = read_all(&reg("python3-libtrace").join(name)).unwrap();
@@ -434,8 +461,14 @@ fn random_bytes_never_panic() {
     let p = t.path("r.bin");
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let pcap_hdr = &fs::read(reg("pcapfix/test.pcap")).unwrap()[..24];
-    let ng_le = fs::read(reg("golang-github-google-gopacket-dev/pcapng-le/test016.pcapng")).unwrap();
-    let ng_be = fs::read(reg("golang-github-google-gopacket-dev/pcapng-be/test016.pcapng")).unwrap();
+    let ng_le = fs::read(reg(
+        "golang-github-google-gopacket-dev/pcapng-le/test016.pcapng",
+    ))
+    .unwrap();
+    let ng_be = fs::read(reg(
+        "golang-github-google-gopacket-dev/pcapng-be/test016.pcapng",
+    ))
+    .unwrap();
     for i in 0..3000 {
         let n = (rng.next() % 2048) as usize;
         let mut buf = match i % 5 {
@@ -493,7 +526,7 @@ fn truncations_every_97th_byte() {
         reg("golang-github-google-gopacket-dev/pcapng-le/test102.pcapng"),
         reg("python3-libtrace/icmp-sample.pcap.gz"),
         reg("python3-libtrace/anon-v4.pcap.gz"),
-        data().join("chrissanders-packets/http_espn.pcapng"),
+        data().join("chrissanders-packets/aurora.pcapng"),
     ];
     for src in &sources {
         let orig = fs::read(src).unwrap();
@@ -505,7 +538,12 @@ fn truncations_every_97th_byte() {
                 Ok((recs, st)) => {
                     // Whatever is returned is a prefix of the real file, and never shrinks.
                     assert!(recs.len() <= full.len());
-                    assert_eq!(&recs[..], &full[..recs.len()], "{} cut {cut}", src.display());
+                    assert_eq!(
+                        &recs[..],
+                        &full[..recs.len()],
+                        "{} cut {cut}",
+                        src.display()
+                    );
                     assert!(recs.len() >= prev, "{} cut {cut}", src.display());
                     prev = recs.len();
                     for w in &st.warnings {
@@ -535,7 +573,7 @@ fn merge_split_capture() {
     let dir = t.path("rot");
     fs::create_dir(&dir).unwrap();
     // Three files with alternating packets; the third gzip-compressed.
-    let mut parts = vec![hdr.clone(), hdr.clone(), hdr.clone()];
+    let mut parts = [hdr.clone(), hdr.clone(), hdr.clone()];
     for (i, r) in recs.iter().enumerate() {
         parts[i % 3].extend_from_slice(r);
     }
@@ -549,7 +587,11 @@ fn merge_split_capture() {
     assert!(expected.len() > 100);
     for inputs in [
         vec![dir.clone()],
-        vec![dir.join("part.pcap2"), dir.join("part.pcap0"), dir.join("part.pcap1")],
+        vec![
+            dir.join("part.pcap2"),
+            dir.join("part.pcap0"),
+            dir.join("part.pcap1"),
+        ],
     ] {
         let mut m = MergedCapture::open(&inputs).unwrap();
         let mut got = Vec::new();
@@ -563,7 +605,10 @@ fn merge_split_capture() {
             });
         }
         assert_eq!(got.len(), expected.len());
-        assert!(got.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "out of order");
+        assert!(
+            got.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns),
+            "out of order"
+        );
         let st = m.stats();
         assert_eq!(st.frames, expected.len() as u64);
         assert!(st.warnings.is_empty());
@@ -596,6 +641,130 @@ fn merge_ties_are_stable_and_errors_name_the_file() {
     assert!(MergedCapture::open(&[data().join("no-such-file.pcap")]).is_err());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Hand-built pcapng: tsoffset, tsresol, the interface bound
+
+fn ng_block(btype: u32, body: &[u8]) -> Vec<u8> {
+    let mut body = body.to_vec();
+    while !body.len().is_multiple_of(4) {
+        body.push(0);
+    }
+    let len = (12 + body.len()) as u32;
+    let mut b = btype.to_le_bytes().to_vec();
+    b.extend(len.to_le_bytes());
+    b.extend(body);
+    b.extend(len.to_le_bytes());
+    b
+}
+
+fn ng_shb() -> Vec<u8> {
+    let mut body = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    body.extend(1u16.to_le_bytes());
+    body.extend(0u16.to_le_bytes());
+    body.extend((-1i64).to_le_bytes());
+    ng_block(0x0A0D_0D0A, &body)
+}
+
+fn ng_idb(link: u16, tsresol: Option<u8>, tsoffset: Option<i64>) -> Vec<u8> {
+    let mut body = link.to_le_bytes().to_vec();
+    body.extend([0, 0]);
+    body.extend(0u32.to_le_bytes());
+    if let Some(r) = tsresol {
+        body.extend(9u16.to_le_bytes());
+        body.extend(1u16.to_le_bytes());
+        body.extend([r, 0, 0, 0]);
+    }
+    if let Some(o) = tsoffset {
+        body.extend(14u16.to_le_bytes());
+        body.extend(8u16.to_le_bytes());
+        body.extend(o.to_le_bytes());
+    }
+    if tsresol.is_some() || tsoffset.is_some() {
+        body.extend([0, 0, 0, 0]);
+    }
+    ng_block(1, &body)
+}
+
+fn ng_epb(if_id: u32, ts: u64, data: &[u8]) -> Vec<u8> {
+    let mut body = if_id.to_le_bytes().to_vec();
+    body.extend(((ts >> 32) as u32).to_le_bytes());
+    body.extend((ts as u32).to_le_bytes());
+    body.extend((data.len() as u32).to_le_bytes());
+    body.extend((data.len() as u32 + 10).to_le_bytes());
+    body.extend(data);
+    ng_block(6, &body)
+}
+
+#[test]
+fn pcapng_tsoffset_tsresol_and_interface_bound() {
+    let mut f = ng_shb();
+    f.extend(ng_idb(1, Some(9), Some(1_000_000_000))); // ns units, +1e9 s
+    f.extend(ng_idb(101, Some(0x80 | 10), None)); // 2^-10 s units
+    for _ in 2..257 {
+        f.extend(ng_idb(1, None, None)); // default µs
+    }
+    f.extend(ng_epb(0, 5, b"abc"));
+    f.extend(ng_epb(1, 1024 * 7 + 512, b"defgh"));
+    f.extend(ng_epb(255, 3_000_001, b"x"));
+    f.extend(ng_epb(256, 1, b"y")); // its IDB (the 257th) was refused
+    f.extend(ng_epb(9999, 1, b"z"));
+    let t = TempDir::new("handmade");
+    let p = t.path("h.pcapng");
+    fs::write(&p, &f).unwrap();
+    let (recs, st) = read_all(&p).unwrap();
+    let got: Vec<(u64, &[u8], u32, &str, u32)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r.ts_ns,
+                &r.data[..],
+                r.orig_len,
+                r.link.as_str(),
+                r.interface,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1_000_000_000 * S + 5, &b"abc"[..], 13, "Ethernet", 0),
+            (7 * S + 500_000_000, &b"defgh"[..], 15, "RawIp", 1),
+            (3 * S + 1_000, &b"x"[..], 11, "Ethernet", 255),
+        ]
+    );
+    assert_eq!(st.damaged_records_skipped, 3, "{:?}", st.warnings);
+    assert_eq!(st.warnings.len(), 3);
+    assert!(
+        st.warnings[0].contains("more than 256 interfaces"),
+        "{:?}",
+        st.warnings
+    );
+    assert!(
+        st.warnings[1].contains("undeclared interface 256"),
+        "{:?}",
+        st.warnings
+    );
+
+    // A block whose trailing length disagrees ends the file after what was read.
+    let mut g = ng_shb();
+    g.extend(ng_idb(1, None, None));
+    g.extend(ng_epb(0, 1, b"ok"));
+    let mut bad = ng_epb(0, 2, b"bad");
+    let n = bad.len();
+    bad[n - 4] ^= 0x40;
+    g.extend(bad);
+    g.extend(ng_epb(0, 3, b"never"));
+    fs::write(&p, &g).unwrap();
+    let (recs, st) = read_all(&p).unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(st.damaged_records_skipped, 1);
+    assert!(
+        st.warnings[0].contains("trailing length"),
+        "{:?}",
+        st.warnings
+    );
+}
+
 /// Throughput on a page-cached file; run with
 /// `cargo test --release --test capture -- --ignored --nocapture read_speed`.
 #[test]
@@ -614,8 +783,49 @@ fn read_speed() {
     }
     let s = start.elapsed().as_secs_f64();
     println!(
-        "{frames} frames, {bytes} bytes in {s:.3} s: {:.2} M frames/s, {:.0} MB/s",
+        "FileReader: {frames} frames, {bytes} bytes in {s:.3} s: {:.2} M frames/s, {:.0} MB/s",
         frames as f64 / s / 1e6,
         bytes as f64 / s / 1e6
     );
+    let start = std::time::Instant::now();
+    let mut frames = 0u64;
+    for _ in 0..10 {
+        let mut m = MergedCapture::open(&[p.clone(), p.clone(), p.clone()]).unwrap();
+        while m.next_frame().unwrap().is_some() {
+            frames += 1;
+        }
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        "MergedCapture (3 files): {frames} frames in {s:.3} s: {:.2} M frames/s",
+        frames as f64 / s / 1e6
+    );
+}
+
+#[test]
+fn truncated_gzip_returns_frames_before_the_cut() {
+    let src = reg("python3-libtrace/anon-v4.pcap.gz");
+    let orig = fs::read(&src).unwrap();
+    let (full, _) = read_all(&src).unwrap();
+    let t = TempDir::new("gzcut");
+    let p = t.path("cut.pcap.gz");
+    fs::write(&p, &orig[..5000]).unwrap();
+    let (recs, st) = read_all(&p).unwrap();
+    assert!(
+        !recs.is_empty() && recs.len() < full.len(),
+        "{}",
+        recs.len()
+    );
+    assert_eq!(&recs[..], &full[..recs.len()]);
+    assert_eq!(st.damaged_records_skipped, 1);
+    assert!(
+        st.warnings[0].contains("compressed data"),
+        "{:?}",
+        st.warnings
+    );
+    // Cut inside the gzip header: nothing readable, an error at byte 0.
+    fs::write(&p, &orig[..10]).unwrap();
+    let e = FileReader::open(&p).err().unwrap();
+    assert_eq!(e.offset, 0);
+    assert!(e.to_string().contains("gzip"), "{e}");
 }

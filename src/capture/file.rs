@@ -195,8 +195,13 @@ impl FileReader {
         path: &Path,
         capacity: usize,
     ) -> Result<FileReader, CaptureError> {
-        let capacity = capacity.max(MIN_BUFFER);
         let s = source::open(path)?;
+        // A plain file smaller than the buffer fits whole, so its records cannot outgrow it.
+        let capacity = if s.gzip_layers == 0 && s.file_len < MIN_BUFFER as u64 {
+            (s.file_len as usize).max(source::PREFIX_LEN)
+        } else {
+            capacity.max(MIN_BUFFER)
+        };
         let gz = if s.gzip_layers > 0 {
             " (after gzip decompression)"
         } else {

@@ -21,7 +21,12 @@
 //! * `MergedCapture::open` expands a directory into all its regular files, sorted by file name.
 //!   Every file is opened at once (one buffer and descriptor each), since the merge needs the head
 //!   of every file; buffers shrink (not below 512 KiB) when there are many files.
-//! * `Frame` carries an extra `interface` field (pcapng interface id; 0 for pcap).
+//! * Additions to the sketched API: `Frame::interface` (pcapng interface id; 0 for pcap),
+//!   `FileReader::path`, `MergedCapture::files`, and public fields on `CaptureError`.
+//! * Plain files smaller than the default buffer get a buffer of their own size (at least
+//!   64 KiB): opening thousands of small rotation files stays cheap.
+//! * In a merge, an `Err` from one file is returned once; that file then drops out and the
+//!   other files go on.
 
 mod file;
 mod merge;

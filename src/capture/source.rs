@@ -11,7 +11,7 @@ use super::CaptureError;
 
 /// Bytes read ahead to recognise the format; pcap-parser's readers parse the file header from
 /// their first `read`, which this prefix then satisfies in one call.
-const PREFIX_LEN: usize = 64 * 1024;
+pub(crate) const PREFIX_LEN: usize = 64 * 1024;
 /// Gzip inside gzip occurs in real data sets; more than this is treated as a hostile file.
 const MAX_GZIP_LAYERS: u32 = 4;
 
@@ -72,12 +72,29 @@ pub(crate) struct Source {
     pub head: [u8; 16],
     pub head_len: usize,
     pub gzip_layers: u32,
+    /// Size on disk, for sizing buffers; the stream may be longer when compressed.
+    pub file_len: u64,
     pub slot: ErrorSlot,
 }
 
-fn read_prefix(r: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<()> {
+/// Replays a read error that happened while reading the prefix, after the prefix's bytes.
+struct Failed(Option<io::Error>);
+
+impl Read for Failed {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Err(io::Error::other("read after a failed read")),
+        }
+    }
+}
+
+/// Reads up to `PREFIX_LEN` bytes; an error after some bytes is returned beside them, so that a
+/// truncated or corrupt compressed file still yields the frames before the damage.
+fn read_prefix(r: &mut dyn Read, buf: &mut Vec<u8>) -> Option<io::Error> {
     buf.resize(PREFIX_LEN, 0);
     let mut filled = 0;
+    let mut failure = None;
     while filled < buf.len() {
         let Some(space) = buf.get_mut(filled..) else {
             break;
@@ -86,16 +103,20 @@ fn read_prefix(r: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<()> {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
         }
     }
     buf.truncate(filled);
-    Ok(())
+    failure
 }
 
 pub(crate) fn open(path: &Path) -> Result<Source, CaptureError> {
     let file =
         File::open(path).map_err(|e| CaptureError::new(path, 0, format!("cannot open: {e}")))?;
+    let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
     let slot = ErrorSlot::default();
     let mut reader: Box<dyn Read + Send> = Box::new(Tap {
         inner: file,
@@ -105,7 +126,10 @@ pub(crate) fn open(path: &Path) -> Result<Source, CaptureError> {
     let mut layers = 0;
     loop {
         let mut prefix = Vec::new();
-        if let Err(e) = read_prefix(&mut reader, &mut prefix) {
+        let failure = read_prefix(&mut reader, &mut prefix);
+        if let Some(e) = &failure
+            && prefix.is_empty()
+        {
             let what = if layers > 0 {
                 format!("corrupt gzip data: {e}")
             } else {
@@ -118,7 +142,11 @@ pub(crate) fn open(path: &Path) -> Result<Source, CaptureError> {
         if let (Some(dst), Some(src)) = (head.get_mut(..head_len), prefix.get(..head_len)) {
             dst.copy_from_slice(src);
         }
-        let chained = Cursor::new(prefix).chain(reader);
+        let rest: Box<dyn Read + Send> = match failure {
+            Some(e) => Box::new(Failed(Some(e))),
+            None => reader,
+        };
+        let chained = Cursor::new(prefix).chain(rest);
         if head_len >= 2 && head[0] == 0x1f && head[1] == 0x8b && layers < MAX_GZIP_LAYERS {
             layers += 1;
             reader = Box::new(MultiGzDecoder::new(chained));
@@ -135,6 +163,7 @@ pub(crate) fn open(path: &Path) -> Result<Source, CaptureError> {
             head,
             head_len,
             gzip_layers: layers,
+            file_len,
             slot,
         });
     }

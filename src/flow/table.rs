@@ -2,8 +2,10 @@
 //!
 //! Storage is sized once: a slab of at most `capacity` flows and a `hashbrown` index reserved for
 //! twice that, so no insert ever grows it (no allocation per packet, and a load factor that keeps
-//! probes short when the table is full). The index uses hashbrown's default hasher, which is seeded
-//! randomly per process: nobody can precompute colliding flow keys.
+//! probes short when the table is full). The index holds only 4-byte slot numbers (a `HashTable`),
+//! which keeps it small in cache; each slot remembers its hash, so removal does not rehash. Keys are
+//! hashed with hashbrown's default hasher, seeded randomly per process: nobody can precompute
+//! colliding flow keys.
 //!
 //! Records end as Argus 3.0.8 ends them (docs/argus-semantics.md): not on idle time, but when the
 //! status interval has passed since the record's first packet. The record is then reported and the
@@ -15,7 +17,9 @@
 //! When the table is full, the least recently used flow is evicted: an open record is emitted with
 //! [`CloseReason::Evicted`] and counted, never dropped; a lingering flow holds no data and goes.
 
-use hashbrown::{DefaultHashBuilder, HashMap};
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::{CloseReason, Flow, FlowKey, Nanos, TIMEOUT_CLASSES, TimeoutClass};
 
@@ -33,6 +37,7 @@ struct Links {
 #[derive(Clone, Copy)]
 struct Slot {
     flow: Flow,
+    hash: u64,
     lru: Links,
     queue_links: Links,
     queue: u8,
@@ -44,6 +49,9 @@ struct Slot {
 impl Slot {
     fn lingering(&self) -> bool {
         usize::from(self.queue) != OPEN
+    }
+    fn class(&self) -> usize {
+        TimeoutClass::of(self.flow.proto) as usize
     }
 }
 
@@ -66,6 +74,8 @@ pub struct TableStats {
     pub status_reports: u64,
     /// Flows forgotten after lingering.
     pub expired: u64,
+    /// Records closed by a per-protocol idle timeout (off by default, as in Argus).
+    pub idle_closed: u64,
     /// Open records pushed out of a full table (emitted early, not lost).
     pub evicted: u64,
     pub flushed: u64,
@@ -82,10 +92,12 @@ pub enum Lookup<'a> {
 }
 
 pub struct FlowTable {
-    index: HashMap<FlowKey, u32, DefaultHashBuilder>,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    lru: List,
+    /// One LRU list per timeout class, so idle expiry with per-protocol timeouts reads list heads.
+    lru: [List; TIMEOUT_CLASSES],
     queues: [List; QUEUES],
     /// Scratch for emitting flows in start-time order on flush; sized at start-up.
     order: Vec<u32>,
@@ -99,12 +111,13 @@ impl FlowTable {
     pub fn new(capacity: usize) -> FlowTable {
         let capacity = capacity.clamp(1, NIL as usize - 1);
         FlowTable {
-            index: HashMap::with_capacity_and_hasher(capacity * 2, DefaultHashBuilder::default()),
+            index: HashTable::with_capacity(capacity * 2),
+            hasher: DefaultHashBuilder::default(),
             // The slab reserves its memory but only touches pages as flows arrive, so RSS follows
             // the flows really held.
             slots: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
-            lru: EMPTY,
+            lru: [EMPTY; TIMEOUT_CLASSES],
             queues: [EMPTY; QUEUES],
             order: Vec::with_capacity(capacity),
             capacity,
@@ -123,8 +136,17 @@ impl FlowTable {
         self.capacity
     }
 
-    pub fn lookup(&mut self, key: &FlowKey) -> Lookup<'_> {
-        let Some(&idx) = self.index.get(key) else {
+    /// The table's hash of a key, to pass to [`FlowTable::lookup`] and [`FlowTable::insert`].
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub fn lookup(&mut self, key: &FlowKey, hash: u64) -> Lookup<'_> {
+        let slots = &self.slots;
+        let found = self.index.find(hash, |&i| {
+            slots.get(i as usize).is_some_and(|s| s.flow.key == *key)
+        });
+        let Some(&idx) = found else {
             return Lookup::Absent;
         };
         match self.slots.get_mut(idx as usize) {
@@ -136,12 +158,18 @@ impl FlowTable {
 
     /// Inserts a new flow (its key must not be present), evicting the least recently used flow
     /// when full.
-    pub fn insert(&mut self, flow: Flow, emit: &mut impl FnMut(&Flow, CloseReason)) -> u32 {
+    pub fn insert(
+        &mut self,
+        flow: Flow,
+        hash: u64,
+        emit: &mut impl FnMut(&Flow, CloseReason),
+    ) -> u32 {
         if self.len >= self.capacity {
             self.evict_lru(emit);
         }
         let slot = Slot {
             flow,
+            hash,
             lru: Links {
                 prev: NIL,
                 next: NIL,
@@ -166,7 +194,9 @@ impl FlowTable {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index.insert(flow.key, idx);
+        let slots = &self.slots;
+        self.index
+            .insert_unique(hash, idx, |&i| slots.get(i as usize).map_or(0, |s| s.hash));
         self.link_lru(idx);
         self.link_queue(idx, OPEN);
         self.len += 1;
@@ -188,14 +218,36 @@ impl FlowTable {
     }
 
     /// Reports open records whose status interval has passed (they then linger for their class's
-    /// time) and forgets lingering flows whose time is up.
+    /// time), forgets lingering flows whose time is up, and, where a class has an idle timeout,
+    /// closes flows idle that long.
     pub fn expire(
         &mut self,
         now: Nanos,
         status_interval: Nanos,
         linger: &[Nanos; TIMEOUT_CLASSES],
+        idle: &[Option<Nanos>; TIMEOUT_CLASSES],
         emit: &mut impl FnMut(&Flow, CloseReason),
     ) {
+        for (class, timeout) in idle.iter().enumerate() {
+            let Some(timeout) = *timeout else {
+                continue;
+            };
+            loop {
+                let head = self.lru[class].head;
+                let Some(slot) = self.slots.get(head as usize) else {
+                    break;
+                };
+                if slot.flow.last_ns.saturating_add(timeout) > now {
+                    break;
+                }
+                if slot.lingering() {
+                    self.remove(head);
+                } else {
+                    self.stats.idle_closed += 1;
+                    self.close(head, CloseReason::Idle, emit);
+                }
+            }
+        }
         loop {
             let head = self.queues[OPEN].head;
             let Some(slot) = self.slots.get(head as usize) else {
@@ -229,7 +281,12 @@ impl FlowTable {
     }
 
     /// Emits an open record and removes its flow (TCP: a SYN after a reset starts a new record).
-    pub fn close(&mut self, idx: u32, reason: CloseReason, emit: &mut impl FnMut(&Flow, CloseReason)) {
+    pub fn close(
+        &mut self,
+        idx: u32,
+        reason: CloseReason,
+        emit: &mut impl FnMut(&Flow, CloseReason),
+    ) {
         if let Some(slot) = self.slots.get(idx as usize)
             && slot.live
         {
@@ -262,13 +319,25 @@ impl FlowTable {
         self.index.clear();
         self.slots.clear();
         self.free.clear();
-        self.lru = EMPTY;
+        self.lru = [EMPTY; TIMEOUT_CLASSES];
         self.queues = [EMPTY; QUEUES];
         self.len = 0;
     }
 
     fn evict_lru(&mut self, emit: &mut impl FnMut(&Flow, CloseReason)) {
-        let idx = self.lru.head;
+        // The least recently used flow is the oldest of the class heads.
+        let oldest = self
+            .lru
+            .iter()
+            .filter_map(|l| {
+                self.slots
+                    .get(l.head as usize)
+                    .map(|s| (s.flow.last_ns, l.head))
+            })
+            .min();
+        let Some((_, idx)) = oldest else {
+            return;
+        };
         if let Some(slot) = self.slots.get(idx as usize) {
             if !slot.lingering() {
                 self.stats.evicted += 1;
@@ -282,39 +351,48 @@ impl FlowTable {
         self.unlink_queue(idx);
         if let Some(slot) = self.slots.get_mut(idx as usize) {
             slot.live = false;
-            let key = slot.flow.key;
-            self.index.remove(&key);
+            if let Ok(entry) = self.index.find_entry(slot.hash, |&i| i == idx) {
+                entry.remove();
+            }
             self.free.push(idx);
             self.len -= 1;
         }
     }
 
     fn link_lru(&mut self, idx: u32) {
-        let tail = self.lru.tail;
+        let Some(class) = self.slots.get(idx as usize).map(|s| s.class()) else {
+            return;
+        };
+        let list = &mut self.lru[class];
+        let tail = list.tail;
+        if tail == NIL {
+            list.head = idx;
+        }
+        list.tail = idx;
+        if let Some(t) = self.slots.get_mut(tail as usize) {
+            t.lru.next = idx;
+        }
         if let Some(s) = self.slots.get_mut(idx as usize) {
             s.lru = Links {
                 prev: tail,
                 next: NIL,
             };
         }
-        match self.slots.get_mut(tail as usize) {
-            Some(t) => t.lru.next = idx,
-            None => self.lru.head = idx,
-        }
-        self.lru.tail = idx;
     }
 
     fn unlink_lru(&mut self, idx: u32) {
-        let Some(Links { prev, next }) = self.slots.get(idx as usize).map(|s| s.lru) else {
+        let Some((Links { prev, next }, class)) =
+            self.slots.get(idx as usize).map(|s| (s.lru, s.class()))
+        else {
             return;
         };
         match self.slots.get_mut(prev as usize) {
             Some(p) => p.lru.next = next,
-            None => self.lru.head = next,
+            None => self.lru[class].head = next,
         }
         match self.slots.get_mut(next as usize) {
             Some(n) => n.lru.prev = prev,
-            None => self.lru.tail = prev,
+            None => self.lru[class].tail = prev,
         }
     }
 
