@@ -126,6 +126,29 @@ fn botd_rows(pcap: &Path) -> Vec<Row> {
     parse_rows(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// botd's windowed records, grouped by window index, with each window's start as printed.
+fn botd_window_rows(pcap: &Path) -> Vec<(String, Vec<Row>)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_botd"))
+        .args(["flows", "--window", "300", "--overlap", "150"])
+        .arg(pcap)
+        .output()
+        .expect("run botd");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut windows: Vec<(String, Vec<Row>)> = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let index: usize = f[14].parse().unwrap();
+        while windows.len() <= index {
+            windows.push((String::new(), Vec::new()));
+        }
+        windows[index].0 = f[15].to_string();
+        windows[index]
+            .1
+            .extend(parse_rows(&format!("header\n{line}")));
+    }
+    windows
+}
+
 #[derive(Default, Debug, Clone, Copy)]
 struct Tally {
     argus: usize,
@@ -261,4 +284,72 @@ fn flows_match_argus() {
         "only {:.2}% of Argus flows matched with equal State",
         pct(total.state_equal)
     );
+}
+
+/// The original detector cut each 300 s window (a new one every 150 s) out of the capture with
+/// `editcap -A START -B END`, then ran argus and ra on it. botd's windowed records must be what
+/// that pipeline gives, window by window.
+#[test]
+fn windows_match_the_original_pipeline() {
+    let tmp = std::env::temp_dir().join(format!("botd-windows-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let files = [
+        "debian-registry/pathspider/real.pcap",
+        "stratosphere-slips/pcap/test7-malicious.pcap",
+        "stratosphere-slips/pcap/test-cc_test-cc-capture-1.pcap",
+    ];
+    let mut total = Tally::default();
+    let mut windows_checked = 0;
+    for name in files {
+        let pcap = data_dir().join(name);
+        for (index, (start, rows)) in botd_window_rows(&pcap).iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let start_us = parse_time_us(start).unwrap();
+            let end_us = start_us + 300_000_000;
+            let fmt = |us: i64| {
+                let t = botd::time::ArgusTime(us as u64 * 1000).to_string();
+                t.replace('/', "-")
+            };
+            let cut = tmp.join(format!("w{index}.pcap"));
+            let status = Command::new("editcap")
+                .env("TZ", "UTC")
+                .arg("-A")
+                .arg(fmt(start_us))
+                .arg("-B")
+                .arg(fmt(end_us))
+                .arg(&pcap)
+                .arg(&cut)
+                .status()
+                .expect("editcap not installed (apt-get install tshark)");
+            assert!(status.success(), "editcap failed on {name} window {index}");
+            let a = argus_rows(&cut, &tmp);
+            let mut diffs = Vec::new();
+            let t = compare(&a, rows, &mut diffs);
+            assert!(
+                t.counts_equal * 100 >= t.argus * 97,
+                "{name} window {index}: {} of {} Argus flows equal; first differences: {:?}",
+                t.counts_equal,
+                t.argus,
+                &diffs[..diffs.len().min(5)]
+            );
+            total.argus += t.argus;
+            total.botd += t.botd;
+            total.counts_equal += t.counts_equal;
+            total.state_equal += t.state_equal;
+            windows_checked += 1;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    println!(
+        "{windows_checked} windows: {} Argus flows, {} botd flows, {} equal counts, {} equal state",
+        total.argus, total.botd, total.counts_equal, total.state_equal
+    );
+    assert!(
+        windows_checked >= 25,
+        "only {windows_checked} windows checked"
+    );
+    assert!(total.counts_equal * 100 >= total.argus * 98);
+    assert!(total.state_equal * 100 >= total.argus * 95);
 }

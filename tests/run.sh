@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests drive (Debian's argus, ra,
+# tshark), then checks formatting and lints and runs every test in release mode (one build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v argus >/dev/null || need+=(argus-server)
+command -v ra >/dev/null || need+=(argus-client)
+command -v tshark >/dev/null || need+=(tshark)
+if ((${#need[@]})); then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [[ ! -d ../shared/data ]]; then
+    echo "tests need the shared captures at ../shared/data (relative to the project root)" >&2
+    exit 1
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --check
+cargo clippy --release --all-targets -- -D warnings
+cargo test --release
