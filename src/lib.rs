@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod cli;
 pub mod engine;
+pub mod features;
 pub mod flow;
 pub mod output;
 pub mod time;

@@ -102,13 +102,32 @@ fn loss_pct(d: &DirStats) -> f64 {
     }
 }
 
+/// Seconds between a direction's first and last packet.
+fn dir_dur(d: &DirStats) -> f64 {
+    d.last_ns.saturating_sub(d.first_ns) as f64 / 1e9
+}
+
+/// Argus's per-direction load: bits over the (packets - 1) intervals of that direction's own
+/// duration, i.e. 8 * bytes * (pkts - 1) / pkts / dur.
+fn dir_load(d: &DirStats) -> f64 {
+    if d.pkts < 2 {
+        return 0.0;
+    }
+    per_sec(
+        8.0 * d.bytes as f64 * (d.pkts - 1) as f64 / d.pkts as f64,
+        dir_dur(d),
+    )
+}
+
 impl ArgusMetrics {
     pub fn of(flow: &Flow) -> ArgusMetrics {
         let (s, d) = (&flow.fwd, &flow.rev);
         let dur = flow.duration_ns() as f64 / 1e9;
         let tcp = flow.proto == proto::TCP;
-        // Argus computes rates over (packets - 1) intervals of the flow's duration.
-        let rate_of = |pkts: u64| per_sec(pkts.saturating_sub(1) as f64, dur);
+        // Argus computes rates over (packets - 1) intervals: of the flow for Rate, of each
+        // direction's own duration for SrcRate / DstRate (docs/argus-semantics.md, section 9).
+        let (s_dur, d_dur) = (dir_dur(s), dir_dur(d));
+        let (s_load, d_load) = (dir_load(s), dir_load(d));
         ArgusMetrics {
             s_ttl: f64::from(s.ttl),
             d_ttl: f64::from(d.ttl),
@@ -116,8 +135,8 @@ impl ArgusMetrics {
             dst_pkts: d.pkts as f64,
             src_bytes: s.bytes as f64,
             dst_bytes: d.bytes as f64,
-            src_load: per_sec(s.bytes as f64 * 8.0, dur),
-            dst_load: per_sec(d.bytes as f64 * 8.0, dur),
+            src_load: s_load,
+            dst_load: d_load,
             s_int_pkt: ms(s.ipt.mean()),
             d_int_pkt: ms(d.ipt.mean()),
             s_int_pkt_act: ms(s.ipt_active.mean()),
@@ -133,15 +152,15 @@ impl ArgusMetrics {
             s_min_pkt_sz: f64::from(s.min_size),
             d_min_pkt_sz: f64::from(d.min_size),
             dur,
-            rate: rate_of(s.pkts + d.pkts),
-            src_rate: rate_of(s.pkts),
-            dst_rate: rate_of(d.pkts),
+            rate: per_sec((s.pkts + d.pkts).saturating_sub(1) as f64, dur),
+            src_rate: per_sec(s.pkts.saturating_sub(1) as f64, s_dur),
+            dst_rate: per_sec(d.pkts.saturating_sub(1) as f64, d_dur),
             run_time: dur,
             mean: dur,
             sum: dur,
             min: dur,
             max: dur,
-            load: per_sec((s.bytes + d.bytes) as f64 * 8.0, dur),
+            load: per_sec(s_load * s_dur + d_load * d_dur, dur),
             p_src_loss: if tcp { loss_pct(s) } else { 0.0 },
             p_dst_loss: if tcp { loss_pct(d) } else { 0.0 },
             src_app_bytes: s.app_bytes as f64,

