@@ -26,6 +26,36 @@ pub struct Cli {
 pub enum Command {
     /// Export Argus-compatible bidirectional flows (CTU-13 binetflow columns first).
     Flows(FlowsArgs),
+    /// Write the feature vectors of every flow record (one CSV row each, no header but a `#`
+    /// line naming the features), as the models see them.
+    Features(FeaturesArgs),
+    /// List the models of a folder with their schema, trees, threshold and metrics; exits
+    /// non-zero when one is invalid.
+    Models(ModelsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FeaturesArgs {
+    /// Feature schema: argus or ctu.
+    #[arg(long, default_value = "argus")]
+    pub schema: String,
+    /// Window length in seconds (default 300, the windows models are trained on); 0 for
+    /// whole-capture flows.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub window: f64,
+    #[arg(long, value_name = "SECS")]
+    pub overlap: Option<f64>,
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub captures: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ModelsArgs {
+    /// Models folder (every *.onnx directly in it; `unused/` is ignored).
+    #[arg(long, value_name = "DIR", default_value = "models")]
+    pub dir: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -59,21 +89,117 @@ pub struct FlowsArgs {
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Flows(args) => flows(args),
+        Command::Models(args) => models(args),
+        Command::Features(args) => features(args),
     }
 }
 
-fn flows(args: FlowsArgs) -> Result<(), String> {
-    let window = match args.window {
-        None => None,
+fn window_config(
+    window: Option<f64>,
+    overlap: Option<f64>,
+) -> Result<Option<WindowConfig>, String> {
+    match window {
+        None => Ok(None),
+        Some(len) if len == 0.0 => Ok(None),
         Some(len) => {
-            let overlap = args.overlap.unwrap_or(len / 2.0);
-            Some(WindowConfig::from_secs(len, overlap).ok_or_else(|| {
+            let overlap = overlap.unwrap_or(len / 2.0);
+            WindowConfig::from_secs(len, overlap).map(Some).ok_or_else(|| {
                 format!(
                     "--window {len} --overlap {overlap}: the window must be positive and the overlap shorter than it"
                 )
-            })?)
+            })
         }
+    }
+}
+
+fn features(args: FeaturesArgs) -> Result<(), String> {
+    let schema = crate::features::schema_by_name(&args.schema)
+        .ok_or_else(|| format!("--schema {}: botd computes argus and ctu", args.schema))?;
+    let cfg = EngineConfig {
+        window: window_config(Some(args.window), args.overlap)?,
+        ..EngineConfig::default()
     };
+    let mut engine = Engine::new(cfg);
+    let mut rows = crate::features::FeatureRows::new(schema);
+    let read_result = replay(&args.captures, &mut engine, &mut rows);
+    engine.finish(&mut rows);
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            File::create(path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?,
+        ),
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+    let write = |out: &mut BufWriter<Box<dyn Write>>| -> io::Result<()> {
+        writeln!(out, "# {}", schema.features.join(","))?;
+        for row in rows.rows.chunks(schema.len()) {
+            let mut first = true;
+            for v in row {
+                if !first {
+                    out.write_all(b",")?;
+                }
+                first = false;
+                // Shortest text that reads back as the same f32.
+                write!(out, "{v}")?;
+            }
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    };
+    match write(&mut out) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+        Err(e) => return Err(format!("writing features: {e}")),
+    }
+    read_result
+}
+
+fn models(args: ModelsArgs) -> Result<(), String> {
+    let loaded = crate::model::load_dir(&args.dir)?;
+    if loaded.is_empty() {
+        return Err(format!("{}: no *.onnx models", args.dir.display()));
+    }
+    let mut invalid = 0;
+    for result in &loaded {
+        match result {
+            Ok(m) => {
+                let meta = |k: &str| m.metadata.get(k).map_or("-", String::as_str);
+                println!("{}", m.path.display());
+                println!(
+                    "  schema {} v{} ({}), {} features",
+                    m.schema.name,
+                    meta("botd.schema_version"),
+                    m.schema.hash(),
+                    m.schema.len()
+                );
+                match m.trees() {
+                    Some(t) => println!("  forest: {t} trees, scored by botd's forest evaluator"),
+                    None => println!("  graph scored by tract"),
+                }
+                println!(
+                    "  threshold {}, window {} s / overlap {} s, trained {}",
+                    m.threshold,
+                    meta("botd.window_secs"),
+                    meta("botd.overlap_secs"),
+                    meta("botd.trained_at")
+                );
+                println!("  metrics {}", meta("botd.metrics"));
+            }
+            Err(e) => {
+                invalid += 1;
+                println!("{}", e.path.display());
+                println!("  INVALID: {}", e.what);
+            }
+        }
+    }
+    if invalid > 0 {
+        return Err(format!("{invalid} of {} models invalid", loaded.len()));
+    }
+    Ok(())
+}
+
+fn flows(args: FlowsArgs) -> Result<(), String> {
+    let window = window_config(args.window, args.overlap)?;
     let cfg = EngineConfig {
         flow_capacity: args.flow_capacity,
         window,

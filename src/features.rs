@@ -157,9 +157,11 @@ pub fn state_class(state: &str) -> &'static str {
         };
     }
     match state {
-        "REQ" | "ACC" | "CON" | "FIN" | "RST" | "INT" | "ECO" | "ECR" => {
-            STATE_CLASSES.iter().find(|c| **c == state).copied().unwrap_or("OTHER")
-        }
+        "REQ" | "ACC" | "CON" | "FIN" | "RST" | "INT" | "ECO" | "ECR" => STATE_CLASSES
+            .iter()
+            .find(|c| **c == state)
+            .copied()
+            .unwrap_or("OTHER"),
         "CLO" => "FIN",
         // Every ICMP / ICMPv6 state name (URP ... PTB); UNK stays OTHER.
         s if s != "UNK" && STATE_CODES[10..].contains(&s) => "ICMP",
@@ -188,7 +190,11 @@ impl Schema {
     /// The canonical text the hash is taken over (the trainer builds the same text).
     pub fn canonical(&self) -> String {
         let codes = match self.name {
-            "argus" => format!("Dir:{}\nState:{}", DIR_CODES.join(","), STATE_CODES.join(",")),
+            "argus" => format!(
+                "Dir:{}\nState:{}",
+                DIR_CODES.join(","),
+                STATE_CODES.join(",")
+            ),
             _ => format!(
                 "Dir:{}\nStateClass:{}\nProto:{}",
                 DIR_CODES.join(","),
@@ -364,5 +370,42 @@ mod tests {
         assert_eq!(state_class("???"), "OTHER");
         assert_eq!(dir_code("  <->"), 2.0);
         assert_eq!(proto_code("gre"), 6.0);
+    }
+}
+
+/// Collects the feature rows of every flow record (offline tools, tests and benchmarks).
+pub struct FeatureRows {
+    pub schema: &'static Schema,
+    /// Row-major, `schema.len()` values per row.
+    pub rows: Vec<f32>,
+}
+
+impl FeatureRows {
+    pub fn new(schema: &'static Schema) -> FeatureRows {
+        FeatureRows {
+            schema,
+            rows: Vec::new(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.rows.len() / self.schema.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+impl crate::engine::FlowSink for FeatureRows {
+    fn flow(
+        &mut self,
+        flow: &Flow,
+        _reason: crate::flow::CloseReason,
+        _window: Option<&crate::engine::WindowInfo>,
+    ) {
+        let start = self.rows.len();
+        self.rows.resize(start + self.schema.len(), 0.0);
+        if let Some(row) = self.rows.get_mut(start..) {
+            self.schema.extract(flow, row);
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod engine;
 pub mod features;
 pub mod flow;
+pub mod model;
 pub mod output;
 pub mod time;
 pub mod wire;

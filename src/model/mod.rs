@@ -1,0 +1,238 @@
+//! Models: ONNX files loaded and validated through `tract-onnx` (its protobuf reader, metadata and
+//! graph checks), scored by botd's own forest evaluator when the graph is a tree ensemble
+//! ([`forest`]), and by tract itself for any other graph.
+//!
+//! A model carries its feature schema in its metadata (`botd.schema`, `botd.schema_hash`,
+//! `botd.features`, ...; see docs/features.md). botd refuses a model it cannot score, with an
+//! error naming the file and the mismatch.
+
+pub mod forest;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+
+use crate::features::{Schema, schema_by_name};
+use forest::Forest;
+
+/// Why a model was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelError {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.what)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+pub enum Scorer {
+    Forest(Forest),
+    /// Any other graph, run by tract: input `[rows, features]` f32, the probability output last.
+    Tract(std::sync::Arc<TypedRunnableModel>),
+}
+
+pub struct Model {
+    pub name: String,
+    pub path: PathBuf,
+    pub schema: &'static Schema,
+    /// Probability of the botnet class at or above which a flow counts as botnet.
+    pub threshold: f32,
+    /// Output column of the botnet class.
+    pub botnet_class: usize,
+    pub n_classes: usize,
+    /// Every `botd.*` metadata entry, for `botd models`.
+    pub metadata: BTreeMap<String, String>,
+    pub scorer: Scorer,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field("name", &self.name)
+            .field("schema", &self.schema.name)
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+impl Model {
+    /// Loads and validates one model file.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let err = |what: String| ModelError {
+            path: path.to_path_buf(),
+            what,
+        };
+        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut bytes.as_slice())
+            .map_err(|e| err(format!("not an ONNX model: {e}")))?;
+        Model::from_proto(path, proto).map_err(err)
+    }
+
+    fn from_proto(path: &Path, proto: ModelProto) -> Result<Model, String> {
+        let metadata: BTreeMap<String, String> = proto
+            .metadata_props
+            .iter()
+            .filter(|e| e.key.starts_with("botd."))
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect();
+        let meta = |key: &str| {
+            metadata
+                .get(key)
+                .ok_or_else(|| format!("metadata {key} missing (not a botd model?)"))
+        };
+        let schema_name = meta("botd.schema")?;
+        let schema = schema_by_name(schema_name).ok_or_else(|| {
+            format!("schema {schema_name:?} is not one botd computes (argus, ctu)")
+        })?;
+        let hash = meta("botd.schema_hash")?;
+        if *hash != schema.hash() {
+            return Err(format!(
+                "schema {} hash {hash} differs from botd's {} (trained on another version of the features)",
+                schema.name,
+                schema.hash()
+            ));
+        }
+        let features = meta("botd.features")?;
+        let expected = schema.features.join(",");
+        if *features != expected {
+            return Err(format!(
+                "feature list differs from schema {}: model has {features:?}",
+                schema.name
+            ));
+        }
+        let threshold: f32 = meta("botd.threshold")?
+            .parse()
+            .map_err(|e| format!("metadata botd.threshold: {e}"))?;
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(format!("threshold {threshold} is outside 0..1"));
+        }
+        // tract checks the graph: it must load, type and optimise with a [N, features] input.
+        let n_features = schema.len();
+        let _checked = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .and_then(|m| {
+                m.with_input_fact(0, f32::fact([1, n_features]).into())?
+                    .into_optimized()
+            })
+            .map_err(|e| format!("tract cannot load the graph: {e}"))?;
+        let graph = proto.graph.as_ref().ok_or("the model has no graph")?;
+        let forest_node = graph
+            .node
+            .iter()
+            .find(|n| n.op_type == "TreeEnsembleClassifier");
+        let other_ops = graph.node.iter().any(|n| {
+            !matches!(
+                n.op_type.as_str(),
+                "TreeEnsembleClassifier" | "Cast" | "Identity"
+            )
+        });
+        let (scorer, class_labels) = match forest_node {
+            Some(node) if !other_ops => {
+                let forest = Forest::from_node(node, n_features)?;
+                let labels = forest.class_labels.clone();
+                (Scorer::Forest(forest), labels)
+            }
+            _ => {
+                let runnable = tract_onnx::onnx()
+                    .model_for_proto_model(&proto)
+                    .and_then(|m| {
+                        let rows = m.symbols.sym("N");
+                        m.with_input_fact(
+                            0,
+                            f32::fact([rows.to_dim(), n_features.to_dim()]).into(),
+                        )?
+                        .into_optimized()?
+                        .into_runnable()
+                    })
+                    .map_err(|e| format!("tract cannot run the graph: {e}"))?;
+                (Scorer::Tract(runnable), vec![0, 1])
+            }
+        };
+        let botnet_class = class_labels
+            .iter()
+            .position(|&c| c == 1)
+            .ok_or("no class label 1 (botnet) in the model")?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Model {
+            name,
+            path: path.to_path_buf(),
+            schema,
+            threshold,
+            botnet_class,
+            n_classes: class_labels.len(),
+            metadata,
+            scorer,
+        })
+    }
+
+    pub fn trees(&self) -> Option<usize> {
+        match &self.scorer {
+            Scorer::Forest(f) => Some(f.n_trees),
+            Scorer::Tract(_) => None,
+        }
+    }
+
+    /// Botnet probability of each row (`rows.len() / features` rows) into `out`. `scratch` holds
+    /// `n_classes` per row; both are sized by the caller once, so scoring allocates nothing on the
+    /// forest path.
+    pub fn score(&self, rows: &[f32], scratch: &mut [f32], out: &mut [f32]) -> Result<(), String> {
+        let nf = self.schema.len();
+        let n = rows.len() / nf;
+        let nc = self.n_classes;
+        match &self.scorer {
+            Scorer::Forest(forest) => {
+                let scratch = scratch.get_mut(..n * nc).ok_or("scratch too small")?;
+                forest.predict_proba(rows, scratch);
+                for (o, probs) in out.iter_mut().zip(scratch.chunks(nc)) {
+                    *o = probs.get(self.botnet_class).copied().unwrap_or(0.0);
+                }
+                Ok(())
+            }
+            Scorer::Tract(model) => {
+                let input = tract_ndarray::Array2::from_shape_vec((n, nf), rows.to_vec())
+                    .map_err(|e| e.to_string())?;
+                let result = model
+                    .run(tvec!(Tensor::from(input).into()))
+                    .map_err(|e| format!("tract: {e}"))?;
+                let probs = result
+                    .last()
+                    .ok_or("model has no output")?
+                    .to_plain_array_view::<f32>()
+                    .map_err(|e| format!("probability output: {e}"))?;
+                for (i, o) in out.iter_mut().enumerate().take(n) {
+                    *o = probs.get([i, self.botnet_class]).copied().unwrap_or(0.0);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Every `*.onnx` directly in `dir` (not in `unused/` or any other subfolder), sorted by name.
+pub fn model_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: cannot read models folder: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "onnx"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every model of a folder; each result says what is wrong with a model that was refused.
+pub fn load_dir(dir: &Path) -> Result<Vec<Result<Model, ModelError>>, String> {
+    Ok(model_files(dir)?.iter().map(|p| Model::load(p)).collect())
+}
