@@ -29,6 +29,9 @@ pub enum Command {
     /// Write the feature vectors of every flow record (one CSV row each, no header but a `#`
     /// line naming the features), as the models see them.
     Features(FeaturesArgs),
+    /// Score feature rows (as `botd features` writes them) with one model: prints the botnet
+    /// probability per row, or with --bench the scoring speed.
+    Score(ScoreArgs),
     /// List the models of a folder with their schema, trees, threshold and metrics; exits
     /// non-zero when one is invalid.
     Models(ModelsArgs),
@@ -49,6 +52,18 @@ pub struct FeaturesArgs {
     pub output: Option<PathBuf>,
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScoreArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Feature rows: comma-separated floats, one row per line, `#` lines ignored.
+    pub rows: PathBuf,
+    /// Instead of printing, score this many rows (the file's rows repeated) in batches of 1024
+    /// on one thread and print rows/s.
+    #[arg(long, value_name = "N")]
+    pub bench: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -91,6 +106,88 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Flows(args) => flows(args),
         Command::Models(args) => models(args),
         Command::Features(args) => features(args),
+        Command::Score(args) => score(args),
+    }
+}
+
+fn score(args: ScoreArgs) -> Result<(), String> {
+    let model = crate::model::Model::load(&args.model).map_err(|e| e.to_string())?;
+    let nf = model.schema.len();
+    let text =
+        std::fs::read_to_string(&args.rows).map_err(|e| format!("{}: {e}", args.rows.display()))?;
+    let mut rows: Vec<f32> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let before = rows.len();
+        for field in line.split(',') {
+            rows.push(
+                field
+                    .trim()
+                    .parse()
+                    .map_err(|e| format!("{}:{}: {field:?}: {e}", args.rows.display(), i + 1))?,
+            );
+        }
+        if rows.len() - before != nf {
+            return Err(format!(
+                "{}:{}: {} values, the model's schema {} has {nf}",
+                args.rows.display(),
+                i + 1,
+                rows.len() - before,
+                model.schema.name
+            ));
+        }
+    }
+    let n = rows.len() / nf;
+    if n == 0 {
+        return Err(format!("{}: no rows", args.rows.display()));
+    }
+    const BATCH: usize = 1024;
+    let mut scratch = vec![0f32; BATCH * model.n_classes];
+    let mut probs = vec![0f32; BATCH];
+    match args.bench {
+        None => {
+            let mut out = BufWriter::new(io::stdout().lock());
+            for batch in rows.chunks(BATCH * nf) {
+                let k = batch.len() / nf;
+                model.score(batch, &mut scratch, &mut probs[..k])?;
+                for p in &probs[..k] {
+                    writeln!(out, "{p}").map_err(|e| e.to_string())?;
+                }
+            }
+            out.flush().map_err(|e| e.to_string())
+        }
+        Some(total) => {
+            // Batches cycle over the file's rows, as check_onnx.py --bench does.
+            let mut batches = Vec::new();
+            let mut i = 0;
+            while i < n {
+                let k = (n - i).min(BATCH);
+                batches.push(&rows[i * nf..(i + k) * nf]);
+                i += k;
+            }
+            let start = std::time::Instant::now();
+            let mut done = 0;
+            let mut checksum = 0f64;
+            for batch in batches.iter().cycle() {
+                if done >= total {
+                    break;
+                }
+                let k = batch.len() / nf;
+                model.score(batch, &mut scratch, &mut probs[..k])?;
+                checksum += f64::from(probs[0]);
+                done += k;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "botd {}: {done} rows in {secs:.3} s = {:.0} rows/s (checksum {checksum:.3})",
+                model.name,
+                done as f64 / secs
+            );
+            Ok(())
+        }
     }
 }
 
@@ -100,7 +197,7 @@ fn window_config(
 ) -> Result<Option<WindowConfig>, String> {
     match window {
         None => Ok(None),
-        Some(len) if len == 0.0 => Ok(None),
+        Some(0.0) => Ok(None),
         Some(len) => {
             let overlap = overlap.unwrap_or(len / 2.0);
             WindowConfig::from_secs(len, overlap).map(Some).ok_or_else(|| {

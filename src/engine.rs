@@ -226,7 +226,11 @@ impl Engine {
                     continue;
                 }
                 Lookup::Open(idx, flow) => {
-                    // Argus stretches the reset record to the new SYN without counting it.
+                    // Argus stretches the reset record to the new SYN without counting it (and,
+                    // for a record an RST opened, restamps its start too).
+                    if flow.state.split_restamps_start() {
+                        flow.start_ns = ts;
+                    }
                     flow.last_ns = ts;
                     Some(idx)
                 }

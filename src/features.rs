@@ -346,33 +346,6 @@ fn extract_ctu(flow: &Flow, out: &mut [f32]) {
     ctu_from_columns(&cols, out);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hashes_are_stable() {
-        // Changing a schema must change its version; these pin the published hashes.
-        assert_eq!(ARGUS.hash().len(), 16);
-        assert_ne!(ARGUS.hash(), CTU.hash());
-        assert_eq!(ARGUS.hash(), ARGUS.hash());
-    }
-
-    #[test]
-    fn ctu_flag_strings_map_to_classes() {
-        assert_eq!(state_class("S_RA"), "RST");
-        assert_eq!(state_class("FSPA_FSPA"), "FIN");
-        assert_eq!(state_class("S_"), "REQ");
-        assert_eq!(state_class("S_SA"), "ACC");
-        assert_eq!(state_class("SPA_SPA"), "CON");
-        assert_eq!(state_class("URP"), "ICMP");
-        assert_eq!(state_class("CON"), "CON");
-        assert_eq!(state_class("???"), "OTHER");
-        assert_eq!(dir_code("  <->"), 2.0);
-        assert_eq!(proto_code("gre"), 6.0);
-    }
-}
-
 /// Collects the feature rows of every flow record (offline tools, tests and benchmarks).
 pub struct FeatureRows {
     pub schema: &'static Schema,
@@ -407,5 +380,32 @@ impl crate::engine::FlowSink for FeatureRows {
         if let Some(row) = self.rows.get_mut(start..) {
             self.schema.extract(flow, row);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_stable() {
+        // Changing a schema must change its version; these pin the published hashes.
+        assert_eq!(ARGUS.hash().len(), 16);
+        assert_ne!(ARGUS.hash(), CTU.hash());
+        assert_eq!(ARGUS.hash(), ARGUS.hash());
+    }
+
+    #[test]
+    fn ctu_flag_strings_map_to_classes() {
+        assert_eq!(state_class("S_RA"), "RST");
+        assert_eq!(state_class("FSPA_FSPA"), "FIN");
+        assert_eq!(state_class("S_"), "REQ");
+        assert_eq!(state_class("S_SA"), "ACC");
+        assert_eq!(state_class("SPA_SPA"), "CON");
+        assert_eq!(state_class("URP"), "ICMP");
+        assert_eq!(state_class("CON"), "CON");
+        assert_eq!(state_class("???"), "OTHER");
+        assert_eq!(dir_code("  <->"), 2.0);
+        assert_eq!(proto_code("gre"), 6.0);
     }
 }

@@ -21,6 +21,7 @@ pub mod proto {
     pub const IGMP: u8 = 2;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const GRE: u8 = 47;
     pub const ICMPV6: u8 = 58;
     /// Not an IP protocol: botd's marker for ARP/RARP flows (255 is reserved by IANA).
     pub const ARP: u8 = 255;
@@ -33,6 +34,10 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+/// How many tunnel layers (GRE) are opened before the inner packet is taken as it is.
+const MAX_TUNNEL_DEPTH: u8 = 4;
 
 /// An address of either family, stored as 16 bytes (IPv4 in the first four) so keys stay `Copy`
 /// and hash as plain bytes.
@@ -216,8 +221,8 @@ pub fn parse(link: LinkType, frame: &[u8], wire_len: u32) -> Result<Packet, Pars
         ..Packet::default()
     };
     match ethertype {
-        ETHERTYPE_IPV4 => ipv4(l3, &mut pkt)?,
-        ETHERTYPE_IPV6 => ipv6(l3, &mut pkt)?,
+        ETHERTYPE_IPV4 => ipv4(l3, &mut pkt, 0)?,
+        ETHERTYPE_IPV6 => ipv6(l3, &mut pkt, 0)?,
         ETHERTYPE_ARP | ETHERTYPE_RARP => arp(l3, &mut pkt)?,
         _ => return Err(ParseError::NotIp),
     }
@@ -241,13 +246,31 @@ fn ethernet(frame: &[u8]) -> Result<(u16, &[u8]), ParseError> {
         ethertype = be16(frame, offset + 2).ok_or(ParseError::TruncatedLink)?;
         offset += 4;
     }
+    if matches!(ethertype, ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST) {
+        // Argus skips the label stack and reads the IP packet behind it (version from its first
+        // nibble). Bounded: each label is 4 bytes of a frame of finite length.
+        loop {
+            let label = frame
+                .get(offset..offset + 4)
+                .ok_or(ParseError::TruncatedLink)?;
+            offset += 4;
+            if label[2] & 0x01 != 0 {
+                break;
+            }
+        }
+        ethertype = match frame.get(offset).map(|b| b >> 4) {
+            Some(4) => ETHERTYPE_IPV4,
+            Some(6) => ETHERTYPE_IPV6,
+            _ => return Err(ParseError::NotIp),
+        };
+    }
     Ok((
         ethertype,
         frame.get(offset..).ok_or(ParseError::TruncatedLink)?,
     ))
 }
 
-fn ipv4(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
+fn ipv4(l3: &[u8], pkt: &mut Packet, depth: u8) -> Result<(), ParseError> {
     let ip = Ipv4Packet::new(l3).ok_or(ParseError::TruncatedIp)?;
     let header_len = usize::from(ip.get_header_length()) * 4;
     if ip.get_version() != 4 || header_len < 20 {
@@ -281,11 +304,11 @@ fn ipv4(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
         pkt.app_len = payload_len as u32;
         return Ok(());
     }
-    transport(payload, payload_len, pkt)
+    transport(payload, payload_len, pkt, depth)
 }
 
 /// IPv6 with hop-by-hop, routing, destination options, fragment and AH extension headers.
-fn ipv6(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
+fn ipv6(l3: &[u8], pkt: &mut Packet, depth: u8) -> Result<(), ParseError> {
     let ip = Ipv6Packet::new(l3).ok_or(ParseError::TruncatedIp)?;
     if ip.get_version() != 6 {
         return Err(ParseError::BadIpHeader);
@@ -347,12 +370,17 @@ fn ipv6(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
     let payload = payload
         .get(..payload_len.min(payload.len()))
         .unwrap_or(payload);
-    transport(payload, payload_len, pkt)
+    transport(payload, payload_len, pkt, depth)
 }
 
 /// Reads the transport header of the first (or only) fragment. `payload_len` is the length the IP
 /// header claims; `payload` is what was captured of it.
-fn transport(payload: &[u8], payload_len: usize, pkt: &mut Packet) -> Result<(), ParseError> {
+fn transport(
+    payload: &[u8],
+    payload_len: usize,
+    pkt: &mut Packet,
+    depth: u8,
+) -> Result<(), ParseError> {
     match pkt.proto {
         proto::TCP => {
             let tcp = TcpPacket::new(payload).ok_or(ParseError::TruncatedTransport)?;
@@ -362,7 +390,7 @@ fn transport(payload: &[u8], payload_len: usize, pkt: &mut Packet) -> Result<(),
             }
             pkt.sport = tcp.get_source();
             pkt.dport = tcp.get_destination();
-            pkt.tcp_flags = tcp.get_flags() as u8;
+            pkt.tcp_flags = tcp.get_flags();
             pkt.tcp_seq = tcp.get_sequence();
             pkt.tcp_ack = tcp.get_acknowledgement();
             pkt.tcp_window = tcp.get_window();
@@ -405,11 +433,54 @@ fn transport(payload: &[u8], payload_len: usize, pkt: &mut Packet) -> Result<(),
             }
             pkt.app_len = payload_len as u32;
         }
+        proto::GRE if depth < MAX_TUNNEL_DEPTH => {
+            // Argus 3.0.8 follows GRE (version 0) carrying IP and keys the inner packet; other
+            // GRE payloads (PPTP's PPP, ERSPAN, ...) stay `gre` flows between the outer addresses.
+            if let Some((ethertype, inner)) = gre_payload(payload) {
+                let outer = *pkt;
+                pkt.fragment = None;
+                let inner_result = match ethertype {
+                    ETHERTYPE_IPV4 => ipv4(inner, pkt, depth + 1),
+                    _ => ipv6(inner, pkt, depth + 1),
+                };
+                if inner_result.is_ok() {
+                    return Ok(());
+                }
+                *pkt = outer;
+            }
+            pkt.app_len = payload_len as u32;
+        }
         _ => {
             pkt.app_len = payload_len as u32;
         }
     }
     Ok(())
+}
+
+/// The inner ethertype and packet of a version-0 GRE header carrying IPv4 or IPv6.
+fn gre_payload(payload: &[u8]) -> Option<(u16, &[u8])> {
+    let flags = *payload.first()?;
+    let version = payload.get(1)? & 0x07;
+    let ethertype = be16(payload, 2)?;
+    // Checksum/routing present (C or R), key (K), sequence number (S); source routes are not
+    // followed.
+    if version != 0 || flags & 0x40 != 0 {
+        return None;
+    }
+    if !matches!(ethertype, ETHERTYPE_IPV4 | ETHERTYPE_IPV6) {
+        return None;
+    }
+    let mut len = 4;
+    if flags & 0x80 != 0 {
+        len += 4;
+    }
+    if flags & 0x20 != 0 {
+        len += 4;
+    }
+    if flags & 0x10 != 0 {
+        len += 4;
+    }
+    Some((ethertype, payload.get(len..)?))
 }
 
 /// The ICMP (v4) key field Argus uses per message type, and the Dport it prints for it.

@@ -1,12 +1,16 @@
 //! IPv4 fragment trains: later fragments carry no ports, so Argus adds them to the flow of their
 //! first fragment (same source, destination, protocol and IP id). A later fragment whose first one
-//! was never seen forms a flow of its own with ports 0. Capacity is fixed; the oldest train is
+//! was never seen forms a flow of its own with ports 0, one per IP id. Capacity is fixed; the oldest train is
 //! forgotten first.
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 use super::FlowKey;
 use crate::wire::{Addr, Packet};
+
+/// Marks the flow-key discriminator of an orphan fragment (the IPv4 id is in the low 16 bits);
+/// DNS ids use bit 16, so the two never collide.
+const ORPHAN_AUX: u32 = 0x4000_0000;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct TrainKey {
@@ -46,7 +50,14 @@ impl FragmentMap {
             id: frag.id,
         };
         if frag.offset != 0 {
-            return self.trains.get(&train).copied();
+            if let Some(found) = self.trains.get(&train) {
+                return Some(*found);
+            }
+            // Argus keys a fragment whose first fragment it never saw on the IP id too: each such
+            // datagram is a flow of its own (ports 0), its other fragments join it.
+            let (mut key, forward) = FlowKey::of(pkt);
+            key.aux = ORPHAN_AUX | frag.id;
+            return Some((key, forward));
         }
         let found = FlowKey::of(pkt);
         if self.trains.insert(train, found).is_none() {

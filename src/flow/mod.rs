@@ -55,7 +55,13 @@ impl FlowKey {
     /// The key of a packet, and whether the packet travels lo -> hi.
     pub fn of(pkt: &Packet) -> (FlowKey, bool) {
         let (sport, dport, aux) = endpoints(pkt);
-        let forward = (pkt.src, sport) <= (pkt.dst, dport);
+        let forward = if pkt.proto == proto::ARP {
+            // Argus keys ARP on (requester, target) in that order: a reply joins its request, but
+            // a request the other way round is another flow.
+            pkt.arp_op != 2
+        } else {
+            (pkt.src, sport) <= (pkt.dst, dport)
+        };
         let (lo, lo_port, hi, hi_port) = if forward {
             (pkt.src, sport, pkt.dst, dport)
         } else {
@@ -278,8 +284,38 @@ impl Flow {
         } else {
             self.rev.update(ts, pkt);
         }
-        self.state.update(pkt);
+        self.state.update(pkt, forward);
         self.last_ns = self.last_ns.max(ts);
+        if self.proto == proto::TCP && self.state.tcp.client_is_src() {
+            self.face_client();
+        }
+        if self.proto == proto::ICMP
+            && from_src
+            && !self.state.icmp_turned
+            && state::first_packet_reversed_icmp(self.state.icmp_type)
+        {
+            // A request joining a flow that a reply opened: Argus then prints the reply's sender
+            // as the source, with the request's type as Sport.
+            self.state.icmp_turned = true;
+            self.src_is_lo = !self.src_is_lo;
+            std::mem::swap(&mut self.src, &mut self.dst);
+            std::mem::swap(&mut self.fwd, &mut self.rev);
+            self.sport = u16::from(pkt.icmp_type) | u16::from(pkt.icmp_code) << 8;
+        }
+    }
+
+    /// Turns a record opened by a SYN-ACK around so the SYN-ACK's receiver is the source, as
+    /// Argus prints such records once the connection is established.
+    fn face_client(&mut self) {
+        // The SYN-ACK's sender is the side that sent the record's first packet.
+        let client_is_lo = !self.state.tcp.syn_ack_sent_by_lo;
+        if self.src_is_lo == client_is_lo {
+            return;
+        }
+        self.src_is_lo = client_is_lo;
+        std::mem::swap(&mut self.src, &mut self.dst);
+        std::mem::swap(&mut self.sport, &mut self.dport);
+        std::mem::swap(&mut self.fwd, &mut self.rev);
     }
 
     /// Starts a continuation record of a flow reported at the status interval: same endpoints and

@@ -25,6 +25,221 @@ impl std::fmt::Display for State {
     }
 }
 
+/// Argus's TCP connection states (`tcpExt->state`, BSD `tcp_fsm.h` numbering).
+pub mod tcps {
+    pub const CLOSED: u8 = 0;
+    pub const LISTEN: u8 = 1;
+    pub const SYN_SENT: u8 = 2;
+    pub const SYN_RECEIVED: u8 = 3;
+    pub const ESTABLISHED: u8 = 4;
+    pub const CLOSE_WAIT: u8 = 5;
+    pub const FIN_WAIT_1: u8 = 6;
+    pub const CLOSING: u8 = 7;
+    pub const LAST_ACK: u8 = 8;
+    pub const FIN_WAIT_2: u8 = 9;
+    pub const TIME_WAIT: u8 = 10;
+}
+
+/// What Argus keeps per TCP direction for its state machine (`ArgusTCPObjectMetrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpSide {
+    pub seqbase: u32,
+    pub seq: u32,
+    pub ack: u32,
+    pub win: u16,
+    /// This side's FIN was seen by the state machine (`ARGUS_FIN` in the side's status).
+    pub fin: bool,
+}
+
+/// Argus 3.0.8's TCP state machine (ArgusTcp.c: `ArgusUpdateTCPState`, `ArgusUpdateTCPSequence`,
+/// `ArgusUpdateTCPStateMachine`), reduced to what decides record splits, the direction of records
+/// opened by a SYN-ACK and their state. Sides are indexed by the key direction (0 = sent by
+/// `key.lo`), so they survive a change of the printed direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpMachine {
+    pub started: bool,
+    pub state: u8,
+    pub sides: [TcpSide; 2],
+    /// `ARGUS_CON_ESTABLISHED` / `ARGUS_FIN` set by the state machine after the first packet.
+    pub established: bool,
+    pub fin: bool,
+    /// The record's first packet was a SYN-ACK, and whether `key.lo` sent it.
+    pub syn_ack_first: bool,
+    pub syn_ack_sent_by_lo: bool,
+}
+
+impl TcpMachine {
+    /// Whether this packet makes Argus close the record and start a new one with it: a SYN on a
+    /// connection that was reset or closed (a retransmitted SYN, or a new one after a normal FIN
+    /// exchange, stays in the record).
+    pub fn splits(&self, pkt: &Packet) -> bool {
+        use tcps::*;
+        let f = pkt.tcp_flags;
+        if !self.started || pkt.proto != proto::TCP {
+            return false;
+        }
+        if self.state == LISTEN {
+            return f & SYN != 0;
+        }
+        f == SYN
+            && matches!(
+                self.state,
+                CLOSE_WAIT | FIN_WAIT_1 | CLOSING | TIME_WAIT | CLOSED
+            )
+    }
+
+    /// Feeds one packet; `lo_sent` is the packet's lo->hi direction from `FlowKey::of`.
+    pub fn update(&mut self, pkt: &Packet, lo_sent: bool) {
+        use tcps::*;
+        let [a, b] = &mut self.sides;
+        let (s, o) = if lo_sent { (a, b) } else { (b, a) };
+        let f = pkt.tcp_flags;
+        let (seq, ack, win, len) = (pkt.tcp_seq, pkt.tcp_ack, pkt.tcp_window, pkt.app_len);
+        if !self.started {
+            self.started = true;
+            if f & RST != 0 {
+                self.state = LISTEN;
+                if seq != 0 {
+                    s.seqbase = seq.wrapping_sub(1);
+                    s.seq = seq.wrapping_add(len);
+                } else {
+                    s.seqbase = ack.wrapping_sub(1);
+                    s.seq = ack.wrapping_sub(1);
+                }
+                o.ack = ack.wrapping_sub(1);
+                return;
+            }
+            const PSH: u8 = 0x08;
+            const URG: u8 = 0x20;
+            let data_state = match f & (SYN | ACK | FIN | PSH | URG) {
+                SYN => {
+                    self.state = SYN_SENT;
+                    s.seqbase = seq;
+                    s.seq = seq;
+                    s.win = win;
+                    return;
+                }
+                x if x == SYN | ACK => {
+                    self.state = SYN_RECEIVED;
+                    s.seqbase = seq;
+                    s.seq = seq;
+                    s.win = win;
+                    o.ack = ack.wrapping_sub(1);
+                    self.syn_ack_first = true;
+                    self.syn_ack_sent_by_lo = lo_sent;
+                    return;
+                }
+                x if x & ACK != 0 && x & (SYN | FIN) == 0 => {
+                    o.ack = ack.wrapping_sub(1);
+                    ESTABLISHED
+                }
+                x if x != 0 && x & (SYN | ACK | FIN) == 0 => ESTABLISHED,
+                x if x & !ACK == FIN => FIN_WAIT_1,
+                _ => CLOSING,
+            };
+            self.state = data_state;
+            s.seqbase = seq.wrapping_sub(1);
+            s.seq = seq.wrapping_add(len);
+            s.win = win;
+            return;
+        }
+        if self.state == LISTEN {
+            // Only a SYN (which splits, see `splits`) changes a record opened by a reset.
+            return;
+        }
+        // ArgusUpdateTCPSequence (without duplicate tracking, which argus-ctu.conf leaves off).
+        if f != SYN {
+            if win != 0 && f & (FIN | RST) == 0 {
+                s.win = win;
+            }
+            let newseq = seq.wrapping_add(len);
+            if newseq < seq {
+                s.seqbase = newseq;
+                s.seq = newseq;
+            } else if s.seqbase == 0 {
+                s.seqbase = seq;
+                s.seq = newseq;
+            } else if len > 0 && o.win != 0 && seq >= o.ack {
+                s.seq = s.seq.max(newseq);
+            }
+            if ack != 0 && f & ACK != 0 {
+                s.ack = ack.wrapping_sub(1);
+            }
+        }
+        // ArgusUpdateTCPStateMachine.
+        let mut st = self.state;
+        let syn_only = f & SYN != 0 && f & ACK == 0;
+        if f & RST != 0 {
+            st = if st == SYN_SENT {
+                if o.seq == s.ack { LISTEN } else { CLOSING }
+            } else if seq >= s.ack && seq < s.ack.wrapping_add(u32::from(s.win)) {
+                CLOSED
+            } else {
+                CLOSING
+            };
+        } else {
+            match st {
+                SYN_SENT => {
+                    if f == SYN {
+                    } else if f == SYN | ACK {
+                        st = SYN_RECEIVED;
+                    } else if f & FIN != 0 {
+                        st = FIN_WAIT_1;
+                        self.fin = true;
+                        s.fin = true;
+                    } else if f & ACK != 0 {
+                        st = ESTABLISHED;
+                        self.established = true;
+                    }
+                }
+                SYN_RECEIVED => {
+                    if f & FIN != 0 {
+                        st = FIN_WAIT_1;
+                        self.fin = true;
+                        s.fin = true;
+                    } else if f & SYN == 0 && f & ACK != 0 {
+                        st = ESTABLISHED;
+                        self.established = true;
+                    }
+                }
+                ESTABLISHED if f & FIN != 0 => {
+                    st = FIN_WAIT_1;
+                    self.fin = true;
+                    s.fin = true;
+                }
+                CLOSE_WAIT | FIN_WAIT_1 if syn_only => st = LISTEN,
+                CLOSE_WAIT | FIN_WAIT_1 | LAST_ACK | FIN_WAIT_2 => {
+                    if f & FIN != 0 && f & ACK != 0 {
+                        self.fin = true;
+                        s.fin = true;
+                    }
+                    if f & ACK != 0 && len == 0 && o.fin && o.seq == s.ack {
+                        st = FIN_WAIT_2;
+                    }
+                }
+                CLOSING | TIME_WAIT => {
+                    if syn_only {
+                        st = LISTEN;
+                    } else if f & ACK != 0 && s.seq == s.ack && o.seq == s.ack {
+                        st = CLOSED;
+                    }
+                }
+                CLOSED if syn_only => st = LISTEN,
+                _ => {}
+            }
+        }
+        if st != LISTEN {
+            self.state = st;
+        }
+    }
+
+    /// A record opened by a SYN-ACK is printed from the client's side (the SYN-ACK's receiver)
+    /// once the connection got established or saw a FIN; otherwise from the SYN-ACK's sender.
+    pub fn client_is_src(&self) -> bool {
+        self.syn_ack_first && (self.established || self.fin)
+    }
+}
+
 /// Protocol state kept per flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProtoState {
@@ -43,6 +258,10 @@ pub struct ProtoState {
     pub arp_request: bool,
     /// This record continues a flow already reported at the status interval.
     pub continuation: bool,
+    /// Argus's TCP state machine.
+    pub tcp: TcpMachine,
+    /// ICMP: a request joined a flow opened by its reply, and the record was turned around.
+    pub icmp_turned: bool,
 }
 
 impl ProtoState {
@@ -56,7 +275,8 @@ impl ProtoState {
         }
     }
 
-    pub fn update(&mut self, pkt: &Packet) {
+    /// Adds a packet; `lo_sent` is its lo->hi direction from `FlowKey::of`.
+    pub fn update(&mut self, pkt: &Packet, lo_sent: bool) {
         match pkt.proto {
             proto::TCP => {
                 let f = pkt.tcp_flags;
@@ -68,16 +288,24 @@ impl ProtoState {
                     (false, true) => self.ack = true,
                     (false, false) => {}
                 }
+                self.tcp.update(pkt, lo_sent);
             }
             proto::ARP => self.arp_request |= pkt.arp_op == 1,
             _ => {}
         }
     }
 
-    /// Argus's reset-then-SYN rule: a SYN on a reset connection starts a new record. (After a
-    /// normal FIN close, 3.0.8 keeps counting into the same record.)
+    /// Whether this packet closes the record and starts a new one (Argus's SYN after a reset or
+    /// an unfinished close; see [`TcpMachine::splits`]).
     pub fn reset_then_syn(&self, pkt: &Packet) -> bool {
-        self.rst && pkt.proto == proto::TCP && pkt.tcp_flags & (SYN | ACK) == SYN
+        self.tcp.splits(pkt)
+    }
+
+    /// When [`ProtoState::reset_then_syn`] splits a record that a reset opened (Argus state
+    /// LISTEN), Argus prints the closed record with StartTime and LastTime both at the new SYN's
+    /// time (backscatter.trace); after other splits only LastTime moves.
+    pub fn split_restamps_start(&self) -> bool {
+        self.tcp.started && self.tcp.state == tcps::LISTEN
     }
 
     pub fn summary(&self, proto_nr: u8, fwd: &DirStats, rev: &DirStats) -> State {
@@ -92,6 +320,9 @@ impl ProtoState {
                     "RST"
                 } else if self.fin {
                     "FIN"
+                } else if self.tcp.syn_ack_first && self.tcp.established {
+                    // Opened by a SYN-ACK, then established: Argus prints CLO.
+                    "CLO"
                 } else if self.ack || !self.tcp_opened {
                     "CON"
                 } else if self.syn_ack {
@@ -231,10 +462,15 @@ pub fn icmp_key(pkt: &Packet) -> (u16, u16, u32) {
 /// as the request they answer, and an IPv4 TCP flow caught mid-stream has the higher port as source.
 pub fn first_packet_reversed(pkt: &Packet) -> bool {
     match pkt.proto {
-        proto::ICMP => matches!(pkt.icmp_type, 0 | 14 | 16 | 18),
+        proto::ICMP => first_packet_reversed_icmp(pkt.icmp_type),
         proto::ICMPV6 => pkt.icmp_type == 129,
         proto::ARP => pkt.arp_op == 2,
         proto::TCP => !pkt.src.v6 && pkt.tcp_flags & SYN == 0 && pkt.sport < pkt.dport,
         _ => false,
     }
+}
+
+/// ICMP replies (echo, timestamp, info, mask) are keyed as the request they answer.
+pub fn first_packet_reversed_icmp(icmp_type: u8) -> bool {
+    matches!(icmp_type, 0 | 14 | 16 | 18)
 }

@@ -16,7 +16,7 @@ use tract_onnx::pb::{AttributeProto, NodeProto};
 pub const MAX_DEPTH: u32 = 16;
 
 /// Rows that descend a tree together.
-const LANES: usize = 8;
+const LANES: usize = 16;
 
 #[derive(Debug)]
 pub struct Forest {
@@ -35,12 +35,15 @@ pub struct Forest {
 #[derive(Debug)]
 struct Tree {
     depth: u32,
-    /// Complete layout: feature index and threshold of each internal node (2^depth - 1).
-    features: Vec<u32>,
-    thresholds: Vec<f32>,
-    /// Leaf weights, `n_classes` per leaf, 2^depth leaves.
-    leaves: Vec<f32>,
+    /// Complete layout: (feature index, threshold) of each internal node (2^depth - 1), packed so
+    /// one load brings both.
+    nodes: Vec<(u32, f32)>,
+    /// Leaf weights per class: `leaves[class][leaf]`, 2^depth leaves.
+    leaves: Vec<Vec<f32>>,
 }
+
+/// Padding below an early leaf: always the true (left) side.
+const PAD: (u32, f32) = (0, f32::INFINITY);
 
 fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
     node.attribute.iter().find(|a| a.name == name)
@@ -159,22 +162,27 @@ impl Forest {
         {
             return Err("class attribute arrays differ in length".into());
         }
+        // Binary classifiers may carry one score column only (every class id 0): ONNX defines it
+        // as the score of the second label, and the first is 1 - score (onnxruntime and tract
+        // both do so; skl2onnx writes random forests that way).
+        let positive_only = n_classes == 2 && c_ids.iter().all(|&c| c == 0);
         let mut weights: HashMap<(i64, i64), Vec<f32>> = HashMap::new();
-        let mut classes_seen = vec![false; n_classes];
         for i in 0..c_tree.len() {
             let class = usize::try_from(c_ids[i])
                 .ok()
                 .filter(|&c| c < n_classes)
                 .ok_or_else(|| format!("class id {} outside 0..{n_classes}", c_ids[i]))?;
-            classes_seen[class] = true;
+            let class = if positive_only { 1 } else { class };
             weights
                 .entry((c_tree[i], c_node[i]))
                 .or_insert_with(|| vec![0.0; n_classes])[class] += c_weights[i];
         }
-        let positive_only = n_classes == 2 && !classes_seen[0];
         let mut base_values = attr(node, "base_values")
             .map(|a| a.floats.clone())
             .unwrap_or_default();
+        if positive_only && base_values.len() == 1 {
+            base_values.insert(0, 0.0);
+        }
         base_values.resize(n_classes, 0.0);
 
         let mut trees = Vec::with_capacity(tree_order.len());
@@ -200,49 +208,118 @@ impl Forest {
     /// Scores `rows` (row-major, `n_features` each) into `out` (`n_classes` per row): the
     /// class probabilities, as the ONNX model's probability output. Allocates nothing.
     pub fn predict_proba(&self, rows: &[f32], out: &mut [f32]) {
-        let nf = self.n_features;
         let nc = self.n_classes();
-        let n_rows = if nf == 0 { 0 } else { rows.len() / nf };
-        let n_rows = n_rows.min(out.len() / nc.max(1));
-        for chunk in out.chunks_mut(nc).take(n_rows) {
-            for (v, base) in chunk.iter_mut().zip(&self.base_values) {
-                *v = *base;
+        let n_rows = self.rows_in(rows).min(out.len() / nc.max(1));
+        for class in 0..nc {
+            if self.positive_only && class == 0 {
+                continue;
             }
-        }
-        let mut start = 0;
-        while start < n_rows {
-            let lanes = (n_rows - start).min(LANES);
-            for tree in &self.trees {
-                let mut idx = [0usize; LANES];
-                for _ in 0..tree.depth {
-                    for (lane, i) in idx.iter_mut().enumerate().take(lanes) {
-                        let row = start + lane;
-                        let f = tree.features.get(*i).copied().unwrap_or(0) as usize;
-                        let x = rows.get(row * nf + f).copied().unwrap_or(0.0);
-                        let t = tree.thresholds.get(*i).copied().unwrap_or(f32::INFINITY);
-                        // True branch (x <= t) is the left child.
-                        *i = 2 * *i + 1 + usize::from(x > t);
-                    }
-                }
-                let first_leaf = (1usize << tree.depth) - 1;
-                for (lane, i) in idx.iter().enumerate().take(lanes) {
-                    let leaf = i - first_leaf;
-                    let row = start + lane;
-                    for c in 0..nc {
-                        let w = tree.leaves.get(leaf * nc + c).copied().unwrap_or(0.0);
-                        if let Some(o) = out.get_mut(row * nc + c) {
-                            *o += w;
-                        }
-                    }
+            for row in 0..n_rows {
+                // Strided writes into `out` would defeat the per-class loop; accumulate in place.
+                if let Some(o) = out.get_mut(row * nc + class) {
+                    *o = 0.0;
                 }
             }
-            start += lanes;
+            self.accumulate(rows, n_rows, class, |row, v| {
+                if let Some(o) = out.get_mut(row * nc + class) {
+                    *o += v;
+                }
+            });
         }
         if self.positive_only {
             for chunk in out.chunks_mut(2).take(n_rows) {
                 if let [p0, p1] = chunk {
                     *p0 = 1.0 - *p1;
                 }
+            }
+        }
+    }
+
+    /// Probability of one class only (what scoring needs: the botnet class), into `out[row]`.
+    pub fn predict_class(&self, rows: &[f32], class: usize, out: &mut [f32]) {
+        let n_rows = self.rows_in(rows).min(out.len());
+        if self.positive_only && class == 0 {
+            self.predict_class(rows, 1, out);
+            for o in out.iter_mut().take(n_rows) {
+                *o = 1.0 - *o;
+            }
+            return;
+        }
+        for o in out.iter_mut().take(n_rows) {
+            *o = 0.0;
+        }
+        self.accumulate(rows, n_rows, class, |row, v| {
+            if let Some(o) = out.get_mut(row) {
+                *o += v;
+            }
+        });
+    }
+
+    fn rows_in(&self, rows: &[f32]) -> usize {
+        rows.len().checked_div(self.n_features).unwrap_or(0)
+    }
+
+    /// Tree by tree (so one tree's nodes stay in cache for the whole batch), `LANES` rows at a time
+    /// (so their loads overlap), each row takes `depth` branch-free steps to its leaf.
+    fn accumulate(
+        &self,
+        rows: &[f32],
+        n_rows: usize,
+        class: usize,
+        mut add: impl FnMut(usize, f32),
+    ) {
+        let nf = self.n_features;
+        let base = self.base_values.get(class).copied().unwrap_or(0.0);
+        if base != 0.0 {
+            for row in 0..n_rows {
+                add(row, base);
+            }
+        }
+        for tree in &self.trees {
+            let Some(leaves) = tree.leaves.get(class) else {
+                continue;
+            };
+            let first_leaf = (1usize << tree.depth) - 1;
+            let nodes = tree.nodes.as_slice();
+            let mut start = 0;
+            while start < n_rows {
+                let lanes = (n_rows - start).min(LANES);
+                let mut idx = [0usize; LANES];
+                let mut base_of = [0usize; LANES];
+                for (lane, b) in base_of.iter_mut().enumerate().take(lanes) {
+                    *b = (start + lane) * nf;
+                }
+                if lanes == LANES {
+                    for _ in 0..tree.depth {
+                        for lane in 0..LANES {
+                            // SAFETY: after k < depth steps idx < 2^(k+1) - 1 <= nodes.len()
+                            // (the complete layout has 2^depth - 1 internal nodes), feature
+                            // indices were checked < n_features when the forest was compiled, and
+                            // base_of[lane] + n_features <= n_rows * n_features <= rows.len().
+                            unsafe {
+                                let (f, t) = *nodes.get_unchecked(idx[lane]);
+                                let x = *rows.get_unchecked(base_of[lane] + f as usize);
+                                idx[lane] = 2 * idx[lane] + 1 + usize::from(x > t);
+                            }
+                        }
+                    }
+                } else {
+                    for _ in 0..tree.depth {
+                        for lane in 0..lanes {
+                            let (f, t) = nodes.get(idx[lane]).copied().unwrap_or(PAD);
+                            let x = rows.get(base_of[lane] + f as usize).copied().unwrap_or(0.0);
+                            // The true branch (x <= t) is the left child.
+                            idx[lane] = 2 * idx[lane] + 1 + usize::from(x > t);
+                        }
+                    }
+                }
+                for (lane, i) in idx.iter().enumerate().take(lanes) {
+                    add(
+                        start + lane,
+                        leaves.get(i - first_leaf).copied().unwrap_or(0.0),
+                    );
+                }
+                start += lanes;
             }
         }
     }
@@ -281,9 +358,8 @@ fn compile_tree(
         }
     }
     let n_internal = (1usize << depth) - 1;
-    let mut features = vec![0u32; n_internal];
-    let mut thresholds = vec![f32::INFINITY; n_internal];
-    let mut leaves = vec![0f32; (1usize << depth) * n_classes];
+    let mut nodes_out = vec![PAD; n_internal];
+    let mut leaves = vec![vec![0f32; 1usize << depth]; n_classes];
     // (onnx node id, complete-layout index, level)
     let mut stack = vec![(0i64, 0usize, 0u32)];
     while let Some((id, pos, level)) = stack.pop() {
@@ -295,13 +371,13 @@ fn compile_tree(
                 true_id,
                 false_id,
             }) => {
-                features[pos] = feature;
                 // x < t equals x <= the next float below t.
-                thresholds[pos] = if strict {
+                let t = if strict {
                     next_down(threshold)
                 } else {
                     threshold
                 };
+                nodes_out[pos] = (feature, t);
                 stack.push((true_id as i64, 2 * pos + 1, level + 1));
                 stack.push((false_id as i64, 2 * pos + 2, level + 1));
             }
@@ -314,9 +390,12 @@ fn compile_tree(
                     first = 2 * first + 1;
                 }
                 let first_leaf = first - n_internal;
-                for leaf in first_leaf..first_leaf + (1usize << span) {
-                    for c in 0..n_classes {
-                        leaves[leaf * n_classes + c] = w.map_or(0.0, |w| w[c]);
+                for (c, class_leaves) in leaves.iter_mut().enumerate() {
+                    let value = w.and_then(|w| w.get(c)).copied().unwrap_or(0.0);
+                    if let Some(slots) =
+                        class_leaves.get_mut(first_leaf..first_leaf + (1usize << span))
+                    {
+                        slots.fill(value);
                     }
                 }
             }
@@ -325,8 +404,7 @@ fn compile_tree(
     }
     Ok(Tree {
         depth,
-        features,
-        thresholds,
+        nodes: nodes_out,
         leaves,
     })
 }

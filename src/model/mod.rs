@@ -193,11 +193,8 @@ impl Model {
         let nc = self.n_classes;
         match &self.scorer {
             Scorer::Forest(forest) => {
-                let scratch = scratch.get_mut(..n * nc).ok_or("scratch too small")?;
-                forest.predict_proba(rows, scratch);
-                for (o, probs) in out.iter_mut().zip(scratch.chunks(nc)) {
-                    *o = probs.get(self.botnet_class).copied().unwrap_or(0.0);
-                }
+                let _ = (scratch, nc);
+                forest.predict_class(rows, self.botnet_class, out);
                 Ok(())
             }
             Scorer::Tract(model) => {

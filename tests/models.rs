@@ -1,0 +1,249 @@
+//! Models: botd's forest evaluator against tract (on a forest small enough for tract's slow tree
+//! walk) and against onnxruntime (the trainer's reference, on the shipped models and thousands of
+//! real flows); loading, validation and `botd models`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use botd::engine::{Engine, EngineConfig, WindowConfig};
+use botd::features::{ARGUS, CTU, FeatureRows, Schema};
+use botd::model::Model;
+use botd::model::forest::Forest;
+use tract_onnx::prelude::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn data(rel: &str) -> PathBuf {
+    root().join("../shared/data").join(rel)
+}
+
+/// Feature rows of the windowed flows of real captures.
+fn real_rows(schema: &'static Schema, captures: &[&str]) -> Vec<f32> {
+    let mut rows = FeatureRows::new(schema);
+    for c in captures {
+        let mut engine = Engine::new(EngineConfig {
+            window: WindowConfig::from_secs(300.0, 150.0),
+            ..EngineConfig::default()
+        });
+        let mut cap = botd::capture::MergedCapture::open(&[data(c)]).unwrap();
+        while let Some(f) = cap.next_frame().unwrap() {
+            engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, &mut rows);
+        }
+        engine.finish(&mut rows);
+    }
+    rows.rows
+}
+
+const CAPTURES: [&str; 4] = [
+    "debian-registry/pathspider/real.pcap",
+    "stratosphere-slips/pcap/test7-malicious.pcap",
+    "malcolm-pcap/plugins/zeek-asyncrat-detector/30a385ed-171e-4f15-ac3f-08c96be7bfd1.pcap",
+    "chrissanders-packets/synscan.pcapng",
+];
+
+/// Seeded pseudo-random rows (xorshift), wide enough to reach every branch.
+fn random_rows(n: usize, nf: usize) -> Vec<f32> {
+    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n * nf)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 600.0 - 300.0) as f32
+        })
+        .collect()
+}
+
+#[test]
+fn forest_equals_tract_on_a_small_forest() {
+    let path = root().join("tests/data/small-forest.onnx");
+    let proto = tract_onnx::onnx().proto_model_for_path(&path).unwrap();
+    let node = proto
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .find(|n| n.op_type == "TreeEnsembleClassifier")
+        .unwrap();
+    let nf = ARGUS.len();
+    let forest = Forest::from_node(node, nf).unwrap();
+    assert_eq!(forest.n_trees, 5);
+
+    let mut rows = random_rows(1500, nf);
+    rows.extend(real_rows(&ARGUS, &CAPTURES[1..2]));
+    let n = rows.len() / nf;
+    assert!(n > 1600, "{n} rows");
+
+    let mut ours = vec![0f32; n * 2];
+    forest.predict_proba(&rows, &mut ours);
+
+    let plan = tract_onnx::onnx()
+        .model_for_path(&path)
+        .unwrap()
+        .with_input_fact(0, f32::fact([n, nf]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let input = tract_ndarray::Array2::from_shape_vec((n, nf), rows.clone()).unwrap();
+    let out = plan.run(tvec!(Tensor::from(input).into())).unwrap();
+    let probs = out.last().unwrap().to_plain_array_view::<f32>().unwrap();
+    let mut max_diff = 0f32;
+    for i in 0..n {
+        for c in 0..2 {
+            max_diff = max_diff.max((probs[[i, c]] - ours[i * 2 + c]).abs());
+        }
+    }
+    assert!(max_diff <= 1e-6, "max |tract - botd| = {max_diff}");
+    // Both classes are reached, so the comparison means something.
+    assert!(ours.chunks(2).any(|p| p[1] > 0.5) && ours.chunks(2).any(|p| p[1] < 0.5));
+}
+
+/// The trainer's venv python (tests/run.sh creates it with models/train/setup.sh).
+fn venv_python() -> PathBuf {
+    let p = root().join("models/train/.venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} missing: run `sh models/train/setup.sh` (tests/run.sh does)",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn forest_equals_onnxruntime_on_the_shipped_models() {
+    for (model_file, schema) in [
+        ("models/argus-rf.onnx", &ARGUS),
+        ("models/ctu-rf.onnx", &CTU),
+    ] {
+        let model = Model::load(&root().join(model_file)).unwrap();
+        let nf = schema.len();
+        let rows = real_rows(schema, &CAPTURES);
+        let n = rows.len() / nf;
+        assert!(n > 5000, "{n} rows");
+        let tmp = std::env::temp_dir().join(format!(
+            "botd-ort-{}-{}.csv",
+            schema.name,
+            std::process::id()
+        ));
+        let mut text = String::new();
+        for row in rows.chunks(nf) {
+            let line: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            text.push_str(&line.join(","));
+            text.push('\n');
+        }
+        std::fs::write(&tmp, text).unwrap();
+        let out = Command::new(venv_python())
+            .arg(root().join("models/train/check_onnx.py"))
+            .arg(root().join(model_file))
+            .arg(&tmp)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&tmp);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ort: Vec<f32> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split(',').nth(1).unwrap().trim().parse().unwrap())
+            .collect();
+        assert_eq!(ort.len(), n);
+
+        let mut ours = vec![0f32; n];
+        let mut scratch = vec![0f32; n * 2];
+        model.score(&rows, &mut scratch, &mut ours).unwrap();
+        let max_diff = ours
+            .iter()
+            .zip(&ort)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max_diff <= 1e-5,
+            "{model_file}: max |onnxruntime - botd| = {max_diff}"
+        );
+        let flagged = ours.iter().filter(|p| **p >= model.threshold).count();
+        assert!(
+            flagged > 0 && flagged < n,
+            "{model_file}: {flagged} of {n} flagged"
+        );
+    }
+}
+
+fn botd_models(dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_botd"))
+        .args(["models", "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn models_command_lists_valid_models_and_refuses_bad_ones() {
+    let (ok, text) = botd_models(&root().join("models"));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("argus-rf.onnx") && text.contains("ctu-rf.onnx"),
+        "{text}"
+    );
+    assert!(text.contains("100 trees"), "{text}");
+
+    let dir = std::env::temp_dir().join(format!("botd-models-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("unused")).unwrap();
+    let good = std::fs::read(root().join("tests/data/small-forest.onnx")).unwrap();
+    std::fs::write(dir.join("good.onnx"), &good).unwrap();
+    // models/unused/ is ignored, whatever is in it.
+    std::fs::write(dir.join("unused/garbage.onnx"), b"not a model").unwrap();
+    let (ok, text) = botd_models(&dir);
+    assert!(ok, "{text}");
+    assert!(!text.contains("garbage"), "{text}");
+
+    // A truncated file, and one whose schema hash was changed (same length, so the protobuf
+    // framing stays valid and only botd's check can catch it).
+    std::fs::write(dir.join("truncated.onnx"), &good[..good.len() / 2]).unwrap();
+    let hash = ARGUS.hash();
+    let pos = good
+        .windows(hash.len())
+        .position(|w| w == hash.as_bytes())
+        .expect("hash in the file");
+    let mut tampered = good.clone();
+    tampered[pos..pos + hash.len()].copy_from_slice(b"0123456789abcdef");
+    std::fs::write(dir.join("tampered.onnx"), &tampered).unwrap();
+    let (ok, text) = botd_models(&dir);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("truncated.onnx") && text.contains("INVALID"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tampered.onnx") && text.contains("0123456789abcdef"),
+        "{text}"
+    );
+    assert!(text.contains("2 of 3 models invalid"), "{text}");
+
+    let err = Model::load(&dir.join("tampered.onnx")).unwrap_err();
+    assert!(err.to_string().contains("hash"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn schema_hashes_match_the_trainer() {
+    let out = Command::new("python3")
+        .arg(root().join("models/train/features.py"))
+        .arg("--hashes")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("argus {}", ARGUS.hash())), "{text}");
+    assert!(text.contains(&format!("ctu {}", CTU.hash())), "{text}");
+}
