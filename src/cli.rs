@@ -26,6 +26,14 @@ pub struct Cli {
 pub enum Command {
     /// Export Argus-compatible bidirectional flows (CTU-13 binetflow columns first).
     Flows(FlowsArgs),
+    /// The whole pipeline on captures: flows, features, every model, host scores; a host table,
+    /// optional JSON and syslog alerts, and detection against a truth file.
+    Analyze(crate::analyze::AnalyzeArgs),
+    /// Check a configuration file (default config/botd.toml) and summarise it.
+    CheckConfig {
+        /// The file; without it config/botd.toml, or the built-in defaults when that is absent.
+        file: Option<PathBuf>,
+    },
     /// Write the feature vectors of every flow record (one CSV row each, no header but a `#`
     /// line naming the features), as the models see them.
     Features(FeaturesArgs),
@@ -104,6 +112,11 @@ pub struct FlowsArgs {
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Flows(args) => flows(args),
+        Command::Analyze(args) => crate::analyze::analyze(args),
+        Command::CheckConfig { file } => {
+            println!("{}", crate::config::check_config_command(file.as_deref())?);
+            Ok(())
+        }
         Command::Models(args) => models(args),
         Command::Features(args) => features(args),
         Command::Score(args) => score(args),

@@ -1,11 +1,16 @@
 //! botd: a botnet-detection sensor. The engine is sans-IO: callers hand in (timestamp, frame) pairs
 //! and receive flow records and window summaries; capture and output live at the edges.
 
+pub mod alert;
+pub mod analyze;
 pub mod capture;
 pub mod cli;
+pub mod config;
+pub mod detect;
 pub mod engine;
 pub mod features;
 pub mod flow;
+pub mod host;
 pub mod model;
 pub mod output;
 pub mod time;

@@ -8,6 +8,7 @@ need=()
 command -v argus >/dev/null || need+=(argus-server)
 command -v ra >/dev/null || need+=(argus-client)
 command -v tshark >/dev/null || need+=(tshark)
+[[ -x /usr/sbin/rsyslogd ]] || need+=(rsyslog)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
