@@ -21,6 +21,9 @@ if [[ ! -d ../shared/data ]]; then
     exit 1
 fi
 
+# The trainer's pinned venv: tests compare botd's forest evaluator with onnxruntime.
+sh models/train/setup.sh >/dev/null
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
