@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Whole-pipeline benchmark: `botd flows` against Argus (argus + ra) on one large tiled real capture.
+"""Whole-pipeline benchmark: `botd flows` and `botd analyze` against Argus (argus + ra) and the
+original detector's per-window pipeline (editcap, argus, ra per 300 s window every 150 s) on one
+large tiled real capture.
 
     python3 benches/pipeline.py [--copies N] [--runs R] [--keep] [--botd PATH] [--rss-series]
 
@@ -198,6 +200,67 @@ def run_argus(argus, ra, capture, conf, rc_file, out):
     return w1 + w2, c1 + c2, max(r1, r2), (w1, w2)
 
 
+def run_botd_analyze(botd, capture):
+    wall, cpu, rss, rc, err = run_child([botd, "analyze", "--models", os.path.join(ROOT, "models"), capture])
+    if rc != 0:
+        raise RuntimeError(f"botd analyze exited with {rc}: {err.strip()[-600:]}")
+    return wall, cpu, rss
+
+
+def capture_span(path):
+    """First and last packet time (seconds, float) of a classic pcap, read with the standard library."""
+    with open(path, "rb") as f:
+        hdr = f.read(24)
+        magic = struct.unpack("<I", hdr[:4])[0]
+        endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
+        first = last = None
+        while True:
+            rec = f.read(16)
+            if len(rec) < 16:
+                break
+            sec, frac, incl, _ = struct.unpack(endian + "IIII", rec)
+            t = sec + frac / (1e9 if nano else 1e6)
+            first = t if first is None else first
+            last = t
+            f.seek(incl, 1)
+    return first, last
+
+
+def run_original(argus, ra, capture, conf, rc_file, tmpdir, window=300, step=150):
+    """The original detector's pipeline: per 300 s window starting every 150 s, editcap -A -B,
+    then argus, then ra. Returns wall, CPU (all children summed) and the largest peak RSS."""
+    editcap = shutil.which("editcap")
+    if not editcap:
+        raise RuntimeError("editcap not found (apt-get install tshark)")
+    first, last = capture_span(capture)
+    wall = cpu = 0.0
+    rss = 0
+    start = first
+    cut = os.path.join(tmpdir, "window.pcap")
+    out = os.path.join(tmpdir, "window.argus")
+    fmt = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e6):06d}"
+    windows = 0
+    while start <= last:
+        for f in (cut, out):
+            if os.path.exists(f):
+                os.remove(f)
+        os.environ["TZ"] = "UTC"
+        w, c, r, rc, err = run_child([editcap, "-A", fmt(start), "-B", fmt(start + window), capture, cut])
+        if rc != 0:
+            raise RuntimeError(f"editcap exited with {rc}: {err.strip()[-300:]}")
+        w2, c2, r2, (a, b) = run_argus(argus, ra, cut, conf, rc_file, out)
+        wall += w + w2
+        cpu += c + c2
+        rss = max(rss, r, r2)
+        windows += 1
+        start += step
+    for f in (cut, out):
+        if os.path.exists(f):
+            os.remove(f)
+    return wall, cpu, rss, windows
+
+
 def find_botd(path):
     if path:
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
@@ -229,6 +292,8 @@ def main():
     ap.add_argument("--argus-conf", default=os.path.join(TOOLS, "argus-ctu.conf"))
     ap.add_argument("--ra-rc", default=os.path.join(TOOLS, "ra-ctu.rc"))
     ap.add_argument("--no-argus", action="store_true", help="time botd only")
+    ap.add_argument("--original-runs", type=int, default=1,
+                    help="runs of the original editcap+argus+ra per-window pipeline (slow; 0 to skip)")
     ap.add_argument("--no-botd", action="store_true", help="time argus+ra only")
     ap.add_argument("--rss-series", action="store_true",
                     help="peak RSS of botd (and argus) on 8, 16, 32, 64 copies instead of the timing table")
@@ -297,16 +362,43 @@ def timing(args, botd, argus, ra, tmp_argus, built):
                   f"rss {r / 1024:.1f} MiB")
         rows["argus+ra"] = runs
 
+    if botd:
+        runs = []
+        for i in range(args.runs):
+            try:
+                runs.append(run_botd_analyze(botd, capture))
+            except RuntimeError as e:
+                print(f"botd analyze: {e}", file=sys.stderr)
+                break
+            print(f"  botd analyze run {i + 1}: wall {runs[-1][0]:.2f} s, cpu {runs[-1][1]:.2f} s, "
+                  f"rss {runs[-1][2] / 1024:.1f} MiB")
+        if runs:
+            rows["botd analyze"] = runs
+    if argus and args.original_runs > 0:
+        runs = []
+        for i in range(args.original_runs):
+            w, c, r, n = run_original(argus, ra, capture, args.argus_conf, args.ra_rc, BENCH_DIR)
+            runs.append((w, c, r))
+            print(f"  original pipeline run {i + 1}: {n} windows, wall {w:.2f} s, cpu {c:.2f} s, "
+                  f"rss {r / 1024:.1f} MiB")
+        rows["original"] = runs
+
     med = {k: tuple(statistics.median(r[j] for r in v) for j in range(3)) for k, v in rows.items()}
     best = {k: min(r[0] for r in v) for k, v in rows.items()}
-    widths = (12, 9, 8, 8, 8, 12, 9, 8)
+    widths = (13, 9, 8, 8, 8, 12, 9, 22)
     print()
-    print(fmt_row(("tool", "packets", "wall s", "best s", "CPU s", "packets/s", "RSS MiB", "ratio"), widths))
+    print(fmt_row(("tool", "packets", "wall s", "best s", "CPU s", "packets/s", "RSS MiB",
+                   "ratio (tool / botd)"), widths))
     ref = med.get("botd flows")
+    ana = med.get("botd analyze")
     for k, (w, c, r) in med.items():
-        ratio = f"{med['argus+ra'][0] / w:.2f}" if (k == "botd flows" and "argus+ra" in med) else "-"
+        ratios = []
+        if ref and not k.startswith("botd"):
+            ratios.append(f"{w / ref[0]:.1f}x flows")
+        if ana and not k.startswith("botd"):
+            ratios.append(f"{w / ana[0]:.1f}x analyze")
         print(fmt_row((k, packets, f"{w:.2f}", f"{best[k]:.2f}", f"{c:.2f}", f"{packets / w:,.0f}",
-                       f"{r / 1024:.1f}", ratio), widths))
+                       f"{r / 1024:.1f}", ", ".join(ratios) or "-"), widths))
     if ref and "argus+ra" in med:
         a = med["argus+ra"]
         print(f"\nratio (argus+ra / botd): wall {a[0] / ref[0]:.2f}x, CPU {a[1] / ref[1]:.2f}x "

@@ -495,10 +495,16 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
         } else {
             serde_json::Value::Array(json_counters)
         };
+        let sc = &cfg.scoring;
         let mut doc = serde_json::json!({
             "hosts": json_hosts,
             "models": models_json,
             "counters": counters,
+            "scoring": {
+                "alpha": sc.alpha, "red": sc.red, "red_rising": sc.red_rising,
+                "red_windows": sc.red_windows, "yellow_clear": sc.yellow_clear,
+                "min_flows": sc.min_flows,
+            },
         });
         if let Some(obj) = doc.as_object_mut() {
             if let Some(c) = &alert_counters {

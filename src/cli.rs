@@ -43,6 +43,9 @@ pub enum Command {
     /// List the models of a folder with their schema, trees, threshold and metrics; exits
     /// non-zero when one is invalid.
     Models(ModelsArgs),
+    /// Write the per-host timeline report: one self-contained HTML page (from captures, or from
+    /// a running sensor's --state file).
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -118,6 +121,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Models(args) => models(args),
+        Command::Report(args) => crate::report::report(args),
         Command::Features(args) => features(args),
         Command::Score(args) => score(args),
     }
@@ -334,7 +338,12 @@ fn flows(args: FlowsArgs) -> Result<(), String> {
     let read_result = replay(&args.captures, &mut engine, &mut writer);
     engine.finish(&mut writer);
     let records = writer.records;
-    writer.finish().map_err(|e| format!("writing flows: {e}"))?;
+    match writer.finish() {
+        Ok(_) => {}
+        // A closed pipe (`botd flows x.pcap | head`) is the reader's choice, not a failure.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+        Err(e) => return Err(format!("writing flows: {e}")),
+    }
     report(&engine, records);
     read_result
 }

@@ -13,5 +13,6 @@ pub mod flow;
 pub mod host;
 pub mod model;
 pub mod output;
+pub mod report;
 pub mod time;
 pub mod wire;

@@ -9,6 +9,7 @@ command -v argus >/dev/null || need+=(argus-server)
 command -v ra >/dev/null || need+=(argus-client)
 command -v tshark >/dev/null || need+=(tshark)
 [[ -x /usr/sbin/rsyslogd ]] || need+=(rsyslog)
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"

@@ -1,0 +1,368 @@
+//! `botd report`: the original detector's main window as one self-contained HTML page.
+//!
+//! The page lists the models and the home hosts (coloured by level, red first); for the host and
+//! model picked it plots the host's predicted botnet flows and total flows per window, and its
+//! score over time against the red / red_rising / yellow_clear thresholds; hovering or clicking a
+//! window shows its evidence (models, counts, top peers). Everything is inlined (the vendored
+//! uPlot library, its CSS and the data as JSON), and a Content-Security-Policy forbids any fetch,
+//! so the file opens offline and cannot phone home.
+//!
+//! The data is the JSON document `botd analyze --json` writes (`hosts[]`, `models[]`,
+//! `counters`), plus an optional `scoring` object with the thresholds. The live sensor writes the
+//! same document to its state file with [`write_state_atomically`]; `botd report --state FILE`
+//! renders it.
+//!
+//! Vendored: `vendor/uPlot.iife.min.js` and `vendor/uPlot.min.css` are uPlot 1.6.32 (MIT, see
+//! `vendor/uPlot.LICENSE` and `README.md` in this folder), unmodified from `npm pack uplot@1.6.32`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::capture::MergedCapture;
+use crate::config::{Cidr, Config, NetworkConfig, ScoringConfig};
+use crate::detect::Detector;
+use crate::engine::{Engine, FlowSink};
+use crate::flow::{CloseReason, Flow};
+use crate::host::HostState;
+
+const TEMPLATE: &str = include_str!("page.html");
+const APP_JS: &str = include_str!("app.js");
+const UPLOT_JS: &str = include_str!("vendor/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("vendor/uPlot.min.css");
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Configuration file (default: config/botd.toml when it exists, else built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Models folder; overrides `[models] dir`.
+    #[arg(long, value_name = "DIR", conflicts_with = "state")]
+    pub models: Option<PathBuf>,
+    /// Home network prefixes, comma-separated; overrides the configuration.
+    #[arg(
+        long,
+        value_name = "CIDR,...",
+        value_delimiter = ',',
+        conflicts_with = "state"
+    )]
+    pub home: Vec<String>,
+    /// Render a running sensor's state file (`[state] file`) instead of analysing captures.
+    #[arg(long, value_name = "FILE", conflicts_with = "captures")]
+    pub state: Option<PathBuf>,
+    /// The HTML page to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Captures, read as one stream (as `botd analyze` without --truth).
+    #[arg(value_name = "CAPTURE", required_unless_present = "state")]
+    pub captures: Vec<PathBuf>,
+}
+
+/// Runs `botd report`.
+pub fn report(args: ReportArgs) -> Result<(), String> {
+    let cfg = load_config(args.config.as_deref())?;
+    let (mut doc, read_error) = match &args.state {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let doc: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            if !doc.get("hosts").is_some_and(serde_json::Value::is_array) {
+                return Err(format!("{}: no \"hosts\" array", path.display()));
+            }
+            (doc, None)
+        }
+        None => {
+            let home = if args.home.is_empty() {
+                cfg.network.clone()
+            } else {
+                parse_home(&args.home)?
+            };
+            let models_dir = args.models.clone().unwrap_or(cfg.models.dir.clone());
+            let (doc, read_error) = analyze_document(&cfg, home, &models_dir, &args.captures)?;
+            (doc, read_error)
+        }
+    };
+    if let Some(obj) = doc.as_object_mut() {
+        obj.entry("scoring")
+            .or_insert_with(|| scoring_json(&cfg.scoring));
+        let source = match &args.state {
+            Some(p) => format!("state {}", p.display()),
+            None => args
+                .captures
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        obj.entry("source").or_insert(source.into());
+    }
+    let page = report_from_json(&doc);
+    std::fs::write(&args.out, page).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    match read_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The thresholds the page draws, as the document's `scoring` object.
+pub fn scoring_json(s: &ScoringConfig) -> serde_json::Value {
+    serde_json::json!({
+        "alpha": s.alpha,
+        "red": s.red,
+        "red_rising": s.red_rising,
+        "red_windows": s.red_windows,
+        "yellow_clear": s.yellow_clear,
+        "min_flows": s.min_flows,
+    })
+}
+
+/// The page for a document of the shape `botd analyze --json` writes. A document without a
+/// `scoring` object is drawn with the default thresholds.
+pub fn report_from_json(doc: &serde_json::Value) -> String {
+    let mut doc = doc.clone();
+    if let Some(obj) = doc.as_object_mut() {
+        obj.entry("scoring")
+            .or_insert_with(|| scoring_json(&ScoringConfig::default()));
+    }
+    let data = script_safe_json(&doc);
+    // One pass over the template, so a placeholder inside the inlined data is never expanded.
+    let mut out = String::with_capacity(TEMPLATE.len() + UPLOT_JS.len() + data.len() + 16_384);
+    let mut rest = TEMPLATE;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest.get(start..).and_then(|r| r.find("}}")) else {
+            break;
+        };
+        out.push_str(rest.get(..start).unwrap_or_default());
+        let key = rest.get(start + 2..start + len).unwrap_or_default();
+        match key {
+            "UPLOT_CSS" => out.push_str(UPLOT_CSS),
+            "UPLOT_JS" => out.push_str(UPLOT_JS),
+            "APP_JS" => out.push_str(APP_JS),
+            "DATA" => out.push_str(&data),
+            other => {
+                out.push_str("{{");
+                out.push_str(other);
+                out.push_str("}}");
+            }
+        }
+        rest = rest.get(start + len + 2..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+/// JSON that can sit inside a `<script>` element: `<`, `>` and `&` are escaped, so no string in
+/// the data (a model name, a file path) can close the element or open a comment.
+fn script_safe_json(doc: &serde_json::Value) -> String {
+    let text = serde_json::to_string(doc).unwrap_or_else(|_| "{}".into());
+    let mut out = String::with_capacity(text.len() + 64);
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Writes `doc` to `path` atomically: a temporary file in the same folder, flushed to disk, then
+/// renamed over `path`, so a reader sees the old document or the new one, never half of one.
+/// Any failure (disk full, permission denied, missing folder) is returned, and the temporary
+/// file is removed.
+pub fn write_state_atomically(path: &Path, doc: &serde_json::Value) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let text = serde_json::to_vec(doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&text)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // The rename itself is durable once the folder is synced; not every filesystem allows
+        // opening a folder, so a failure here is not an error.
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("{}: {e}", path.display())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pipeline. This mirrors `analyze`'s wiring (load_config, parse_home, run_pipeline, host_json,
+// counters_json are private there); to be factored into one shared function.
+
+fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        None => {
+            let p = Path::new(crate::config::DEFAULT_PATH);
+            if p.exists() {
+                Config::load(p).map_err(|e| e.to_string())
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+fn parse_home(list: &[String]) -> Result<NetworkConfig, String> {
+    let home = list
+        .iter()
+        .map(|s| {
+            s.trim()
+                .parse::<Cidr>()
+                .map_err(|e| format!("--home {s}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NetworkConfig { home })
+}
+
+struct Sink<'a> {
+    detector: &'a mut Detector,
+}
+
+impl FlowSink for Sink<'_> {
+    fn flow(
+        &mut self,
+        flow: &Flow,
+        reason: CloseReason,
+        window: Option<&crate::engine::WindowInfo>,
+    ) {
+        self.detector.flow(flow, reason, window);
+    }
+    fn window_closed(&mut self, window: &crate::engine::WindowInfo, flows: u64) {
+        self.detector.window_closed(window, flows);
+        // Level changes are kept in each host's `changes`; nothing is sent from a report.
+        let _ = self.detector.take_alerts();
+    }
+}
+
+fn host_json(h: &HostState) -> serde_json::Value {
+    serde_json::json!({
+        "address": h.addr.to_string(),
+        "level": h.level.as_str(),
+        "score": h.score,
+        "was_red": h.was_red,
+        "flagged_windows": h.flagged_windows,
+        "windows": h.history,
+        "evidence": h.changes,
+    })
+}
+
+/// Runs the whole pipeline on the captures (one stream) and returns the document `botd analyze
+/// --json` would write for them (hosts, models, counters, plus `scoring`), and the capture read
+/// error, if any, after which what was read is still reported.
+pub fn analyze_document(
+    cfg: &Config,
+    home: NetworkConfig,
+    models_dir: &Path,
+    captures: &[PathBuf],
+) -> Result<(serde_json::Value, Option<String>), String> {
+    let models = std::sync::Arc::new(crate::analyze::load_models(models_dir)?);
+    let engine_cfg = cfg.engine_config();
+    let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
+    let mut engine = Engine::new(engine_cfg);
+    let mut detector = Detector::new(models.clone(), home, cfg.scoring.clone(), concurrent);
+    let mut capture = MergedCapture::open(captures).map_err(|e| e.to_string())?;
+    let mut sink = Sink {
+        detector: &mut detector,
+    };
+    let read_error = loop {
+        match capture.next_frame() {
+            Ok(Some(f)) => engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, &mut sink),
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    engine.finish(&mut sink);
+    for w in capture.stats().warnings {
+        eprintln!("botd: warning: {w}");
+    }
+    let hosts: Vec<serde_json::Value> =
+        detector.scorer.hosts().into_iter().map(host_json).collect();
+    let models_json: Vec<serde_json::Value> = models
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name, "schema": m.schema.name, "threshold": m.threshold,
+                "path": m.path.display().to_string(),
+            })
+        })
+        .collect();
+    let c = &engine.counters;
+    let t = engine.table_stats();
+    let counters = serde_json::json!({
+        "frames": c.frames,
+        "packets": c.packets,
+        "bytes": c.bytes,
+        "flows": c.flows,
+        "windows": c.windows_closed,
+        "flows_evicted": t.evicted,
+        "detector": detector.counters,
+        "hosts_not_tracked": detector.scorer.hosts_dropped,
+    });
+    let doc = serde_json::json!({
+        "hosts": hosts,
+        "models": models_json,
+        "counters": counters,
+        "scoring": scoring_json(&cfg.scoring),
+    });
+    Ok((doc, read_error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_cannot_close_the_script_element() {
+        let doc = serde_json::json!({"hosts": [], "models": [{"name": "</script><b>{{DATA}}"}]});
+        let page = report_from_json(&doc);
+        assert_eq!(page.matches("</script>").count(), 3, "{page}");
+        assert!(!page.contains("<b>"));
+        assert!(page.contains("{{DATA}}"));
+    }
+
+    #[test]
+    fn state_is_replaced_whole_and_errors_are_returned() {
+        let dir = std::env::temp_dir().join(format!("botd-report-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        write_state_atomically(&path, &serde_json::json!({"hosts": [1]})).unwrap();
+        write_state_atomically(&path, &serde_json::json!({"hosts": [2]})).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back["hosts"][0], 2);
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "temp file left"
+        );
+        let missing = dir.join("no/such/dir/state.json");
+        let err = write_state_atomically(&missing, &serde_json::json!({})).unwrap_err();
+        assert!(err.contains("no/such/dir"), "{err}");
+        // A parent that is a file, not a folder.
+        let err = write_state_atomically(&path.join("x"), &serde_json::json!({})).unwrap_err();
+        assert!(err.contains("state.json/x"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
