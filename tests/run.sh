@@ -28,4 +28,13 @@ sh models/train/setup.sh >/dev/null
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
-cargo test --release
+# Library, binary and integration tests (no doc tests: the crate has none), then one closing line
+# that sums every test binary's result.
+mkdir -p target
+set +e
+cargo test --release --lib --bins --tests 2>&1 | tee target/test-output.txt
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
+    target/test-output.txt
+exit "$status"
