@@ -43,6 +43,9 @@ pub enum Command {
     /// List the models of a folder with their schema, trees, threshold and metrics; exits
     /// non-zero when one is invalid.
     Models(ModelsArgs),
+    /// The live sensor: capture on an interface, score windows, send alerts; SIGHUP reloads,
+    /// SIGTERM stops, SIGUSR1 logs counters.
+    Run(crate::live::RunArgs),
     /// Write the per-host timeline report: one self-contained HTML page (from captures, or from
     /// a running sensor's --state file).
     Report(crate::report::ReportArgs),
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Models(args) => models(args),
         Command::Report(args) => crate::report::report(args),
+        Command::Run(args) => crate::live::run(args),
         Command::Features(args) => features(args),
         Command::Score(args) => score(args),
     }

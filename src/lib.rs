@@ -11,6 +11,7 @@ pub mod engine;
 pub mod features;
 pub mod flow;
 pub mod host;
+pub mod live;
 pub mod model;
 pub mod output;
 pub mod report;

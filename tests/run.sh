@@ -10,6 +10,8 @@ command -v ra >/dev/null || need+=(argus-client)
 command -v tshark >/dev/null || need+=(tshark)
 [[ -x /usr/sbin/rsyslogd ]] || need+=(rsyslog)
 command -v chromium >/dev/null || need+=(chromium)
+command -v tcpreplay >/dev/null || need+=(tcpreplay)
+command -v ip >/dev/null || need+=(iproute2)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"

@@ -271,6 +271,45 @@ fn host_json(h: &HostState) -> serde_json::Value {
 /// Runs the whole pipeline on the captures (one stream) and returns the document `botd analyze
 /// --json` would write for them (hosts, models, counters, plus `scoring`), and the capture read
 /// error, if any, after which what was read is still reported.
+/// The document `botd report --state` reads, from a detector and its engine: the same shape as
+/// `botd analyze --json`. The live sensor writes it on an interval and at shutdown.
+pub fn state_document(
+    detector: &Detector,
+    engine: &Engine,
+    scoring: &ScoringConfig,
+) -> serde_json::Value {
+    let hosts: Vec<serde_json::Value> =
+        detector.scorer.hosts().into_iter().map(host_json).collect();
+    let models_json: Vec<serde_json::Value> = detector
+        .models()
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name, "schema": m.schema.name, "threshold": m.threshold,
+                "path": m.path.display().to_string(),
+            })
+        })
+        .collect();
+    let c = &engine.counters;
+    let t = engine.table_stats();
+    let counters = serde_json::json!({
+        "frames": c.frames,
+        "packets": c.packets,
+        "bytes": c.bytes,
+        "flows": c.flows,
+        "windows": c.windows_closed,
+        "flows_evicted": t.evicted,
+        "detector": detector.counters,
+        "hosts_not_tracked": detector.scorer.hosts_dropped,
+    });
+    serde_json::json!({
+        "hosts": hosts,
+        "models": models_json,
+        "counters": counters,
+        "scoring": scoring_json(scoring),
+    })
+}
+
 pub fn analyze_document(
     cfg: &Config,
     home: NetworkConfig,
@@ -297,35 +336,7 @@ pub fn analyze_document(
     for w in capture.stats().warnings {
         eprintln!("botd: warning: {w}");
     }
-    let hosts: Vec<serde_json::Value> =
-        detector.scorer.hosts().into_iter().map(host_json).collect();
-    let models_json: Vec<serde_json::Value> = models
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "name": m.name, "schema": m.schema.name, "threshold": m.threshold,
-                "path": m.path.display().to_string(),
-            })
-        })
-        .collect();
-    let c = &engine.counters;
-    let t = engine.table_stats();
-    let counters = serde_json::json!({
-        "frames": c.frames,
-        "packets": c.packets,
-        "bytes": c.bytes,
-        "flows": c.flows,
-        "windows": c.windows_closed,
-        "flows_evicted": t.evicted,
-        "detector": detector.counters,
-        "hosts_not_tracked": detector.scorer.hosts_dropped,
-    });
-    let doc = serde_json::json!({
-        "hosts": hosts,
-        "models": models_json,
-        "counters": counters,
-        "scoring": scoring_json(&cfg.scoring),
-    });
+    let doc = state_document(&detector, &engine, &cfg.scoring);
     Ok((doc, read_error))
 }
 

@@ -1,0 +1,591 @@
+//! `botd run`: the live sensor. A capture ([`capture::PnetCapture`], or the TPACKET_V3
+//! [`ring::RingCapture`] with `--capture ring`) feeds `(timestamp, frame)` pairs into the same
+//! [`Engine`] and [`Detector`] as `botd analyze`, so the same packets give the same alerts; alerts
+//! go to the [`AlertSink`] (bounded queue, never blocking the loop).
+//!
+//! Start-up: signals first (SIGHUP's default action would end the process), the configuration,
+//! the capture (root or CAP_NET_RAW), then privileges are dropped ([`privileges`]), then models
+//! and the alert sink are loaded as the unprivileged user (as a reload will).
+//!
+//! The loop ([`LiveLoop`]) allocates nothing per frame: the engine is allocation-free, the
+//! captures hand out borrowed buffers, timestamps come from the kernel (ring) or
+//! `clock_gettime(CLOCK_REALTIME)` (pnet), and signals are atomic flags.
+//!
+//! Reload (SIGHUP) builds the new configuration, models, detector and (when `[alerts]` changed)
+//! alert sink beside the running ones and installs them only when all are whole; any error is
+//! logged and the running ones stay. What a reload changes: `[network]`, `[models]`,
+//! `[scoring]`, `[alerts]`. What needs a restart (a reload logs that it kept the running
+//! value): `[capture]` (the socket is open and privileges are gone), `[privileges]`, `[flows]`
+//! (the flow tables and windows are sized from it; keeping them is what keeps the open windows)
+//! and `[state]`. Windows already open at a reload are finished by the detector that saw their
+//! start (old models, old home prefixes); windows opened after it go to the new detector, and the
+//! host states (scores, levels, history) move to the new detector when its first window closes,
+//! unless `[scoring]` or the set of model names changed (then host states start afresh).
+
+pub mod capture;
+pub mod privileges;
+pub mod ring;
+pub mod signals;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::alert::{Alert, AlertCounters, AlertSettings, AlertSink, Format, SyslogTarget};
+use crate::capture::LinkType;
+use crate::config::Config;
+use crate::detect::Detector;
+use crate::engine::{Engine, FlowSink, WindowInfo};
+use crate::flow::{CloseReason, Flow};
+use crate::model::Model;
+
+use capture::{CaptureStats, LiveCapture, PnetCapture, now_ns};
+use ring::{RingCapture, RingOptions};
+use signals::Signals;
+
+/// Which capture implementation `botd run` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptureKind {
+    /// pnet's datalink channel: one `recvfrom` per frame, system-clock timestamps.
+    Pnet,
+    /// An mmap'd TPACKET_V3 AF_PACKET ring: kernel timestamps, a block of frames per wake-up,
+    /// kernel drop counters.
+    Ring,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Configuration file (default: config/botd.toml when it exists, else built-in defaults).
+    /// SIGHUP re-reads it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Capture on this interface instead of `[capture] interface`.
+    #[arg(long, value_name = "IF")]
+    pub interface: Option<String>,
+    /// Capture implementation.
+    #[arg(long, value_enum, default_value = "pnet")]
+    pub capture: CaptureKind,
+    /// Ring blocks of 1 MiB (`--capture ring`): the ring holds this many MiB of frames.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub ring_blocks: usize,
+    /// Keep running as root instead of dropping to `[privileges] user`.
+    #[arg(long)]
+    pub allow_root: bool,
+}
+
+/// One line on stderr (the journal under systemd).
+macro_rules! log {
+    ($($arg:tt)*) => { eprintln!("botd: {}", format_args!($($arg)*)) };
+}
+
+/// The configuration: `path`, else config/botd.toml when it exists, else the defaults.
+pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        None => {
+            let p = Path::new(crate::config::DEFAULT_PATH);
+            if p.exists() {
+                Config::load(p).map_err(|e| e.to_string())
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+/// The alert sink `[alerts]` describes (as `botd analyze --syslog` starts it).
+pub fn alert_sink(cfg: &Config) -> Result<AlertSink, String> {
+    let a = &cfg.alerts;
+    let settings = AlertSettings {
+        syslog: if a.syslog {
+            Some(SyslogTarget::parse(&a.syslog_target.to_string())?)
+        } else {
+            None
+        },
+        format: Format::parse(a.syslog_format.name())?,
+        facility: crate::alert::parse_facility(a.facility.name())?,
+        app_name: a.app_name.clone(),
+        queue_capacity: a.queue_capacity,
+        rate_limit_ns: a.rate_limit_secs.saturating_mul(1_000_000_000),
+        json_file: a.json_file().map(Path::to_path_buf),
+        ..AlertSettings::default()
+    };
+    AlertSink::start(settings)
+}
+
+/// A detector and the last window it is responsible for (windows open when a newer one was
+/// installed stay with it).
+struct Generation {
+    last_window: u64,
+    /// Takes the host states of the generation before it when its first window closes.
+    inherit: bool,
+    detector: Detector,
+}
+
+/// Counters of the live loop beyond the engine's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopCounters {
+    /// Alerts the detector raised (level changes), before the sink's rate limit.
+    pub alerts_raised: u64,
+    /// Flows scored by detectors replaced by a reload.
+    pub flows_scored_before: u64,
+    pub reloads: u64,
+}
+
+/// The capture-independent part of `botd run`: engine, detectors, alert sink. Drive it with
+/// [`LiveLoop::frame`] per captured frame and [`LiveLoop::tick`] when a read timed out.
+pub struct LiveLoop {
+    engine: Engine,
+    gens: Vec<Generation>,
+    alerts: Option<AlertSink>,
+    /// Alerts raised without a sink (tests), in order.
+    pub kept: Vec<Alert>,
+    link: LinkType,
+    anchor: Option<u64>,
+    clock: u64,
+    pub counters: LoopCounters,
+}
+
+/// Routes the engine's output to the detector generation owning each window and forwards the
+/// detector's alerts to the sink.
+struct Forward<'a> {
+    gens: &'a mut Vec<Generation>,
+    alerts: Option<&'a mut AlertSink>,
+    kept: &'a mut Vec<Alert>,
+    counters: &'a mut LoopCounters,
+}
+
+fn owner(gens: &[Generation], window: u64) -> usize {
+    gens.iter()
+        .position(|g| window <= g.last_window)
+        .unwrap_or(gens.len().saturating_sub(1))
+}
+
+impl FlowSink for Forward<'_> {
+    fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
+        let k = owner(self.gens, window.map_or(0, |w| w.index));
+        if let Some(g) = self.gens.get_mut(k) {
+            g.detector.flow(flow, reason, window);
+        }
+    }
+
+    fn window_closed(&mut self, window: &WindowInfo, flows: u64) {
+        let k = owner(self.gens, window.index);
+        if k > 0 {
+            // Windows close in order: every window of the older generations is done. Host
+            // states move forward generation by generation, then the old ones go.
+            for j in 1..=k {
+                let (before, after) = self.gens.split_at_mut(j);
+                if let (Some(prev), Some(next)) = (before.last_mut(), after.first_mut())
+                    && next.inherit
+                {
+                    std::mem::swap(&mut prev.detector.scorer, &mut next.detector.scorer);
+                }
+            }
+            for g in self.gens.drain(..k) {
+                self.counters.flows_scored_before += g.detector.counters.flows_scored;
+            }
+        }
+        let Some(g) = self.gens.first_mut() else {
+            return;
+        };
+        g.detector.window_closed(window, flows);
+        for a in g.detector.take_alerts() {
+            self.counters.alerts_raised += 1;
+            match self.alerts.as_deref_mut() {
+                Some(sink) => {
+                    sink.send(a, window.end_ns);
+                }
+                None => self.kept.push(a),
+            }
+        }
+    }
+}
+
+impl LiveLoop {
+    pub fn new(
+        cfg: &Config,
+        models: Arc<Vec<Model>>,
+        alerts: Option<AlertSink>,
+        link: LinkType,
+    ) -> LiveLoop {
+        let engine_cfg = cfg.engine_config();
+        let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
+        let detector = Detector::new(models, cfg.network.clone(), cfg.scoring.clone(), concurrent);
+        LiveLoop {
+            engine: Engine::new(engine_cfg),
+            gens: vec![Generation {
+                last_window: u64::MAX,
+                inherit: false,
+                detector,
+            }],
+            alerts,
+            kept: Vec::new(),
+            link,
+            anchor: None,
+            clock: 0,
+            counters: LoopCounters::default(),
+        }
+    }
+
+    /// One captured frame.
+    #[inline]
+    pub fn frame(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) {
+        self.anchor.get_or_insert(ts_ns);
+        self.clock = self.clock.max(ts_ns);
+        let mut sink = Forward {
+            gens: &mut self.gens,
+            alerts: self.alerts.as_mut(),
+            kept: &mut self.kept,
+            counters: &mut self.counters,
+        };
+        self.engine
+            .on_frame(ts_ns, self.link, data, wire_len, &mut sink);
+    }
+
+    /// No frame came for a while: time still passes (windows close, flows expire).
+    pub fn tick(&mut self, now_ns: u64) {
+        self.anchor.get_or_insert(now_ns);
+        self.clock = self.clock.max(now_ns);
+        let mut sink = Forward {
+            gens: &mut self.gens,
+            alerts: self.alerts.as_mut(),
+            kept: &mut self.kept,
+            counters: &mut self.counters,
+        };
+        self.engine.advance(now_ns, &mut sink);
+    }
+
+    /// Closes every open window, scores it and sends its alerts.
+    pub fn finish(&mut self) {
+        let mut sink = Forward {
+            gens: &mut self.gens,
+            alerts: self.alerts.as_mut(),
+            kept: &mut self.kept,
+            counters: &mut self.counters,
+        };
+        self.engine.finish(&mut sink);
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The newest detector (the one new windows go to).
+    pub fn detector(&self) -> &Detector {
+        &self.gens.last().expect("at least one generation").detector
+    }
+
+    /// Every detector generation still holding windows, oldest first.
+    pub fn detectors(&self) -> impl Iterator<Item = &Detector> {
+        self.gens.iter().map(|g| &g.detector)
+    }
+
+    pub fn alert_sink(&self) -> Option<&AlertSink> {
+        self.alerts.as_ref()
+    }
+
+    /// Takes the alert sink out (to shut it down).
+    pub fn take_alert_sink(&mut self) -> Option<AlertSink> {
+        self.alerts.take()
+    }
+
+    /// Installs another sink and returns the previous one.
+    pub fn replace_alert_sink(&mut self, sink: AlertSink) -> Option<AlertSink> {
+        self.alerts.replace(sink)
+    }
+
+    /// The last window index open at the current clock (windows up to it stay with the running
+    /// detector on a reload).
+    fn last_open_window(&self) -> u64 {
+        match (self.engine.config().window, self.anchor) {
+            (Some(w), Some(anchor)) => self.clock.saturating_sub(anchor) / w.step_ns.max(1),
+            (None, _) => u64::MAX - 1,
+            (Some(_), None) => 0,
+        }
+    }
+
+    /// Installs a new detector for the windows that open from now on; `keep_hosts`: it takes
+    /// over the host states when its first window closes.
+    pub fn install_detector(&mut self, detector: Detector, keep_hosts: bool) {
+        let last = self.last_open_window();
+        if let Some(g) = self.gens.last_mut() {
+            g.last_window = last;
+        }
+        // A generation that will never own a window (two reloads within one window step) is
+        // replaced at once, passing its host states on if it had them.
+        let mut inherit = keep_hosts;
+        if self.gens.len() >= 2
+            && let Some(prev) = self.gens.get(self.gens.len() - 2)
+            && prev.last_window >= last
+            && let Some(skipped) = self.gens.pop()
+        {
+            inherit = inherit && skipped.inherit;
+        }
+        self.gens.push(Generation {
+            last_window: u64::MAX,
+            inherit,
+            detector,
+        });
+        self.counters.reloads += 1;
+    }
+}
+
+/// The counters as one log line.
+/// `alerts`: the sink's counters (the final ones after its shutdown); `None` reads the running
+/// sink's.
+pub fn counters_line(lp: &LiveLoop, cap: &CaptureStats, alerts: Option<AlertCounters>) -> String {
+    let c = &lp.engine().counters;
+    let t = lp.engine().table_stats();
+    let a = alerts
+        .or_else(|| lp.alert_sink().map(|s| s.counters()))
+        .unwrap_or_default();
+    let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| v.to_string());
+    let scored: u64 = lp.counters.flows_scored_before
+        + lp.detectors().map(|d| d.counters.flows_scored).sum::<u64>();
+    let mut line = format!(
+        "captured={} kernel_packets={} kernel_drops={} capture_errors={} frames={} packets={} \
+         bytes={} not_parsed={} out_of_order={} flows={} active_flows={} evicted={} windows={} \
+         flows_scored={} alerts_raised={} alerts_sent={} alerts_dropped={} \
+         alerts_suppressed={} alert_send_errors={}",
+        cap.frames,
+        opt(cap.kernel_packets),
+        opt(cap.kernel_drops),
+        cap.errors,
+        c.frames,
+        c.packets,
+        c.bytes,
+        c.unparsed(),
+        c.out_of_order,
+        c.flows,
+        lp.engine().active_flows(),
+        t.evicted,
+        c.windows_closed,
+        scored,
+        lp.counters.alerts_raised,
+        a.sent,
+        a.dropped_queue_full + a.dropped_shutdown,
+        a.suppressed_rate_limit,
+        a.send_errors,
+    );
+    if let Some(f) = cap.freeze_q {
+        line.push_str(&format!(" ring_freezes={f}"));
+    }
+    let reasons: Vec<String> = crate::wire::ParseError::ALL
+        .iter()
+        .filter(|e| c.parse_errors[e.index()] > 0)
+        .map(|e| format!("{}={}", e.name(), c.parse_errors[e.index()]))
+        .collect();
+    if !reasons.is_empty() {
+        line.push_str(&format!(" (not parsed: {})", reasons.join(" ")));
+    }
+    line
+}
+
+fn apply_overrides(cfg: &mut Config, args: &RunArgs) {
+    if let Some(i) = &args.interface {
+        cfg.capture.interface = i.clone();
+    }
+}
+
+/// Re-reads the configuration and models; installs them only when everything loaded.
+fn reload(
+    lp: &mut LiveLoop,
+    current: &mut Config,
+    args: &RunArgs,
+    path: Option<&Path>,
+) -> Result<String, String> {
+    let mut new = load_config(path)?;
+    apply_overrides(&mut new, args);
+    let mut kept = Vec::new();
+    if new.capture != current.capture {
+        kept.push("[capture]");
+        new.capture = current.capture.clone();
+    }
+    if new.privileges != current.privileges {
+        kept.push("[privileges]");
+        new.privileges = current.privileges.clone();
+    }
+    if new.flows != current.flows {
+        kept.push("[flows]");
+        new.flows = current.flows.clone();
+    }
+    if new.state != current.state {
+        kept.push("[state]");
+        new.state = current.state.clone();
+    }
+    let models = Arc::new(crate::analyze::load_models(&new.models.dir)?);
+    let same_names = models.iter().map(|m| &m.name).eq(lp
+        .detector()
+        .models()
+        .iter()
+        .map(|m| &m.name));
+    let keep_hosts = same_names && new.scoring == current.scoring;
+    let concurrent = new.engine_config().window.map_or(1, |w| w.concurrent());
+    let detector = Detector::new(
+        models.clone(),
+        new.network.clone(),
+        new.scoring.clone(),
+        concurrent,
+    );
+    let sink = if new.alerts != current.alerts {
+        Some(alert_sink(&new)?)
+    } else {
+        None
+    };
+    // Everything is whole: install.
+    lp.install_detector(detector, keep_hosts);
+    let sink_note = match sink {
+        Some(s) => {
+            if let Some(old) = lp.replace_alert_sink(s) {
+                // The old sink delivers what it has queued off the loop's thread.
+                std::thread::spawn(move || old.shutdown(Duration::from_secs(1)));
+            }
+            "; alert delivery restarted"
+        }
+        None => "",
+    };
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let mut msg = format!(
+        "reloaded config and {} models ({}); host states {}{sink_note}",
+        models.len(),
+        names.join(", "),
+        if keep_hosts { "kept" } else { "start afresh" },
+    );
+    if !kept.is_empty() {
+        msg.push_str(&format!(
+            "; {} changed but need a restart: running values kept",
+            kept.join(" ")
+        ));
+    }
+    *current = new;
+    Ok(msg)
+}
+
+fn open_capture(
+    kind: CaptureKind,
+    cfg: &Config,
+    args: &RunArgs,
+) -> Result<Box<dyn LiveCapture>, String> {
+    Ok(match kind {
+        CaptureKind::Pnet => Box::new(PnetCapture::open(&cfg.capture)?),
+        CaptureKind::Ring => Box::new(RingCapture::open(
+            &cfg.capture,
+            RingOptions {
+                blocks: args.ring_blocks,
+                ..RingOptions::default()
+            },
+        )?),
+    })
+}
+
+/// `botd run`.
+/// Writes the live host history to `[state] file`, when one is configured.
+fn write_state(lp: &LiveLoop, cfg: &Config) {
+    let Some(path) = cfg.state.file() else {
+        return;
+    };
+    // Host states live in the oldest detector generation until a newer one closes its first
+    // window and takes them over.
+    let Some(detector) = lp.detectors().next() else {
+        return;
+    };
+    let doc = crate::report::state_document(detector, lp.engine(), &cfg.scoring);
+    if let Err(e) = crate::report::write_state_atomically(path, &doc) {
+        log!("state file not written: {e}");
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<(), String> {
+    let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
+    // The file a reload re-reads: the one given, else the default path (even when it was absent
+    // at start-up and the defaults applied).
+    let config_path = args.config.clone();
+    let mut cfg = load_config(config_path.as_deref())?;
+    apply_overrides(&mut cfg, &args);
+    let mut cap = open_capture(args.capture, &cfg, &args)?;
+    let who = privileges::drop_privileges(&cfg.privileges, args.allow_root)?;
+    log!("{who}");
+    let models = Arc::new(crate::analyze::load_models(&cfg.models.dir)?);
+    let sink = alert_sink(&cfg)?;
+    let mut lp = LiveLoop::new(&cfg, models.clone(), Some(sink), cap.link());
+    log!(
+        "capturing on {} with {} ({}), {} models, windows {} s every {} s",
+        cfg.capture.interface,
+        cap.name(),
+        if cfg.capture.promiscuous {
+            "promiscuous"
+        } else {
+            "not promiscuous"
+        },
+        models.len(),
+        cfg.flows.window_secs,
+        cfg.flows.window_secs.saturating_sub(cfg.flows.overlap_secs),
+    );
+    drop(models);
+    lp.tick(now_ns());
+
+    let mut consecutive_errors = 0u32;
+    let mut first_error: Option<std::time::Instant> = None;
+    let mut last_state = std::time::Instant::now();
+    loop {
+        // The state file for `botd report --state`: written atomically on an interval; a failure
+        // (disk full, permissions) is logged and the sensor goes on.
+        if cfg.state.file().is_some()
+            && last_state.elapsed() >= Duration::from_secs(cfg.state.interval_secs.max(1))
+        {
+            last_state = std::time::Instant::now();
+            write_state(&lp, &cfg);
+        }
+        if signals.pending() {
+            if signals.stop_requested() {
+                break;
+            }
+            if signals.take_reload() {
+                match reload(&mut lp, &mut cfg, &args, config_path.as_deref()) {
+                    Ok(msg) => log!("{msg}"),
+                    Err(e) => log!("reload failed, running configuration and models kept: {e}"),
+                }
+            }
+            if signals.take_counters() {
+                log!("counters: {}", counters_line(&lp, &cap.stats(), None));
+            }
+        }
+        match cap.next(&mut |ts, data, wire| lp.frame(ts, data, wire)) {
+            Ok(0) => lp.tick(now_ns().saturating_sub(cap.latency_ns())),
+            Ok(_) => {
+                consecutive_errors = 0;
+                first_error = None;
+            }
+            Err(e) => {
+                consecutive_errors += 1;
+                let since = *first_error.get_or_insert_with(std::time::Instant::now);
+                if consecutive_errors <= 3 {
+                    log!("capture error on {}: {e}", cfg.capture.interface);
+                }
+                if since.elapsed() > Duration::from_secs(10) {
+                    lp.finish();
+                    if let Some(s) = lp.take_alert_sink() {
+                        s.shutdown(Duration::from_secs(1));
+                    }
+                    return Err(format!(
+                        "capture on {} failing for 10 s: {e}",
+                        cfg.capture.interface
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(cfg.capture.read_timeout_ms.min(1000)));
+                lp.tick(now_ns().saturating_sub(cap.latency_ns()));
+            }
+        }
+    }
+    log!("stopping: closing the open windows");
+    lp.finish();
+    write_state(&lp, &cfg);
+    let stats = cap.stats();
+    // The sink delivers what is queued (1 s at most), then the counters are final.
+    let alerts = lp
+        .take_alert_sink()
+        .map(|s| s.shutdown(Duration::from_secs(1)));
+    log!("stopped: {}", counters_line(&lp, &stats, alerts));
+    Ok(())
+}
