@@ -3,7 +3,8 @@
 # network namespace with tcpreplay, at top speed and at fixed rates, into `botd run` with the pnet
 # capture and with the TPACKET_V3 ring, and reports per run: packets sent, the rate tcpreplay
 # achieved, packets botd captured, kernel drops (PACKET_STATISTICS), loss, and botd's CPU time per
-# packet (utime+stime from /proc/PID/stat, counted from after start-up to the end of the replay).
+# packet (utime+stime from /proc/PID/stat, counted from after start-up to the end of the replay),
+# and botd's peak RSS (VmHWM), which must not grow with the replay's length.
 #
 #   sudo bash benches/live_replay.sh [PACKETS] [RATES...]
 #     PACKETS  packets per run (default 1000000), the first ones of the capture
@@ -69,7 +70,7 @@ clk=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 counter() { grep -o " $1=[0-9n/a]*" <<<"$2" | tail -1 | cut -d= -f2; }
 
-printf '%-5s %-8s %9s %10s %9s %9s %7s %10s\n' capture rate sent "sent pps" captured "k.drops" loss "cpu/pkt"
+printf '%-5s %-8s %9s %10s %9s %9s %7s %10s %9s\n' capture rate sent "sent pps" captured "k.drops" loss "cpu/pkt" "peak RSS"
 for method in $METHODS; do
     for rate in "${RATES[@]}"; do
         log=$WORK/botd-$method-$rate.log
@@ -83,6 +84,8 @@ for method in $METHODS; do
         out=$(ip netns exec "$NS" tcpreplay --intf1=vb1 -K "${speed[@]}" "$SLICE" 2>&1)
         sleep 1 # let botd drain its socket / ring
         cpu1=$(cpu_ticks "$BOTD_PID")
+        # Peak resident memory so far: flat whatever the replay's length (tables sized at start).
+        hwm=$(awk '/^VmHWM:/ {printf "%.1f MiB", $2 / 1024}' "/proc/$BOTD_PID/status")
         kill -USR1 "$BOTD_PID"
         for _ in $(seq 100); do grep -q "counters:" "$log" && break; sleep 0.05; done
         line=$(grep "counters:" "$log" | tail -1)
@@ -95,6 +98,6 @@ for method in $METHODS; do
         drops=$(counter kernel_drops "$line")
         loss=$(awk -v s="$sent" -v c="$captured" 'BEGIN {printf "%.2f%%", s ? 100 * (s - c) / s : 0}')
         cpu=$(awk -v t=$((cpu1 - cpu0)) -v k="$clk" -v c="$captured" 'BEGIN {printf "%.2f us", c ? t / k / c * 1e6 : 0}')
-        printf '%-5s %-8s %9s %10s %9s %9s %7s %10s\n' "$method" "$rate" "$sent" "$pps" "$captured" "$drops" "$loss" "$cpu"
+        printf '%-5s %-8s %9s %10s %9s %9s %7s %10s %9s\n' "$method" "$rate" "$sent" "$pps" "$captured" "$drops" "$loss" "$cpu" "$hwm"
     done
 done
