@@ -34,7 +34,7 @@ cargo clippy --release --all-targets -- -D warnings
 # that sums every test binary's result.
 mkdir -p target
 set +e
-cargo test --release --lib --bins --tests 2>&1 | tee target/test-output.txt
+cargo test --release --no-fail-fast --lib --bins --tests 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \

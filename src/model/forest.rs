@@ -18,6 +18,15 @@ pub const MAX_DEPTH: u32 = 16;
 /// Rows that descend a tree together.
 const LANES: usize = 16;
 
+/// Most classes accepted (botd's models have two); bounds the per-leaf weight vectors.
+pub const MAX_CLASSES: usize = 256;
+
+/// Most cells (internal nodes plus leaf weights, over all trees) of the compiled layout: 2^26,
+/// a few hundred MB at most. The complete layout pads each tree to 2^depth leaves, so a small
+/// hostile file of deep, narrow trees would otherwise ask for gigabytes. The shipped 100-tree
+/// forests use about 1.6 M cells.
+pub const MAX_CELLS: usize = 1 << 26;
+
 #[derive(Debug)]
 pub struct Forest {
     pub n_features: usize,
@@ -94,6 +103,11 @@ impl Forest {
             return Err("the model needs integer class labels (export with integer y)".into());
         }
         let n_classes = class_labels.len();
+        if n_classes > MAX_CLASSES {
+            return Err(format!(
+                "{n_classes} class labels; the forest evaluator takes at most {MAX_CLASSES}"
+            ));
+        }
         let tree_ids = ints(node, "nodes_treeids")?;
         let node_ids = ints(node, "nodes_nodeids")?;
         let feature_ids = ints(node, "nodes_featureids")?;
@@ -186,8 +200,9 @@ impl Forest {
         base_values.resize(n_classes, 0.0);
 
         let mut trees = Vec::with_capacity(tree_order.len());
+        let mut budget = MAX_CELLS;
         for &t in &tree_order {
-            trees.push(compile_tree(t, &nodes, &weights, n_classes)?);
+            trees.push(compile_tree(t, &nodes, &weights, n_classes, &mut budget)?);
         }
         let max_depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
         Ok(Forest {
@@ -333,6 +348,7 @@ fn compile_tree(
     nodes: &HashMap<(i64, i64), OnnxNode>,
     weights: &HashMap<(i64, i64), Vec<f32>>,
     n_classes: usize,
+    budget: &mut usize,
 ) -> Result<Tree, String> {
     // Depth first, with an explicit stack (hostile models must not overflow the call stack).
     let mut depth = 0u32;
@@ -357,6 +373,11 @@ fn compile_tree(
             None => return Err(format!("tree {tree} refers to missing node {id}")),
         }
     }
+    // Internal nodes plus leaves of every class, checked before anything is allocated.
+    let cells = (1usize << depth) * (n_classes + 1);
+    *budget = budget.checked_sub(cells).ok_or_else(|| {
+        format!("the forest is too large to compile (over {MAX_CELLS} cells at tree {tree})")
+    })?;
     let n_internal = (1usize << depth) - 1;
     let mut nodes_out = vec![PAD; n_internal];
     let mut leaves = vec![vec![0f32; 1usize << depth]; n_classes];

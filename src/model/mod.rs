@@ -115,16 +115,35 @@ impl Model {
         if !(0.0..=1.0).contains(&threshold) {
             return Err(format!("threshold {threshold} is outside 0..1"));
         }
-        // tract checks the graph: it must load, type and optimise with a [N, features] input.
-        let n_features = schema.len();
-        let _checked = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .and_then(|m| {
-                m.with_input_fact(0, f32::fact([1, n_features]).into())?
-                    .into_optimized()
-            })
-            .map_err(|e| format!("tract cannot load the graph: {e}"))?;
         let graph = proto.graph.as_ref().ok_or("the model has no graph")?;
+        // tract-onnx 0.23 panics on a graph output that nothing produces: refuse it first.
+        for output in &graph.output {
+            let produced = graph.node.iter().any(|n| n.output.contains(&output.name))
+                || graph.input.iter().any(|i| i.name == output.name)
+                || graph.initializer.iter().any(|t| t.name == output.name);
+            if !produced {
+                return Err(format!(
+                    "graph output {:?} is produced by no node, input or initializer",
+                    output.name
+                ));
+            }
+        }
+        // tract checks the graph: it must load, type and optimise with a [N, features] input. Its
+        // parser is not meant for hostile files: a panic in it is a refused model, not a crash.
+        let n_features = schema.len();
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tract_onnx::onnx()
+                .model_for_proto_model(&proto)
+                .and_then(|m| {
+                    m.with_input_fact(0, f32::fact([1, n_features]).into())?
+                        .into_optimized()
+                })
+        }));
+        match checked {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("tract cannot load the graph: {e}")),
+            Err(_) => return Err("tract failed on the graph (malformed model)".into()),
+        }
         let forest_node = graph
             .node
             .iter()
