@@ -78,6 +78,8 @@ pub struct HistoryEntry {
     pub value: f64,
     pub score: f64,
     pub level: Level,
+    /// Top remote peers of the host's botnet-predicted flows in this window (empty when none).
+    pub peers: Vec<Peer>,
 }
 
 /// Everything botd knows about one home host.
@@ -201,6 +203,11 @@ impl HostScorer {
                     value,
                     score: host.score,
                     level: new_level,
+                    peers: if best_botnet > 0 {
+                        top_peers(c, self.cfg.top_peers)
+                    } else {
+                        Vec::new()
+                    },
                 });
             }
             if new_level != host.level {
@@ -208,13 +215,6 @@ impl HostScorer {
                     .filter(|&m| c.botnet.get(m).copied().unwrap_or(0) > 0)
                     .filter_map(|m| self.models.get(m).cloned())
                     .collect();
-                let mut peers: Vec<PeerCount> = c
-                    .peers
-                    .iter()
-                    .filter(|p| p.addr.is_some())
-                    .copied()
-                    .collect();
-                peers.sort_by_key(|p| std::cmp::Reverse((p.flows, p.bytes)));
                 let alert = Alert {
                     host: addr,
                     level: new_level,
@@ -227,18 +227,7 @@ impl HostScorer {
                     botnet_flows: best_botnet,
                     flows: c.flows,
                     flagged_windows: host.flagged_windows,
-                    peers: peers
-                        .iter()
-                        .take(self.cfg.top_peers)
-                        .filter_map(|p| {
-                            p.addr.map(|addr| Peer {
-                                addr,
-                                port: p.port,
-                                flows: p.flows,
-                                bytes: p.bytes,
-                            })
-                        })
-                        .collect(),
+                    peers: top_peers(c, self.cfg.top_peers),
                 };
                 host.was_red |= new_level == Level::Red;
                 host.level = new_level;
@@ -255,6 +244,29 @@ impl HostScorer {
         v.sort_by_key(|h| h.addr);
         v
     }
+}
+
+/// The `n` remote peers with most botnet-predicted flows (then bytes) of a host's window.
+fn top_peers(c: &HostWindow, n: usize) -> Vec<Peer> {
+    let mut peers: Vec<PeerCount> = c
+        .peers
+        .iter()
+        .filter(|p| p.addr.is_some())
+        .copied()
+        .collect();
+    peers.sort_by_key(|p| std::cmp::Reverse((p.flows, p.bytes)));
+    peers
+        .iter()
+        .take(n)
+        .filter_map(|p| {
+            p.addr.map(|addr| Peer {
+                addr,
+                port: p.port,
+                flows: p.flows,
+                bytes: p.bytes,
+            })
+        })
+        .collect()
 }
 
 /// Accumulates one window's per-host counts from scored flows.
