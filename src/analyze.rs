@@ -120,7 +120,8 @@ pub struct Evaluation {
     pub benign_flagged: Vec<IpAddr>,
 }
 
-fn parse_home(list: &[String]) -> Result<NetworkConfig, String> {
+/// `--home` prefixes (comma-separated on the command line) as a home network.
+pub fn parse_home(list: &[String]) -> Result<NetworkConfig, String> {
     let home = list
         .iter()
         .map(|s| {
@@ -132,11 +133,12 @@ fn parse_home(list: &[String]) -> Result<NetworkConfig, String> {
     Ok(NetworkConfig { home })
 }
 
-fn load_config(path: Option<&Path>) -> Result<Config, String> {
+/// The configuration: `path`, else config/botd.toml when it exists, else the defaults.
+pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
     match path {
         Some(p) => Config::load(p).map_err(|e| e.to_string()),
         None => {
-            let p = Path::new("config/botd.toml");
+            let p = Path::new(crate::config::DEFAULT_PATH);
             if p.exists() {
                 Config::load(p).map_err(|e| e.to_string())
             } else {
@@ -319,7 +321,9 @@ fn print_table(out: &mut impl Write, hosts: &[&HostState], tty: bool) -> std::io
     Ok(())
 }
 
-fn host_json(h: &HostState, capture: Option<&str>) -> serde_json::Value {
+/// One host as `botd analyze --json` (and the state file) show it; `capture` names the capture
+/// when captures are judged apart.
+pub fn host_json(h: &HostState, capture: Option<&str>) -> serde_json::Value {
     let mut v = serde_json::json!({
         "address": h.addr.to_string(),
         "level": h.level.as_str(),
@@ -393,7 +397,8 @@ fn evaluate(truth_entry: Option<&TruthEntry>, name: String, hosts: &[&HostState]
     ev
 }
 
-fn alert_sink(cfg: &Config) -> Result<AlertSink, String> {
+/// The alert sink `[alerts]` describes.
+pub fn alert_sink(cfg: &Config) -> Result<AlertSink, String> {
     let a = &cfg.alerts;
     let settings = AlertSettings {
         syslog: if a.syslog {

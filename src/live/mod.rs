@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::alert::{Alert, AlertCounters, AlertSettings, AlertSink, Format, SyslogTarget};
+use crate::alert::{Alert, AlertCounters, AlertSink};
 use crate::capture::LinkType;
 use crate::config::Config;
 use crate::detect::Detector;
@@ -78,40 +78,7 @@ macro_rules! log {
     ($($arg:tt)*) => { eprintln!("botd: {}", format_args!($($arg)*)) };
 }
 
-/// The configuration: `path`, else config/botd.toml when it exists, else the defaults.
-pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
-    match path {
-        Some(p) => Config::load(p).map_err(|e| e.to_string()),
-        None => {
-            let p = Path::new(crate::config::DEFAULT_PATH);
-            if p.exists() {
-                Config::load(p).map_err(|e| e.to_string())
-            } else {
-                Ok(Config::default())
-            }
-        }
-    }
-}
-
-/// The alert sink `[alerts]` describes (as `botd analyze --syslog` starts it).
-pub fn alert_sink(cfg: &Config) -> Result<AlertSink, String> {
-    let a = &cfg.alerts;
-    let settings = AlertSettings {
-        syslog: if a.syslog {
-            Some(SyslogTarget::parse(&a.syslog_target.to_string())?)
-        } else {
-            None
-        },
-        format: Format::parse(a.syslog_format.name())?,
-        facility: crate::alert::parse_facility(a.facility.name())?,
-        app_name: a.app_name.clone(),
-        queue_capacity: a.queue_capacity,
-        rate_limit_ns: a.rate_limit_secs.saturating_mul(1_000_000_000),
-        json_file: a.json_file().map(Path::to_path_buf),
-        ..AlertSettings::default()
-    };
-    AlertSink::start(settings)
-}
+pub use crate::analyze::{alert_sink, load_config};
 
 /// A detector and the last window it is responsible for (windows open when a newer one was
 /// installed stay with it).

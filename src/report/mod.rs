@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::capture::MergedCapture;
-use crate::config::{Cidr, Config, NetworkConfig, ScoringConfig};
+use crate::config::{Config, NetworkConfig, ScoringConfig};
 use crate::detect::Detector;
 use crate::engine::{Engine, FlowSink};
 use crate::flow::{CloseReason, Flow};
@@ -207,34 +207,9 @@ pub fn write_state_atomically(path: &Path, doc: &serde_json::Value) -> Result<()
 }
 
 // ---------------------------------------------------------------------------------------------
-// The pipeline. This mirrors `analyze`'s wiring (load_config, parse_home, run_pipeline, host_json,
-// counters_json are private there); to be factored into one shared function.
+// The pipeline: the same wiring as `botd analyze` (configuration, home, host JSON come from there).
 
-fn load_config(path: Option<&Path>) -> Result<Config, String> {
-    match path {
-        Some(p) => Config::load(p).map_err(|e| e.to_string()),
-        None => {
-            let p = Path::new(crate::config::DEFAULT_PATH);
-            if p.exists() {
-                Config::load(p).map_err(|e| e.to_string())
-            } else {
-                Ok(Config::default())
-            }
-        }
-    }
-}
-
-fn parse_home(list: &[String]) -> Result<NetworkConfig, String> {
-    let home = list
-        .iter()
-        .map(|s| {
-            s.trim()
-                .parse::<Cidr>()
-                .map_err(|e| format!("--home {s}: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(NetworkConfig { home })
-}
+use crate::analyze::{load_config, parse_home};
 
 struct Sink<'a> {
     detector: &'a mut Detector,
@@ -257,15 +232,7 @@ impl FlowSink for Sink<'_> {
 }
 
 fn host_json(h: &HostState) -> serde_json::Value {
-    serde_json::json!({
-        "address": h.addr.to_string(),
-        "level": h.level.as_str(),
-        "score": h.score,
-        "was_red": h.was_red,
-        "flagged_windows": h.flagged_windows,
-        "windows": h.history,
-        "evidence": h.changes,
-    })
+    crate::analyze::host_json(h, None)
 }
 
 /// Runs the whole pipeline on the captures (one stream) and returns the document `botd analyze
