@@ -188,13 +188,16 @@ impl FlowSink for Progress<'_> {
     }
 }
 
-struct RunResult {
-    detector: Detector,
-    engine: Engine,
-    read_error: Option<String>,
+/// What one run of the pipeline leaves: the detector (hosts), the engine (counters), and the
+/// capture read error, if any, after which what was read is still reported.
+pub(crate) struct RunResult {
+    pub detector: Detector,
+    pub engine: Engine,
+    pub read_error: Option<String>,
 }
 
-fn run_pipeline(
+/// The captures (one stream) through engine and detector; alerts go to `alerts` when given.
+pub(crate) fn run_pipeline(
     cfg: &Config,
     home: NetworkConfig,
     models: std::sync::Arc<Vec<Model>>,

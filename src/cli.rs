@@ -166,14 +166,13 @@ fn score(args: ScoreArgs) -> Result<(), String> {
         return Err(format!("{}: no rows", args.rows.display()));
     }
     const BATCH: usize = 1024;
-    let mut scratch = vec![0f32; BATCH * model.n_classes];
     let mut probs = vec![0f32; BATCH];
     match args.bench {
         None => {
             let mut out = BufWriter::new(io::stdout().lock());
             for batch in rows.chunks(BATCH * nf) {
                 let k = batch.len() / nf;
-                model.score(batch, &mut scratch, &mut probs[..k])?;
+                model.score(batch, &mut probs[..k])?;
                 for p in &probs[..k] {
                     writeln!(out, "{p}").map_err(|e| e.to_string())?;
                 }
@@ -197,7 +196,7 @@ fn score(args: ScoreArgs) -> Result<(), String> {
                     break;
                 }
                 let k = batch.len() / nf;
-                model.score(batch, &mut scratch, &mut probs[..k])?;
+                model.score(batch, &mut probs[..k])?;
                 checksum += f64::from(probs[0]);
                 done += k;
             }

@@ -54,7 +54,6 @@ pub struct Detector {
     /// Feature rows per schema, `BATCH` rows each.
     rows: Vec<Vec<f32>>,
     probs: Vec<f32>,
-    scratch: Vec<f32>,
     /// `botnet[flow * MAX_MODELS + model]`.
     botnet: Vec<bool>,
     /// Per-host counts of the windows still open, keyed by window index.
@@ -104,7 +103,6 @@ impl Detector {
             flows: Vec::with_capacity(BATCH),
             rows,
             probs: vec![0.0; BATCH],
-            scratch: vec![0.0; BATCH * 8],
             botnet: vec![false; BATCH * MAX_MODELS],
             open: (0..concurrent_windows.max(1) + 1)
                 .map(|_| (u64::MAX, HashMap::with_capacity(max_hosts.min(65_536))))
@@ -183,7 +181,7 @@ impl Detector {
                 continue;
             };
             let probs = &mut self.probs[..n];
-            if model.score(rows, &mut self.scratch, probs).is_err() {
+            if model.score(rows, probs).is_err() {
                 self.counters.score_errors += 1;
                 probs.fill(0.0);
             }

@@ -173,7 +173,8 @@ pub fn state_class_code(state: &str) -> f32 {
     code_of(&STATE_CLASSES, state_class(state))
 }
 
-/// Protocol name as the Proto column prints it (shared with the CSV writer).
+/// The Proto column value the `ctu` schema encodes (`PROTO_CODES`); every other protocol is
+/// "other". (The CSV writer prints more names: `output::proto_name`.)
 pub fn proto_str(p: u8) -> &'static str {
     match p {
         proto::TCP => "tcp",

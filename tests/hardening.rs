@@ -331,9 +331,8 @@ fn check_model_input(data: &[u8], path: &Path) {
     if let Ok(model) = Model::load(path) {
         let nf = model.schema.len();
         let rows = vec![0.5f32; nf * 3];
-        let mut scratch = vec![0f32; model.n_classes * 3];
         let mut out = vec![0f32; 3];
-        let _ = model.score(&rows, &mut scratch, &mut out);
+        let _ = model.score(&rows, &mut out);
     }
 }
 
@@ -950,11 +949,8 @@ fn flood_of_new_flows_evicts_and_stays_scoreable() {
         let model = Model::load(&root().join("tests/data/small-forest.onnx")).unwrap();
         let n = rows.rows.rows.len() / schema.len();
         let mut out = vec![0f32; n];
-        let mut scratch = vec![0f32; n * model.n_classes];
         let t = Instant::now();
-        model
-            .score(&rows.rows.rows, &mut scratch, &mut out)
-            .unwrap();
+        model.score(&rows.rows.rows, &mut out).unwrap();
         assert!(out.iter().all(|p| (0.0..=1.0).contains(p)));
         eprintln!("scored {n} rows in {:?}", t.elapsed());
     }

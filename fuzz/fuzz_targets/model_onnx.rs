@@ -70,9 +70,8 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(model) = Model::load(path) {
             let nf = model.schema.len();
             let rows = vec![0.5f32; nf * 3];
-            let mut scratch = vec![0f32; model.n_classes * 3];
             let mut out = vec![0f32; 3];
-            let _ = model.score(&rows, &mut scratch, &mut out);
+            let _ = model.score(&rows, &mut out);
         }
     }
 });

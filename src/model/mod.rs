@@ -203,16 +203,13 @@ impl Model {
         }
     }
 
-    /// Botnet probability of each row (`rows.len() / features` rows) into `out`. `scratch` holds
-    /// `n_classes` per row; both are sized by the caller once, so scoring allocates nothing on the
-    /// forest path.
-    pub fn score(&self, rows: &[f32], scratch: &mut [f32], out: &mut [f32]) -> Result<(), String> {
+    /// Botnet probability of each row (`rows.len() / features` rows) into `out`, sized by the
+    /// caller once: the forest path allocates nothing.
+    pub fn score(&self, rows: &[f32], out: &mut [f32]) -> Result<(), String> {
         let nf = self.schema.len();
         let n = rows.len() / nf;
-        let nc = self.n_classes;
         match &self.scorer {
             Scorer::Forest(forest) => {
-                let _ = (scratch, nc);
                 forest.predict_class(rows, self.botnet_class, out);
                 Ok(())
             }

@@ -18,11 +18,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::capture::MergedCapture;
 use crate::config::{Config, NetworkConfig, ScoringConfig};
 use crate::detect::Detector;
-use crate::engine::{Engine, FlowSink};
-use crate::flow::{CloseReason, Flow};
+use crate::engine::Engine;
 use crate::host::HostState;
 
 const TEMPLATE: &str = include_str!("page.html");
@@ -211,26 +209,6 @@ pub fn write_state_atomically(path: &Path, doc: &serde_json::Value) -> Result<()
 
 use crate::analyze::{load_config, parse_home};
 
-struct Sink<'a> {
-    detector: &'a mut Detector,
-}
-
-impl FlowSink for Sink<'_> {
-    fn flow(
-        &mut self,
-        flow: &Flow,
-        reason: CloseReason,
-        window: Option<&crate::engine::WindowInfo>,
-    ) {
-        self.detector.flow(flow, reason, window);
-    }
-    fn window_closed(&mut self, window: &crate::engine::WindowInfo, flows: u64) {
-        self.detector.window_closed(window, flows);
-        // Level changes are kept in each host's `changes`; nothing is sent from a report.
-        let _ = self.detector.take_alerts();
-    }
-}
-
 fn host_json(h: &HostState) -> serde_json::Value {
     crate::analyze::host_json(h, None)
 }
@@ -284,27 +262,9 @@ pub fn analyze_document(
     captures: &[PathBuf],
 ) -> Result<(serde_json::Value, Option<String>), String> {
     let models = std::sync::Arc::new(crate::analyze::load_models(models_dir)?);
-    let engine_cfg = cfg.engine_config();
-    let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
-    let mut engine = Engine::new(engine_cfg);
-    let mut detector = Detector::new(models.clone(), home, cfg.scoring.clone(), concurrent);
-    let mut capture = MergedCapture::open(captures).map_err(|e| e.to_string())?;
-    let mut sink = Sink {
-        detector: &mut detector,
-    };
-    let read_error = loop {
-        match capture.next_frame() {
-            Ok(Some(f)) => engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, &mut sink),
-            Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
-        }
-    };
-    engine.finish(&mut sink);
-    for w in capture.stats().warnings {
-        eprintln!("botd: warning: {w}");
-    }
-    let doc = state_document(&detector, &engine, &cfg.scoring);
-    Ok((doc, read_error))
+    let run = crate::analyze::run_pipeline(cfg, home, models, captures, None)?;
+    let doc = state_document(&run.detector, &run.engine, &cfg.scoring);
+    Ok((doc, run.read_error))
 }
 
 #[cfg(test)]
