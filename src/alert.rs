@@ -47,11 +47,13 @@
 //! per top peer: RFC 5424 forbids repeating an SD-ID in a message). 32473 is the enterprise
 //! number that RFC 5612 reserves for documentation and examples.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -706,11 +708,12 @@ impl Delivery {
             }
         };
         if start > 0 {
-            let len = (self.buf.len() - start).to_string();
+            let msg = self.buf.get(start..).unwrap_or_default();
+            let len = msg.len().to_string();
             let mut framed = Vec::with_capacity(self.buf.len());
             framed.extend_from_slice(len.as_bytes());
             framed.push(b' ');
-            framed.extend_from_slice(&self.buf[start..]);
+            framed.extend_from_slice(msg);
             self.buf = framed;
         }
     }
@@ -920,12 +923,13 @@ impl Delivery {
 fn resolve(addr: &str) -> io::Result<Vec<SocketAddr>> {
     let v: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     if v.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{addr}: no address"),
-        ));
+        return Err(no_address(addr));
     }
     Ok(v)
+}
+
+fn no_address(addr: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address"))
 }
 
 fn syslog_err(e: syslog::Error) -> io::Error {
@@ -945,11 +949,11 @@ fn open(target: &SyslogTarget, timeout: Duration) -> io::Result<LoggerBackend> {
             .map(|l| l.backend)
             .map_err(syslog_err),
         SyslogTarget::Udp(addr) => {
-            let server = resolve(addr)?[0];
-            let local: SocketAddr = if server.is_ipv4() {
-                "0.0.0.0:0".parse().expect("address")
+            let server = *resolve(addr)?.first().ok_or_else(|| no_address(addr))?;
+            let local = if server.is_ipv4() {
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
             } else {
-                "[::]:0".parse().expect("address")
+                SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
             };
             let socket = UdpSocket::bind(local)?;
             Ok(LoggerBackend::Udp(socket, server))

@@ -2,6 +2,8 @@
 //! with a host table at the end, optional JSON, syslog alerts, and an evaluation against a truth
 //! file in the format of `../shared/data/truth.toml`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -345,9 +347,9 @@ pub fn host_json(h: &HostState, capture: Option<&str>) -> serde_json::Value {
 fn counters_json(r: &RunResult) -> serde_json::Value {
     let c = &r.engine.counters;
     let t = r.engine.table_stats();
-    let parse: serde_json::Map<String, serde_json::Value> = crate::wire::ParseError::ALL
-        .iter()
-        .map(|e| (e.name().to_string(), c.parse_errors[e.index()].into()))
+    let parse: serde_json::Map<String, serde_json::Value> = c
+        .unparsed_by_reason()
+        .map(|(e, n)| (e.name().to_string(), n.into()))
         .collect();
     serde_json::json!({
         "frames": c.frames,

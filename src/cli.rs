@@ -1,5 +1,7 @@
 //! Command-line front door: wires capture readers, the engine and writers. No logic of its own.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -9,7 +11,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::capture::MergedCapture;
 use crate::engine::{Engine, EngineConfig, FlowSink, WindowConfig};
 use crate::output::{FlowWriter, Format};
-use crate::wire::ParseError;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -166,14 +167,16 @@ fn score(args: ScoreArgs) -> Result<(), String> {
         return Err(format!("{}: no rows", args.rows.display()));
     }
     const BATCH: usize = 1024;
-    let mut probs = vec![0f32; BATCH];
+    // Every row has `nf` values (checked above), so a chunk of `BATCH * nf` values is at most
+    // BATCH whole rows; `probs` is resized to each chunk's rows within its capacity.
+    let mut probs: Vec<f32> = Vec::with_capacity(BATCH);
     match args.bench {
         None => {
             let mut out = BufWriter::new(io::stdout().lock());
             for batch in rows.chunks(BATCH * nf) {
-                let k = batch.len() / nf;
-                model.score(batch, &mut probs[..k])?;
-                for p in &probs[..k] {
+                probs.resize(batch.len() / nf, 0.0);
+                model.score(batch, &mut probs)?;
+                for p in &probs {
                     writeln!(out, "{p}").map_err(|e| e.to_string())?;
                 }
             }
@@ -181,13 +184,7 @@ fn score(args: ScoreArgs) -> Result<(), String> {
         }
         Some(total) => {
             // Batches cycle over the file's rows, as check_onnx.py --bench does.
-            let mut batches = Vec::new();
-            let mut i = 0;
-            while i < n {
-                let k = (n - i).min(BATCH);
-                batches.push(&rows[i * nf..(i + k) * nf]);
-                i += k;
-            }
+            let batches: Vec<&[f32]> = rows.chunks(BATCH * nf).collect();
             let start = std::time::Instant::now();
             let mut done = 0;
             let mut checksum = 0f64;
@@ -196,8 +193,9 @@ fn score(args: ScoreArgs) -> Result<(), String> {
                     break;
                 }
                 let k = batch.len() / nf;
-                model.score(batch, &mut probs[..k])?;
-                checksum += f64::from(probs[0]);
+                probs.resize(k, 0.0);
+                model.score(batch, &mut probs)?;
+                checksum += f64::from(probs.first().copied().unwrap_or(0.0));
                 done += k;
             }
             let secs = start.elapsed().as_secs_f64();
@@ -389,10 +387,10 @@ fn report(engine: &Engine, records: u64) {
         "botd: {} frames, {} packets, {} flow records, {} evicted (table full), {} windows",
         c.frames, c.packets, records, t.evicted, c.windows_closed
     );
-    let unparsed: Vec<String> = ParseError::ALL
-        .iter()
-        .filter(|e| c.parse_errors[e.index()] > 0)
-        .map(|e| format!("{}={}", e.name(), c.parse_errors[e.index()]))
+    let unparsed: Vec<String> = c
+        .unparsed_by_reason()
+        .filter(|&(_, n)| n > 0)
+        .map(|(e, n)| format!("{}={n}", e.name()))
         .collect();
     if !unparsed.is_empty() {
         line.push_str(&format!("; not parsed: {}", unparsed.join(" ")));

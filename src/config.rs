@@ -11,6 +11,8 @@
 //! config/botd.toml:3:24: network.home[2]: "192.168.1.0/33": prefix longer than 32
 //! ```
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
@@ -80,13 +82,19 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        let p = |s: &str| s.parse::<Cidr>().expect("default prefix");
+        let v4 = |a, b, len| Cidr {
+            addr: IpAddr::V4(Ipv4Addr::new(a, b, 0, 0)),
+            len,
+        };
         NetworkConfig {
             home: vec![
-                p("10.0.0.0/8"),
-                p("172.16.0.0/12"),
-                p("192.168.0.0/16"),
-                p("fc00::/7"),
+                v4(10, 0, 8),
+                v4(172, 16, 12),
+                v4(192, 168, 16),
+                Cidr {
+                    addr: IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)),
+                    len: 7,
+                },
             ],
         }
     }
@@ -128,10 +136,10 @@ macro_rules! per_class_secs {
             /// The values indexed by [`TimeoutClass`] (`[tcp, udp, icmp, other]`).
             pub fn by_class(&self) -> [u64; TIMEOUT_CLASSES] {
                 let mut a = [0; TIMEOUT_CLASSES];
-                a[TimeoutClass::Tcp as usize] = self.tcp;
-                a[TimeoutClass::Udp as usize] = self.udp;
-                a[TimeoutClass::Icmp as usize] = self.icmp;
-                a[TimeoutClass::Other as usize] = self.other;
+                *TimeoutClass::Tcp.pick_mut(&mut a) = self.tcp;
+                *TimeoutClass::Udp.pick_mut(&mut a) = self.udp;
+                *TimeoutClass::Icmp.pick_mut(&mut a) = self.icmp;
+                *TimeoutClass::Other.pick_mut(&mut a) = self.other;
                 a
             }
         }
@@ -597,11 +605,28 @@ impl Facility {
     }
 
     pub fn name(self) -> &'static str {
-        [
-            "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-            "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5",
-            "local6", "local7",
-        ][self as usize]
+        match self {
+            Facility::Kern => "kern",
+            Facility::User => "user",
+            Facility::Mail => "mail",
+            Facility::Daemon => "daemon",
+            Facility::Auth => "auth",
+            Facility::Syslog => "syslog",
+            Facility::Lpr => "lpr",
+            Facility::News => "news",
+            Facility::Uucp => "uucp",
+            Facility::Cron => "cron",
+            Facility::Authpriv => "authpriv",
+            Facility::Ftp => "ftp",
+            Facility::Local0 => "local0",
+            Facility::Local1 => "local1",
+            Facility::Local2 => "local2",
+            Facility::Local3 => "local3",
+            Facility::Local4 => "local4",
+            Facility::Local5 => "local5",
+            Facility::Local6 => "local6",
+            Facility::Local7 => "local7",
+        }
     }
 }
 
@@ -643,9 +668,16 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// The first problem (there is always one).
+    /// The first problem (there is always one; an empty list, which botd never builds, reads as
+    /// an invalid value with no message).
     pub fn first(&self) -> &Problem {
-        &self.problems[0]
+        static NONE: Problem = Problem {
+            kind: ProblemKind::Invalid,
+            key: None,
+            line_col: None,
+            message: String::new(),
+        };
+        self.problems.first().unwrap_or(&NONE)
     }
 }
 
@@ -1298,6 +1330,7 @@ fn collect_value(value: &DeValue<'_>, path: &str, out: &mut Vec<SpanEntry>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

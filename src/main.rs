@@ -1,3 +1,5 @@
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -1,6 +1,8 @@
 //! Flow record writers: CSV whose first 14 columns are the CTU-13 binetflow columns (so existing
 //! CTU-13 tooling reads it), and JSON lines with the same fields.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fmt;
 use std::io::{self, Write};
 

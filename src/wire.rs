@@ -3,6 +3,8 @@
 //! the packet itself is checked here first, so a hostile frame yields a [`ParseError`] value and
 //! never a panic or an allocation.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use pnet::packet::Packet as _;
 use pnet::packet::arp::ArpPacket;
 use pnet::packet::ethernet::EthernetPacket;
@@ -202,11 +204,12 @@ pub fn parse(link: LinkType, frame: &[u8], wire_len: u32) -> Result<Packet, Pars
             (proto, frame.get(20..).ok_or(ParseError::TruncatedLink)?, 20)
         }
         LinkType::Null | LinkType::Loop => {
-            let family = frame.get(..4).ok_or(ParseError::TruncatedLink)?;
-            let rest = frame.get(4..).ok_or(ParseError::TruncatedLink)?;
+            let (&[f0, _, _, f3], rest) = frame
+                .split_first_chunk::<4>()
+                .ok_or(ParseError::TruncatedLink)?;
             // The family is in the writer's byte order (Null) or network order (Loop); 2 is
             // AF_INET everywhere, the AF_INET6 values differ by OS (24, 28, 30, 10).
-            let af = if family[0] != 0 { family[0] } else { family[3] };
+            let af = if f0 != 0 { f0 } else { f3 };
             match af {
                 2 => (ETHERTYPE_IPV4, rest, 4),
                 10 | 24 | 28 | 30 => (ETHERTYPE_IPV6, rest, 4),
@@ -229,9 +232,18 @@ pub fn parse(link: LinkType, frame: &[u8], wire_len: u32) -> Result<Packet, Pars
     Ok(pkt)
 }
 
+/// The `N` bytes at `at`, if the slice holds them.
+#[inline]
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at + N)?.first_chunk::<N>().copied()
+}
+
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at + 2)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
+    bytes_at(b, at).map(u16::from_be_bytes)
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    bytes_at(b, at).map(u32::from_be_bytes)
 }
 
 /// Ethernet II with any number of 802.1Q / 802.1ad tags; returns the inner ethertype and payload.
@@ -250,11 +262,10 @@ fn ethernet(frame: &[u8]) -> Result<(u16, &[u8]), ParseError> {
         // Argus skips the label stack and reads the IP packet behind it (version from its first
         // nibble). Bounded: each label is 4 bytes of a frame of finite length.
         loop {
-            let label = frame
-                .get(offset..offset + 4)
-                .ok_or(ParseError::TruncatedLink)?;
+            let [_, _, bottom, _] =
+                bytes_at::<4>(frame, offset).ok_or(ParseError::TruncatedLink)?;
             offset += 4;
-            if label[2] & 0x01 != 0 {
+            if bottom & 0x01 != 0 {
                 break;
             }
         }
@@ -343,11 +354,9 @@ fn ipv6(l3: &[u8], pkt: &mut Packet, depth: u8) -> Result<(), ParseError> {
             44 => {
                 let nh = *l3.get(offset).ok_or(ParseError::TruncatedIp)?;
                 let off_flags = be16(l3, offset + 2).ok_or(ParseError::TruncatedIp)?;
-                let id = l3
-                    .get(offset + 4..offset + 8)
-                    .ok_or(ParseError::TruncatedIp)?;
+                let id = be32(l3, offset + 4).ok_or(ParseError::TruncatedIp)?;
                 let frag = Fragment {
-                    id: u32::from_be_bytes([id[0], id[1], id[2], id[3]]),
+                    id,
                     offset: off_flags >> 3,
                     more: off_flags & 1 != 0,
                 };
@@ -402,10 +411,7 @@ fn transport(
             pkt.dport = udp.get_destination();
             pkt.app_len = payload_len.saturating_sub(8) as u32;
             if pkt.sport == 53 || pkt.dport == 53 {
-                pkt.dns_id = udp
-                    .payload()
-                    .get(..2)
-                    .map(|b| u16::from_be_bytes([b[0], b[1]]));
+                pkt.dns_id = be16(udp.payload(), 0);
             }
         }
         proto::ICMP => {
@@ -427,9 +433,9 @@ fn transport(
             // Argus shows the group of reports (the IGMP group field) as the destination; only
             // membership queries keep the IP destination.
             if payload.first() != Some(&0x11)
-                && let Some(g) = payload.get(4..8)
+                && let Some(g) = bytes_at(payload, 4)
             {
-                pkt.dst = Addr::v4([g[0], g[1], g[2], g[3]]);
+                pkt.dst = Addr::v4(g);
             }
             pkt.app_len = payload_len as u32;
         }
@@ -493,9 +499,9 @@ fn icmp_key_fields(payload: &[u8], pkt: &mut Packet) {
             pkt.icmp_dport = pkt.icmp_id.swap_bytes();
         }
         (3, 0 | 1) | (5, _) => {
-            if let Some(d) = inner.get(16..20) {
-                pkt.icmp_aux = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-                pkt.icmp_dport = u16::from_be_bytes([d[0], d[1]]);
+            if let Some(d @ [d0, d1, _, _]) = bytes_at(inner, 16) {
+                pkt.icmp_aux = u32::from_be_bytes(d);
+                pkt.icmp_dport = u16::from_be_bytes([d0, d1]);
             }
         }
         (3, 2) => {
@@ -535,6 +541,7 @@ fn arp(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

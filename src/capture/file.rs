@@ -1,5 +1,7 @@
 //! One pcap or pcapng file as a lending iterator of frames.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 
 use pcap_parser::traits::PcapReaderIterator;
@@ -36,6 +38,23 @@ fn u32_at(d: &[u8], off: usize, be: bool) -> Option<u32> {
     } else {
         u32::from_le_bytes(b)
     })
+}
+
+/// The four u32 fields of a pcap record header: seconds, fraction, caplen, orig_len.
+#[inline]
+fn record_header(h: &[u8; 16], be: bool) -> [u32; 4] {
+    let rd = |b| {
+        if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let mut fields = [0; 4];
+    for (f, &b) in fields.iter_mut().zip(h.as_chunks::<4>().0) {
+        *f = rd(b);
+    }
+    fields
 }
 
 #[inline]
@@ -393,15 +412,7 @@ impl FileReader {
             let need = match data.first_chunk::<16>() {
                 None => fmt.hdr_len,
                 Some(h) => {
-                    let rd = |i: usize| {
-                        let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
-                        if fmt.be {
-                            u32::from_be_bytes(b)
-                        } else {
-                            u32::from_le_bytes(b)
-                        }
-                    };
-                    let (sec, frac, caplen, orig_len) = (rd(0), rd(4), rd(8), rd(12));
+                    let [sec, frac, caplen, orig_len] = record_header(h, fmt.be);
                     if caplen > MAX_CAPLEN {
                         let msg = format!(
                             "damaged record: caplen {caplen} exceeds {MAX_CAPLEN}; rest of file skipped"
@@ -645,6 +656,7 @@ fn decode_idb(block: &[u8], be: bool, ng: &mut NgState) -> Outcome {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
 //! Several capture files read as one stream in timestamp order.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs;

@@ -28,6 +28,8 @@
 //! * In a merge, an `Err` from one file is returned once; that file then drops out and the
 //!   other files go on.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod file;
 mod merge;
 mod source;

@@ -1,5 +1,7 @@
 //! Opens a file as a byte stream, peeling off gzip layers (detected by magic bytes, not by name).
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::fs::File;
 use std::io::{self, Cursor, Read};
 use std::path::Path;

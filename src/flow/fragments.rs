@@ -3,6 +3,8 @@
 //! was never seen forms a flow of its own with ports 0, one per IP id. Capacity is fixed; the oldest train is
 //! forgotten first.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use hashbrown::{DefaultHashBuilder, HashMap};
 
 use super::FlowKey;

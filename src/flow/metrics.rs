@@ -2,6 +2,8 @@
 //! Units follow `ra`: times in seconds, inter-packet times and jitter in milliseconds, loads and
 //! rates in bits/s and packets/s, loss in percent.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use super::{DirStats, Flow};
 use crate::wire::proto;
 

@@ -1,6 +1,8 @@
 //! Argus flow states (the `State` column), flow direction and the ICMP/ARP keys, as Argus 3.0.8
 //! makes them. `docs/argus-semantics.md` gives the rules and the evidence behind each.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use super::DirStats;
 use crate::wire::{Packet, proto};
 

@@ -16,6 +16,11 @@
 //!
 //! When the table is full, the least recently used flow is evicted: an open record is emitted with
 //! [`CloseReason::Evicted`] and counted, never dropped; a lingering flow holds no data and goes.
+//!
+//! No index here can panic: slots are reached with `get`/`get_mut` (a stale or `NIL` link finds
+//! nothing), and the per-class lists through [`TimeoutClass::pick`] (in range by construction).
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::hash::BuildHasher;
 
@@ -24,9 +29,6 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use super::{CloseReason, Flow, FlowKey, Nanos, TIMEOUT_CLASSES, TimeoutClass};
 
 const NIL: u32 = u32::MAX;
-/// Queue 0 holds open records in start order; queue 1 + class holds lingering flows.
-const OPEN: usize = 0;
-const QUEUES: usize = 1 + TIMEOUT_CLASSES;
 
 #[derive(Clone, Copy, Default)]
 struct Links {
@@ -40,7 +42,8 @@ struct Slot {
     hash: u64,
     lru: Links,
     queue_links: Links,
-    queue: u8,
+    /// The deadline queue the slot is in: `None` for open records, the class for lingering flows.
+    queue: Option<TimeoutClass>,
     /// For a lingering flow, when it is forgotten.
     linger_until: Nanos,
     live: bool,
@@ -48,10 +51,10 @@ struct Slot {
 
 impl Slot {
     fn lingering(&self) -> bool {
-        usize::from(self.queue) != OPEN
+        self.queue.is_some()
     }
-    fn class(&self) -> usize {
-        TimeoutClass::of(self.flow.proto) as usize
+    fn class(&self) -> TimeoutClass {
+        TimeoutClass::of(self.flow.proto)
     }
 }
 
@@ -65,6 +68,29 @@ const EMPTY: List = List {
     head: NIL,
     tail: NIL,
 };
+
+/// The deadline queues: open records in start order, and per class the lingering flows in report
+/// order.
+#[derive(Clone, Copy)]
+struct Queues {
+    open: List,
+    lingering: [List; TIMEOUT_CLASSES],
+}
+
+impl Queues {
+    const EMPTY: Queues = Queues {
+        open: EMPTY,
+        lingering: [EMPTY; TIMEOUT_CLASSES],
+    };
+
+    #[inline]
+    fn get_mut(&mut self, queue: Option<TimeoutClass>) -> &mut List {
+        match queue {
+            None => &mut self.open,
+            Some(class) => class.pick_mut(&mut self.lingering),
+        }
+    }
+}
 
 /// Counters of one table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -98,7 +124,7 @@ pub struct FlowTable {
     free: Vec<u32>,
     /// One LRU list per timeout class, so idle expiry with per-protocol timeouts reads list heads.
     lru: [List; TIMEOUT_CLASSES],
-    queues: [List; QUEUES],
+    queues: Queues,
     /// Scratch for emitting flows in start-time order on flush; sized at start-up.
     order: Vec<u32>,
     capacity: usize,
@@ -118,7 +144,7 @@ impl FlowTable {
             slots: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             lru: [EMPTY; TIMEOUT_CLASSES],
-            queues: [EMPTY; QUEUES],
+            queues: Queues::EMPTY,
             order: Vec::with_capacity(capacity),
             capacity,
             len: 0,
@@ -178,7 +204,7 @@ impl FlowTable {
                 prev: NIL,
                 next: NIL,
             },
-            queue: OPEN as u8,
+            queue: None,
             linger_until: 0,
             live: true,
         };
@@ -198,7 +224,7 @@ impl FlowTable {
         self.index
             .insert_unique(hash, idx, |&i| slots.get(i as usize).map_or(0, |s| s.hash));
         self.link_lru(idx);
-        self.link_queue(idx, OPEN);
+        self.link_queue(idx, None);
         self.len += 1;
         self.stats.created += 1;
         self.stats.high_water = self.stats.high_water.max(self.len as u64);
@@ -213,7 +239,7 @@ impl FlowTable {
         let lingering = self.slots.get(idx as usize).is_some_and(|s| s.lingering());
         if lingering {
             self.unlink_queue(idx);
-            self.link_queue(idx, OPEN);
+            self.link_queue(idx, None);
         }
     }
 
@@ -228,12 +254,12 @@ impl FlowTable {
         idle: &[Option<Nanos>; TIMEOUT_CLASSES],
         emit: &mut impl FnMut(&Flow, CloseReason),
     ) {
-        for (class, timeout) in idle.iter().enumerate() {
-            let Some(timeout) = *timeout else {
+        for class in TimeoutClass::ALL {
+            let Some(timeout) = *class.pick(idle) else {
                 continue;
             };
             loop {
-                let head = self.lru[class].head;
+                let head = class.pick(&self.lru).head;
                 let Some(slot) = self.slots.get(head as usize) else {
                     break;
                 };
@@ -249,7 +275,7 @@ impl FlowTable {
             }
         }
         loop {
-            let head = self.queues[OPEN].head;
+            let head = self.queues.open.head;
             let Some(slot) = self.slots.get(head as usize) else {
                 break;
             };
@@ -258,16 +284,16 @@ impl FlowTable {
             }
             emit(&slot.flow, CloseReason::Status);
             self.stats.status_reports += 1;
-            let class = TimeoutClass::of(slot.flow.proto) as usize;
+            let class = slot.class();
             self.unlink_queue(head);
-            self.link_queue(head, 1 + class);
+            self.link_queue(head, Some(class));
             if let Some(s) = self.slots.get_mut(head as usize) {
-                s.linger_until = now.saturating_add(linger[class]);
+                s.linger_until = now.saturating_add(*class.pick(linger));
             }
         }
-        for queue in 1..QUEUES {
+        for class in TimeoutClass::ALL {
             loop {
-                let head = self.queues[queue].head;
+                let head = class.pick(&self.queues.lingering).head;
                 let Some(slot) = self.slots.get(head as usize) else {
                     break;
                 };
@@ -300,7 +326,7 @@ impl FlowTable {
     /// Emits every open record, in start-time order, and empties the table.
     pub fn flush(&mut self, reason: CloseReason, emit: &mut impl FnMut(&Flow, CloseReason)) {
         self.order.clear();
-        let mut idx = self.queues[OPEN].head;
+        let mut idx = self.queues.open.head;
         while let Some(slot) = self.slots.get(idx as usize) {
             self.order.push(idx);
             idx = slot.queue_links.next;
@@ -320,7 +346,7 @@ impl FlowTable {
         self.slots.clear();
         self.free.clear();
         self.lru = [EMPTY; TIMEOUT_CLASSES];
-        self.queues = [EMPTY; QUEUES];
+        self.queues = Queues::EMPTY;
         self.len = 0;
     }
 
@@ -363,7 +389,7 @@ impl FlowTable {
         let Some(class) = self.slots.get(idx as usize).map(|s| s.class()) else {
             return;
         };
-        let list = &mut self.lru[class];
+        let list = class.pick_mut(&mut self.lru);
         let tail = list.tail;
         if tail == NIL {
             list.head = idx;
@@ -388,18 +414,18 @@ impl FlowTable {
         };
         match self.slots.get_mut(prev as usize) {
             Some(p) => p.lru.next = next,
-            None => self.lru[class].head = next,
+            None => class.pick_mut(&mut self.lru).head = next,
         }
         match self.slots.get_mut(next as usize) {
             Some(n) => n.lru.prev = prev,
-            None => self.lru[class].tail = prev,
+            None => class.pick_mut(&mut self.lru).tail = prev,
         }
     }
 
-    fn link_queue(&mut self, idx: u32, queue: usize) {
-        let tail = self.queues[queue].tail;
+    fn link_queue(&mut self, idx: u32, queue: Option<TimeoutClass>) {
+        let tail = self.queues.get_mut(queue).tail;
         if let Some(s) = self.slots.get_mut(idx as usize) {
-            s.queue = queue as u8;
+            s.queue = queue;
             s.queue_links = Links {
                 prev: tail,
                 next: NIL,
@@ -407,26 +433,26 @@ impl FlowTable {
         }
         match self.slots.get_mut(tail as usize) {
             Some(t) => t.queue_links.next = idx,
-            None => self.queues[queue].head = idx,
+            None => self.queues.get_mut(queue).head = idx,
         }
-        self.queues[queue].tail = idx;
+        self.queues.get_mut(queue).tail = idx;
     }
 
     fn unlink_queue(&mut self, idx: u32) {
         let Some((Links { prev, next }, queue)) = self
             .slots
             .get(idx as usize)
-            .map(|s| (s.queue_links, usize::from(s.queue)))
+            .map(|s| (s.queue_links, s.queue))
         else {
             return;
         };
         match self.slots.get_mut(prev as usize) {
             Some(p) => p.queue_links.next = next,
-            None => self.queues[queue].head = next,
+            None => self.queues.get_mut(queue).head = next,
         }
         match self.slots.get_mut(next as usize) {
             Some(n) => n.queue_links.prev = prev,
-            None => self.queues[queue].tail = prev,
+            None => self.queues.get_mut(queue).tail = prev,
         }
     }
 }

@@ -5,6 +5,8 @@
 //! Both hand frames to a callback as `(timestamp ns since the Unix epoch, bytes, wire length)`,
 //! borrowed from their own buffers: nothing is allocated per frame.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;

@@ -22,6 +22,8 @@
 //! host states (scores, levels, history) move to the new detector when its first window closes,
 //! unless `[scoring]` or the set of model names changed (then host states start afresh).
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 pub mod capture;
 pub mod privileges;
 pub mod ring;
@@ -142,8 +144,8 @@ impl FlowSink for Forward<'_> {
             // Windows close in order: every window of the older generations is done. Host
             // states move forward generation by generation, then the old ones go.
             for j in 1..=k {
-                let (before, after) = self.gens.split_at_mut(j);
-                if let (Some(prev), Some(next)) = (before.last_mut(), after.first_mut())
+                if let Some((before, after)) = self.gens.split_at_mut_checked(j)
+                    && let (Some(prev), Some(next)) = (before.last_mut(), after.first_mut())
                     && next.inherit
                 {
                     std::mem::swap(&mut prev.detector.scorer, &mut next.detector.scorer);
@@ -239,6 +241,9 @@ impl LiveLoop {
     }
 
     /// The newest detector (the one new windows go to).
+    // why: `gens` starts with one generation and never empties: `install_detector` pops one only
+    // to push another, and `window_closed` drains `..k` with `k = owner(..) < gens.len()`.
+    #[allow(clippy::expect_used)]
     pub fn detector(&self) -> &Detector {
         &self.gens.last().expect("at least one generation").detector
     }
@@ -338,10 +343,10 @@ pub fn counters_line(lp: &LiveLoop, cap: &CaptureStats, alerts: Option<AlertCoun
     if let Some(f) = cap.freeze_q {
         line.push_str(&format!(" ring_freezes={f}"));
     }
-    let reasons: Vec<String> = crate::wire::ParseError::ALL
-        .iter()
-        .filter(|e| c.parse_errors[e.index()] > 0)
-        .map(|e| format!("{}={}", e.name(), c.parse_errors[e.index()]))
+    let reasons: Vec<String> = c
+        .unparsed_by_reason()
+        .filter(|&(_, n)| n > 0)
+        .map(|(e, n)| format!("{}={n}", e.name()))
         .collect();
     if !reasons.is_empty() {
         line.push_str(&format!(" (not parsed: {})", reasons.join(" ")));

@@ -7,6 +7,8 @@
 //! * Started as another user (systemd `User=botd` with `AmbientCapabilities=CAP_NET_RAW`): there
 //!   is no user to switch to; the capabilities are given up once the socket is open.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::config::PrivilegesConfig;

@@ -13,6 +13,8 @@
 //! `PACKET_ADD_MEMBERSHIP`/`PACKET_MR_PROMISC` when promiscuous. Kernel drop counters come from
 //! `PACKET_STATISTICS` (`tpacket_stats_v3`).
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -227,8 +229,9 @@ impl LiveCapture for RingCapture {
             let ts = u64::from(hdr.tp_sec) * 1_000_000_000 + u64::from(hdr.tp_nsec);
             let mut wire = hdr.tp_len;
             let frame: &[u8] = if hdr.tp_status & libc::TP_STATUS_VLAN_VALID != 0
-                && data.len() >= 12
-                && data.len() + 4 <= self.scratch.len()
+                && let Some((macs, rest)) = data.split_first_chunk::<12>()
+                && let Some(out) = self.scratch.get_mut(..data.len() + 4)
+                && let Some((head, tail)) = out.split_first_chunk_mut::<16>()
             {
                 // The kernel (or the NIC) took the 802.1Q tag off; put it back so the frame is
                 // what was on the wire, as an offline capture shows it.
@@ -238,13 +241,14 @@ impl LiveCapture for RingCapture {
                     0x8100
                 };
                 let tci = hdr.hv1.tp_vlan_tci as u16;
-                let s = &mut self.scratch;
-                s[..12].copy_from_slice(&data[..12]);
-                s[12..14].copy_from_slice(&tpid.to_be_bytes());
-                s[14..16].copy_from_slice(&tci.to_be_bytes());
-                s[16..data.len() + 4].copy_from_slice(&data[12..]);
+                // `out` is 4 bytes longer than `data`: MACs, the tag, then the rest (`tail` and
+                // `rest` have the same length).
+                head[..12].copy_from_slice(macs);
+                head[12..14].copy_from_slice(&tpid.to_be_bytes());
+                head[14..].copy_from_slice(&tci.to_be_bytes());
+                tail.copy_from_slice(rest);
                 wire = wire.saturating_add(4);
-                &s[..data.len() + 4]
+                out
             } else {
                 data
             };

@@ -6,6 +6,8 @@
 //!   second SIGTERM/SIGINT while stopping exits at once with status 1.
 //! * SIGUSR1: log the counters.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,6 +15,8 @@
 //! Vendored: `vendor/uPlot.iife.min.js` and `vendor/uPlot.min.css` are uPlot 1.6.32 (MIT, see
 //! `vendor/uPlot.LICENSE` and `README.md` in this folder), unmodified from `npm pack uplot@1.6.32`.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -268,6 +270,7 @@ pub fn analyze_document(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
