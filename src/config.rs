@@ -212,7 +212,8 @@ pub struct ScoringConfig {
     pub red_windows: u32,
     /// Score below which a yellow host is cleared.
     pub yellow_clear: f64,
-    /// Fewest flows a host needs in a window to be scored in it.
+    /// Floor of the model value's denominator: a host with fewer scored flows in a window cannot
+    /// reach a high value from one or two of them.
     pub min_flows: u32,
     pub history_windows: usize,
     pub max_hosts: usize,
@@ -227,7 +228,7 @@ impl Default for ScoringConfig {
             red_rising: 0.60,
             red_windows: 3,
             yellow_clear: 0.10,
-            min_flows: 8,
+            min_flows: 3,
             history_windows: 96,
             max_hosts: 4096,
             top_peers: 5,

@@ -2,6 +2,12 @@
 //! verdicts. Flows are batched (features extracted once per schema), scored by every model in
 //! batches, counted per home host and window, and at each window's end folded into the host
 //! scores; level changes come out as [`Alert`]s. Buffers are sized once at start-up.
+//!
+//! Besides the model verdicts, every flow record adds to its home host's behaviour in the window
+//! (probes and whether they were answered, TCP connections to other home hosts, connection series
+//! to one remote address and port); `host` turns these into the sweep, lateral and beacon rules.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,13 +17,19 @@ use hashbrown::HashMap;
 use crate::alert::Alert;
 use crate::config::{NetworkConfig, ScoringConfig};
 use crate::engine::{FlowSink, WindowInfo};
-use crate::features::Schema;
+use crate::features::{Schema, is_service_flow, target_hash};
 use crate::flow::{CloseReason, Flow};
-use crate::host::{self, HostScorer, HostWindow, MAX_MODELS};
+use crate::host::{self, Beacon, FlowFacts, HostScorer, HostWindow, MAX_MODELS};
 use crate::model::Model;
+use crate::wire::proto;
 
 /// Flows scored together.
 pub const BATCH: usize = 1024;
+/// Connection series (home host, remote address, port, protocol) tracked per window for the
+/// beacon rule; more are dropped and counted.
+pub const BEACON_SERIES: usize = 4096;
+/// Connections remembered per series (the first ones to close); more are counted only.
+pub const BEACON_STARTS: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 struct FlowSummary {
@@ -26,7 +38,184 @@ struct FlowSummary {
     dst: IpAddr,
     sport: u16,
     dport: u16,
+    proto: u8,
     bytes: u64,
+    start_ns: u64,
+    /// Packets came back from the destination.
+    answered: bool,
+    /// The direction is known (not a TCP record picked up mid-connection, Dir `<?>`).
+    directed: bool,
+    /// State FIN or CON: answered and not refused.
+    established: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    host: IpAddr,
+    peer: IpAddr,
+    port: u16,
+    proto: u8,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Series {
+    key: SeriesKey,
+    /// Connections seen, stored or not.
+    seen: u64,
+    len: usize,
+    starts: [u64; BEACON_STARTS],
+    bytes: [u64; BEACON_STARTS],
+    /// Stored connections a model predicted botnet.
+    flagged: u64,
+}
+
+impl Series {
+    /// The series' regularity figures, when it has enough connections.
+    fn beacon(&self) -> Option<Beacon> {
+        let n = self.len;
+        if n < host::rules::BEACON_CONNECTIONS {
+            return None;
+        }
+        let mut starts = self.starts;
+        let starts = starts.get_mut(..n)?;
+        starts.sort_unstable();
+        let mut gaps = [0u64; BEACON_STARTS];
+        for (g, w) in gaps.iter_mut().zip(starts.windows(2)) {
+            if let [a, b] = w {
+                *g = b.saturating_sub(*a);
+            }
+        }
+        let gaps = gaps.get_mut(..n - 1)?;
+        let gap = median(gaps)?;
+        let mut devs = [0f64; BEACON_STARTS];
+        for (d, g) in devs.iter_mut().zip(gaps.iter()) {
+            *d = (*g as f64 - gap).abs();
+        }
+        let spread = if gap > 0.0 {
+            median_f64(devs.get_mut(..n - 1)?)? / gap
+        } else {
+            f64::INFINITY
+        };
+        let mut sizes = self.bytes;
+        let sizes = sizes.get_mut(..n)?;
+        sizes.sort_unstable();
+        let same_size = sizes
+            .chunk_by(|a, b| a == b)
+            .map(<[u64]>::len)
+            .max()
+            .unwrap_or(0);
+        Some(Beacon {
+            peer: self.key.peer,
+            port: self.key.port,
+            proto: self.key.proto,
+            connections: n as u64,
+            gap_ns: gap as u64,
+            spread,
+            same_size: same_size as u64,
+            flagged: self.flagged,
+            bytes: sizes.iter().sum(),
+        })
+    }
+}
+
+/// Median of integer values (sorts them), as f64: the mean of the middle two for an even count.
+fn median(v: &mut [u64]) -> Option<f64> {
+    v.sort_unstable();
+    let n = v.len();
+    let hi = *v.get(n / 2)? as f64;
+    if n % 2 == 1 {
+        Some(hi)
+    } else {
+        Some((*v.get(n / 2 - 1)? as f64 + hi) / 2.0)
+    }
+}
+
+fn median_f64(v: &mut [f64]) -> Option<f64> {
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    let hi = *v.get(n / 2)?;
+    if n % 2 == 1 {
+        Some(hi)
+    } else {
+        Some((*v.get(n / 2 - 1)? + hi) / 2.0)
+    }
+}
+
+/// What the detector keeps of one open window: per-host counts and the connection series.
+struct OpenWindow {
+    /// Window index; `u64::MAX` when the slot is free.
+    index: u64,
+    hosts: HashMap<IpAddr, HostWindow>,
+    series_index: HashMap<SeriesKey, usize>,
+    series: Vec<Series>,
+}
+
+impl OpenWindow {
+    fn new(max_hosts: usize) -> OpenWindow {
+        OpenWindow {
+            index: u64::MAX,
+            hosts: HashMap::with_capacity(max_hosts.min(65_536)),
+            series_index: HashMap::with_capacity(BEACON_SERIES),
+            series: Vec::with_capacity(BEACON_SERIES),
+        }
+    }
+
+    fn reset(&mut self, index: u64) {
+        self.index = index;
+        self.hosts.clear();
+        self.series_index.clear();
+        self.series.clear();
+    }
+
+    /// Adds a connection to its series; false when the series table is full.
+    fn add_connection(&mut self, key: SeriesKey, start_ns: u64, bytes: u64, flagged: bool) -> bool {
+        let i = match self.series_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                if self.series.len() >= BEACON_SERIES {
+                    return false;
+                }
+                self.series.push(Series {
+                    key,
+                    seen: 0,
+                    len: 0,
+                    starts: [0; BEACON_STARTS],
+                    bytes: [0; BEACON_STARTS],
+                    flagged: 0,
+                });
+                let i = self.series.len() - 1;
+                self.series_index.insert(key, i);
+                i
+            }
+        };
+        if let Some(s) = self.series.get_mut(i) {
+            s.seen += 1;
+            if let (Some(t), Some(b)) = (s.starts.get_mut(s.len), s.bytes.get_mut(s.len)) {
+                *t = start_ns;
+                *b = bytes;
+                s.len += 1;
+                s.flagged += u64::from(flagged);
+            }
+        }
+        true
+    }
+
+    /// Gives every host its most connected regular series (the beacon rule's candidate).
+    fn attach_beacons(&mut self) {
+        for s in &self.series {
+            let Some(b) = s.beacon() else {
+                continue;
+            };
+            let Some(w) = self.hosts.get_mut(&s.key.host) else {
+                continue;
+            };
+            // A firing series beats one that does not; then more connections, then fewer bytes.
+            let rank = |b: &Beacon| (b.fires(), b.connections, std::cmp::Reverse(b.bytes));
+            if w.beacon.as_ref().is_none_or(|old| rank(&b) > rank(old)) {
+                w.beacon = Some(b);
+            }
+        }
+    }
 }
 
 /// Counters of the detector.
@@ -38,6 +227,8 @@ pub struct DetectorCounters {
     pub windows_scored: u64,
     /// Home hosts seen in a window but not counted (per-window host table full).
     pub hosts_dropped: u64,
+    /// Connections not added to a beacon series (per-window series table full).
+    pub beacon_series_dropped: u64,
     pub score_errors: u64,
 }
 
@@ -56,8 +247,8 @@ pub struct Detector {
     probs: Vec<f32>,
     /// `botnet[flow * MAX_MODELS + model]`.
     botnet: Vec<bool>,
-    /// Per-host counts of the windows still open, keyed by window index.
-    open: Vec<(u64, HashMap<IpAddr, HostWindow>)>,
+    /// Per-host counts and connection series of the windows still open.
+    open: Vec<OpenWindow>,
     pub scorer: HostScorer,
     pending: Vec<Alert>,
     pub counters: DetectorCounters,
@@ -105,7 +296,7 @@ impl Detector {
             probs: vec![0.0; BATCH],
             botnet: vec![false; BATCH * MAX_MODELS],
             open: (0..concurrent_windows.max(1) + 1)
-                .map(|_| (u64::MAX, HashMap::with_capacity(max_hosts.min(65_536))))
+                .map(|_| OpenWindow::new(max_hosts))
                 .collect(),
             scorer: HostScorer::new(scoring, names),
             pending: Vec::new(),
@@ -135,38 +326,104 @@ impl Detector {
             if !c.contains(ip) {
                 return false;
             }
-            match (c.addr(), ip) {
-                (IpAddr::V4(net), IpAddr::V4(a)) if c.prefix_len() <= 30 => {
-                    let host_bits = u32::MAX >> c.prefix_len();
-                    let a = u32::from(a);
-                    a != u32::from(net) && a & host_bits != host_bits
-                }
-                _ => true,
-            }
+            !Self::is_prefix_edge(c, ip)
         })
     }
 
-    fn counts_for(&mut self, window: u64) -> Option<&mut HashMap<IpAddr, HostWindow>> {
-        if let Some(i) = self.open.iter().position(|(w, _)| *w == window) {
-            return self.open.get_mut(i).map(|(_, c)| c);
+    /// The network or broadcast address of an IPv4 home prefix of /30 or wider.
+    fn is_prefix_edge(c: &crate::config::Cidr, ip: IpAddr) -> bool {
+        match (c.addr(), ip) {
+            (IpAddr::V4(net), IpAddr::V4(a)) if c.prefix_len() <= 30 => {
+                let host_bits = u32::MAX >> c.prefix_len();
+                let a = u32::from(a);
+                a == u32::from(net) || a & host_bits == host_bits
+            }
+            _ => false,
+        }
+    }
+
+    /// A unicast address: not multicast, unspecified, the limited broadcast or a home prefix's
+    /// network or broadcast address.
+    fn is_unicast(&self, ip: IpAddr) -> bool {
+        if ip.is_multicast() || ip.is_unspecified() {
+            return false;
+        }
+        if let IpAddr::V4(a) = ip
+            && a.is_broadcast()
+        {
+            return false;
+        }
+        !self
+            .home
+            .home
+            .iter()
+            .any(|c| c.contains(ip) && Self::is_prefix_edge(c, ip))
+    }
+
+    fn open_for(&mut self, window: u64) -> Option<&mut OpenWindow> {
+        if let Some(i) = self.open.iter().position(|o| o.index == window) {
+            return self.open.get_mut(i);
         }
         // A free slot (closed windows are reset to u64::MAX), else the oldest window's.
         let i = self
             .open
             .iter()
             .enumerate()
-            .min_by_key(|(_, (w, _))| {
-                if *w == u64::MAX {
+            .min_by_key(|(_, o)| {
+                if o.index == u64::MAX {
                     0
                 } else {
-                    w.saturating_add(1)
+                    o.index.saturating_add(1)
                 }
             })
             .map(|(i, _)| i)?;
         let slot = self.open.get_mut(i)?;
-        slot.0 = window;
-        slot.1.clear();
-        Some(&mut slot.1)
+        slot.reset(window);
+        Some(slot)
+    }
+
+    /// What a flow tells about its home hosts: the facts for its source (when the source is a
+    /// home host) and for its destination (when the flow came from outside).
+    fn facts(&self, f: &FlowSummary) -> (Option<FlowFacts>, Option<FlowFacts>) {
+        let src_home = self.is_scored_host(f.src);
+        let dst_home = self.is_scored_host(f.dst);
+        let ip_proto = matches!(f.proto, proto::TCP | proto::UDP | proto::ICMP);
+        let dst_unicast = self.is_unicast(f.dst);
+        let scored = ip_proto && dst_unicast && !is_service_flow(f.proto, f.sport, f.dport);
+        let out = src_home.then(|| {
+            let probe = match f.proto {
+                proto::TCP | proto::UDP if scored && f.directed => {
+                    Some((target_hash(f.dst, f.dport, f.proto), f.answered))
+                }
+                // Echo request: type 8, code 0.
+                proto::ICMP if f.sport == 8 && dst_unicast => {
+                    Some((target_hash(f.dst, 0, f.proto), f.answered))
+                }
+                proto::ARP => Some((target_hash(f.dst, 0, f.proto), f.answered)),
+                _ => None,
+            };
+            FlowFacts {
+                host: f.src,
+                peer: f.dst,
+                peer_port: f.dport,
+                bytes: f.bytes,
+                scored,
+                probe,
+                lateral_port: (f.proto == proto::TCP && scored && dst_home).then_some(f.dport),
+            }
+        });
+        // A flow counts for the host that started it; for its destination only when it came
+        // from outside (an internal server answering an infected neighbour is not blamed).
+        let inbound = (!src_home && dst_home).then_some(FlowFacts {
+            host: f.dst,
+            peer: f.src,
+            peer_port: f.sport,
+            bytes: f.bytes,
+            scored,
+            probe: None,
+            lateral_port: None,
+        });
+        (out, inbound)
     }
 
     /// Scores the buffered flows with every model and counts them per host and window.
@@ -180,7 +437,9 @@ impl Detector {
             let Some(rows) = self.rows.get(schema_idx) else {
                 continue;
             };
-            let probs = &mut self.probs[..n];
+            let Some(probs) = self.probs.get_mut(..n) else {
+                continue;
+            };
             if model.score(rows, probs).is_err() {
                 self.counters.score_errors += 1;
                 probs.fill(0.0);
@@ -203,25 +462,41 @@ impl Detector {
             let verdicts: [bool; MAX_MODELS] = std::array::from_fn(|m| {
                 m < n_models && self.botnet.get(start + m).copied().unwrap_or(false)
             });
-            // A flow counts for the host that started it; for its destination only when it came
-            // from outside (an internal server answering an infected neighbour is not blamed).
-            let src_home = self.is_scored_host(f.src);
-            let dst_home = !src_home && self.is_scored_host(f.dst);
+            let (out, inbound) = self.facts(f);
+            // A connection of a beacon series: the host started it, it was answered and not
+            // refused, and it is scored traffic of known direction.
+            let series = out.filter(|o| {
+                o.scored
+                    && f.directed
+                    && f.answered
+                    && f.established
+                    && matches!(f.proto, proto::TCP | proto::UDP)
+            });
             let max_hosts = self.max_hosts;
             let mut dropped = 0;
-            if let Some(counts) = self.counts_for(f.window) {
-                if src_home
-                    && !host::add_flow(counts, max_hosts, f.src, f.dst, f.dport, f.bytes, &verdicts)
-                {
-                    dropped += 1;
+            let mut series_dropped = 0;
+            if let Some(open) = self.open_for(f.window) {
+                for facts in out.iter().chain(inbound.iter()) {
+                    let verdicts = verdicts.get(..n_models).unwrap_or(&[]);
+                    if !host::add_flow(&mut open.hosts, max_hosts, facts, verdicts) {
+                        dropped += 1;
+                    }
                 }
-                if dst_home
-                    && !host::add_flow(counts, max_hosts, f.dst, f.src, f.sport, f.bytes, &verdicts)
-                {
-                    dropped += 1;
+                if let Some(o) = series {
+                    let key = SeriesKey {
+                        host: o.host,
+                        peer: f.dst,
+                        port: f.dport,
+                        proto: f.proto,
+                    };
+                    let flagged = verdicts.iter().any(|&b| b);
+                    if !open.add_connection(key, f.start_ns, f.bytes, flagged) {
+                        series_dropped += 1;
+                    }
                 }
             }
             self.counters.hosts_dropped += dropped;
+            self.counters.beacon_series_dropped += series_dropped;
         }
         self.flows = flows;
         self.flows.clear();
@@ -236,13 +511,19 @@ impl FlowSink for Detector {
         if self.flows.len() >= BATCH {
             self.score_batch();
         }
+        let state = flow.state();
         self.flows.push(FlowSummary {
             window: window.map_or(0, |w| w.index),
             src: flow.src.to_ip(),
             dst: flow.dst.to_ip(),
             sport: flow.sport,
             dport: flow.dport,
+            proto: flow.proto,
             bytes: flow.total_bytes(),
+            start_ns: flow.start_ns,
+            answered: flow.rev.pkts > 0,
+            directed: !flow.dir().contains('?'),
+            established: matches!(state.as_str(), "FIN" | "CON"),
         });
         for (schema, rows) in self.schemas.iter().zip(self.rows.iter_mut()) {
             let start = rows.len();
@@ -256,16 +537,95 @@ impl FlowSink for Detector {
     fn window_closed(&mut self, window: &WindowInfo, _flows: u64) {
         self.score_batch();
         let empty = HashMap::new();
-        let idx = self.open.iter().position(|(w, _)| *w == window.index);
+        let idx = self.open.iter().position(|o| o.index == window.index);
+        if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
+            open.attach_beacons();
+        }
         let counts = idx
             .and_then(|i| self.open.get(i))
-            .map_or(&empty, |(_, c)| c);
+            .map_or(&empty, |o| &o.hosts);
         let alerts = self.scorer.close_window(window, counts);
-        if let Some(slot) = idx.and_then(|i| self.open.get_mut(i)) {
-            slot.0 = u64::MAX;
-            slot.1.clear();
+        if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
+            open.reset(u64::MAX);
         }
         self.counters.windows_scored += 1;
         self.pending.extend(alerts);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn key() -> SeriesKey {
+        SeriesKey {
+            host: "10.0.0.5".parse().unwrap(),
+            peer: "198.51.100.7".parse().unwrap(),
+            port: 4433,
+            proto: proto::TCP,
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut [5, 1, 3]), Some(3.0));
+        assert_eq!(median(&mut [4, 1, 3, 2]), Some(2.5));
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median_f64(&mut [0.5, 0.1]), Some(0.3));
+    }
+
+    #[test]
+    fn a_series_of_connections_closing_out_of_order_is_measured_in_start_order() {
+        let mut w = OpenWindow::new(16);
+        w.reset(0);
+        // Eight connections every 10 s, the first two at once; they close out of order.
+        let s = 1_000_000_000u64;
+        for (t, bytes) in [
+            (40, 900),
+            (0, 300),
+            (0, 200),
+            (30, 900),
+            (10, 900),
+            (20, 900),
+            (50, 900),
+            (60, 900),
+        ] {
+            assert!(w.add_connection(key(), 1000 * s + t * s, bytes, t == 30));
+        }
+        let b = w.series[0].beacon().unwrap();
+        assert_eq!(b.connections, 8);
+        assert_eq!(b.gap_ns, 10 * s);
+        assert_eq!(b.spread, 0.0);
+        assert_eq!(b.same_size, 6);
+        assert_eq!(b.flagged, 1);
+        assert!(
+            !b.fires(),
+            "1 of 8 predicted botnet is below the rule's share"
+        );
+    }
+
+    #[test]
+    fn the_series_table_is_bounded_and_counts_what_it_drops() {
+        let mut w = OpenWindow::new(16);
+        w.reset(0);
+        // A series stores its first BEACON_STARTS connections and counts the rest.
+        for i in 0..BEACON_STARTS as u64 + 5 {
+            assert!(w.add_connection(key(), i, 1, false));
+        }
+        let s = &w.series[w.series_index[&key()]];
+        assert_eq!((s.len, s.seen), (BEACON_STARTS, BEACON_STARTS as u64 + 5));
+        for i in 1..BEACON_SERIES + 10 {
+            let k = SeriesKey {
+                port: 10_000 + i as u16,
+                ..key()
+            };
+            assert_eq!(w.add_connection(k, 0, 1, false), i < BEACON_SERIES);
+        }
+        // A known series still takes connections when the table is full.
+        assert!(w.add_connection(key(), 99, 1, false));
+        assert_eq!(w.series.len(), BEACON_SERIES);
+        w.reset(1);
+        assert!(w.series.is_empty() && w.series_index.is_empty());
     }
 }

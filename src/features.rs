@@ -347,6 +347,38 @@ fn extract_ctu(flow: &Flow, out: &mut [f32]) {
     ctu_from_columns(&cols, out);
 }
 
+/// UDP ports of the background services every host uses: DNS, DHCP, NTP, NetBIOS name and
+/// datagram, DHCPv6, SSDP, mDNS, LLMNR. The host scorer leaves flows from or to them (and TCP to
+/// port 53) out of a host's model value and its probe counts (docs/features.md, "Per-host window
+/// features").
+pub const SERVICE_UDP_PORTS: [u16; 11] = [53, 67, 68, 123, 137, 138, 546, 547, 1900, 5353, 5355];
+
+/// Whether a flow is background service traffic (see [`SERVICE_UDP_PORTS`]).
+pub fn is_service_flow(proto_nr: u8, sport: u16, dport: u16) -> bool {
+    match proto_nr {
+        proto::UDP => SERVICE_UDP_PORTS.contains(&sport) || SERVICE_UDP_PORTS.contains(&dport),
+        proto::TCP => dport == 53,
+        _ => false,
+    }
+}
+
+/// A 32-bit FNV-1a hash of a probe target (address, port, protocol): the per-host distinct
+/// target count compares these.
+pub fn target_hash(addr: std::net::IpAddr, port: u16, proto_nr: u8) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |b: u8| {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    };
+    match addr {
+        std::net::IpAddr::V4(a) => a.octets().into_iter().for_each(&mut eat),
+        std::net::IpAddr::V6(a) => a.octets().into_iter().for_each(&mut eat),
+    }
+    port.to_be_bytes().into_iter().for_each(&mut eat);
+    eat(proto_nr);
+    h
+}
+
 /// Collects the feature rows of every flow record (offline tools, tests and benchmarks).
 pub struct FeatureRows {
     pub schema: &'static Schema,

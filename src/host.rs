@@ -1,16 +1,41 @@
 //! Per-host scoring: for every home host, every window and every model, the number of its flows
-//! predicted botnet (the original detector's plot); a smoothed score; and the red / yellow / clear
-//! level with the evidence behind each change.
+//! predicted botnet (the original detector's plot); what the host did in the window (its
+//! unanswered probes, its connections to other home hosts, its most regular connection series); a
+//! smoothed score; and the red / yellow / clear level with the evidence behind each change.
 //!
-//! The rule (docs/detection.md has the tuning behind the defaults):
-//! * window value `v` = max over models of `botnet flows / max(flows, min_flows)` — a host with
-//!   fewer than `min_flows` flows in a window cannot reach a high value from one or two flows;
+//! The rule (docs/detection.md has the tuning behind the defaults and the per-capture results):
+//! * model value = `flows every model predicted botnet / max(scored flows, min_flows)`: a flow
+//!   counts only when all the loaded models agree (each model alone flags whole benign captures
+//!   the other does not), and only *scored* flows count: background service traffic (DNS, DHCP,
+//!   NetBIOS, mDNS, LLMNR, SSDP, NTP), broadcast, multicast and protocols other than TCP, UDP and
+//!   ICMP are left out of both counts (every host has them, and the models, trained with
+//!   host-level labels, flag them on infected and DNS-heavy clean hosts alike) — a host with fewer
+//!   than `min_flows` scored flows cannot reach a high value from one or two flows;
+//! * three behaviour rules, each of which makes the window's value 1 and the host red in it
+//!   ([`rules`] has their parameters):
+//!   - **sweep**: the host probed at least [`rules::SWEEP_TARGETS`] distinct targets that never
+//!     answered (TCP/UDP connection attempts, ICMP echo requests, ARP requests), and at least
+//!     [`rules::SWEEP_UNANSWERED`] of all its probes went unanswered (scanning, worm spreading);
+//!   - **lateral**: TCP connections to at least [`rules::LATERAL_PEERS`] distinct home hosts on
+//!     one port, at least [`rules::LATERAL_CONNECTIONS`] of them (SMB-style propagation);
+//!   - **beacon**: at least [`rules::BEACON_CONNECTIONS`] answered connections (state FIN or CON,
+//!     started by the host, of known direction) to one remote
+//!     address and port, at regular intervals (median gap >= 1 s, median absolute deviation of
+//!     the gaps <= [`rules::BEACON_SPREAD`] of the median) or of one size (at least
+//!     [`rules::BEACON_SAME_SIZE`] of them), and at least [`rules::BEACON_FLAGGED`] of them
+//!     predicted botnet by a model (a regular series alone is also what MQTT, NTP-like polling and
+//!     monitoring agents do);
 //! * score = `alpha * v + (1 - alpha) * score` (the first window a host is seen starts it at `v`);
 //!   a window in which a known host has no flows counts `v = 0`, so quiet hosts decay;
-//! * the host is **red** (highly suspicious now) in a window when its score is >= `red`, or when it
-//!   has been >= `red_rising` and rising for `red_windows` consecutive windows;
+//! * the host is **red** (highly suspicious now) in a window when a rule fired, when its score is
+//!   >= `red`, or when it has been >= `red_rising` and rising for `red_windows` consecutive windows;
 //! * a red host that is no longer hot turns **yellow** (suspicious before, not cleared) and stays
 //!   yellow while its score is >= `yellow_clear`; below that it is **clear** again.
+//!
+//! Everything per host and window has a fixed size (no allocation per flow); the distinct counts
+//! saturate at their capacity, which is above every threshold.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -25,6 +50,37 @@ use crate::engine::WindowInfo;
 pub const MAX_MODELS: usize = 8;
 /// Candidate peers tracked per host and window (space-saving heavy hitters).
 const PEER_SLOTS: usize = 8;
+/// Distinct unanswered probe targets counted exactly per host and window; more saturate.
+pub const TARGET_SLOTS: usize = 64;
+/// Ports tracked per host and window for the lateral rule (space-saving).
+const LATERAL_SLOTS: usize = 2;
+/// Distinct home peers remembered per lateral port; more saturate.
+const LATERAL_PEER_SLOTS: usize = 8;
+
+/// The behaviour rules' parameters. They were chosen on the whole evaluation of
+/// docs/detection.md (not out of fold); each is set with a margin from the benign hosts there.
+pub mod rules {
+    /// sweep: distinct probe targets that never answered.
+    pub const SWEEP_TARGETS: usize = 32;
+    /// sweep: share of the host's probes that went unanswered (a refusal, a TCP reset, is an
+    /// answer: counting it as a failure makes a P2P client retrying busy peers a sweeper).
+    pub const SWEEP_UNANSWERED: f64 = 0.75;
+    /// lateral: distinct home peers on one TCP port.
+    pub const LATERAL_PEERS: usize = 3;
+    /// lateral: TCP connections to home peers on that port.
+    pub const LATERAL_CONNECTIONS: u64 = 15;
+    /// beacon: answered connections to one remote address and port.
+    pub const BEACON_CONNECTIONS: usize = 6;
+    /// beacon: the median gap between connection starts must be at least this.
+    pub const BEACON_MIN_GAP_NS: u64 = 1_000_000_000;
+    /// beacon: median absolute deviation of the gaps, as a share of the median gap.
+    pub const BEACON_SPREAD: f64 = 0.2;
+    /// beacon: share of the connections with the modal size (total bytes), the other way to be
+    /// regular.
+    pub const BEACON_SAME_SIZE: f64 = 2.0 / 3.0;
+    /// beacon: share of the connections a model predicted botnet.
+    pub const BEACON_FLAGGED: f64 = 0.25;
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerCount {
@@ -34,13 +90,108 @@ pub struct PeerCount {
     pub bytes: u64,
 }
 
+/// TCP connections of a host to other home hosts on one port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LateralPort {
+    pub port: u16,
+    pub connections: u64,
+    /// Distinct home peers (the first [`LATERAL_PEER_SLOTS`]) with their connections and bytes.
+    peers: [Option<(IpAddr, u64, u64)>; LATERAL_PEER_SLOTS],
+}
+
+impl LateralPort {
+    /// Distinct home peers seen (saturates at the slot count).
+    pub fn peer_count(&self) -> usize {
+        self.peers.iter().filter(|p| p.is_some()).count()
+    }
+
+    /// The home peers with their connections and bytes.
+    pub fn peers(&self) -> impl Iterator<Item = (IpAddr, u64, u64)> + '_ {
+        self.peers.iter().filter_map(|p| *p)
+    }
+}
+
+/// A series of connections from a host to one remote address and port in a window.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Beacon {
+    pub peer: IpAddr,
+    pub port: u16,
+    pub proto: u8,
+    /// Connections measured (answered, in the window; at most the detector's per-series store).
+    pub connections: u64,
+    /// Median gap between connection starts.
+    pub gap_ns: u64,
+    /// Median absolute deviation of the gaps / median gap.
+    pub spread: f64,
+    /// Connections with the modal size.
+    pub same_size: u64,
+    /// Connections a model predicted botnet.
+    pub flagged: u64,
+    /// Bytes of the measured connections.
+    pub bytes: u64,
+}
+
+impl Beacon {
+    /// Whether the series is regular: enough connections, spaced at least 1 s apart, at even
+    /// intervals or of one size.
+    pub fn regular(&self) -> bool {
+        let n = self.connections as f64;
+        self.connections >= rules::BEACON_CONNECTIONS as u64
+            && self.gap_ns >= rules::BEACON_MIN_GAP_NS
+            && (self.spread <= rules::BEACON_SPREAD
+                || self.same_size as f64 >= rules::BEACON_SAME_SIZE * n)
+    }
+
+    /// Whether the series is regular and corroborated by a model (the beacon rule).
+    pub fn fires(&self) -> bool {
+        self.regular() && self.flagged as f64 >= rules::BEACON_FLAGGED * self.connections as f64
+    }
+}
+
 /// One host's counts in one window.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct HostWindow {
+    /// Every flow record counted for the host.
     pub flows: u64,
+    /// The flows the model value counts: TCP, UDP and ICMP to a unicast address, not background
+    /// service traffic.
+    pub scored: u64,
+    /// Per model, scored flows predicted botnet.
     pub botnet: [u64; MAX_MODELS],
+    /// Scored flows every model predicted botnet (the model value's numerator).
+    pub agreed: u64,
     /// Remote peers of the host's botnet-predicted flows.
     pub peers: [PeerCount; PEER_SLOTS],
+    /// Probes the host sent: TCP/UDP connection attempts of known direction, ICMP echo requests,
+    /// ARP requests.
+    pub probes: u64,
+    /// Probes that got no packet back.
+    pub unanswered: u64,
+    /// Distinct targets (address, port, protocol) of the unanswered probes, as 32-bit hashes.
+    targets: [u32; TARGET_SLOTS],
+    n_targets: usize,
+    /// TCP connections to other home hosts, by port.
+    pub lateral: [LateralPort; LATERAL_SLOTS],
+    /// The host's most connected regular series, set by the detector when the window closes.
+    pub beacon: Option<Beacon>,
+}
+
+impl Default for HostWindow {
+    fn default() -> Self {
+        HostWindow {
+            flows: 0,
+            scored: 0,
+            botnet: [0; MAX_MODELS],
+            agreed: 0,
+            peers: [PeerCount::default(); PEER_SLOTS],
+            probes: 0,
+            unanswered: 0,
+            targets: [0; TARGET_SLOTS],
+            n_targets: 0,
+            lateral: [LateralPort::default(); LATERAL_SLOTS],
+            beacon: None,
+        }
+    }
 }
 
 impl HostWindow {
@@ -64,6 +215,94 @@ impl HostWindow {
             };
         }
     }
+
+    fn add_target(&mut self, target: u32) {
+        let seen = self.targets.get(..self.n_targets).unwrap_or(&[]);
+        if seen.contains(&target) {
+            return;
+        }
+        if let Some(slot) = self.targets.get_mut(self.n_targets) {
+            *slot = target;
+            self.n_targets += 1;
+        }
+    }
+
+    fn add_lateral(&mut self, port: u16, peer: IpAddr, bytes: u64) {
+        let idx = match self
+            .lateral
+            .iter()
+            .position(|l| l.port == port && l.connections > 0)
+        {
+            Some(i) => i,
+            None => {
+                // A free slot, else the least used one starts over for this port.
+                let Some(i) = self
+                    .lateral
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, l)| l.connections)
+                    .map(|(i, _)| i)
+                else {
+                    return;
+                };
+                if let Some(l) = self.lateral.get_mut(i) {
+                    *l = LateralPort {
+                        port,
+                        ..LateralPort::default()
+                    };
+                }
+                i
+            }
+        };
+        if let Some(l) = self.lateral.get_mut(idx) {
+            l.connections += 1;
+            if let Some((_, n, b)) = l.peers.iter_mut().flatten().find(|(a, _, _)| *a == peer) {
+                *n += 1;
+                *b += bytes;
+            } else if let Some(free) = l.peers.iter_mut().find(|p| p.is_none()) {
+                *free = Some((peer, 1, bytes));
+            }
+        }
+    }
+
+    /// Distinct unanswered probe targets (saturates at [`TARGET_SLOTS`]).
+    pub fn unanswered_targets(&self) -> usize {
+        self.n_targets
+    }
+
+    /// The sweep rule.
+    pub fn sweep_fires(&self) -> bool {
+        self.n_targets >= rules::SWEEP_TARGETS
+            && self.unanswered as f64 >= rules::SWEEP_UNANSWERED * self.probes as f64
+    }
+
+    /// The port on which the lateral rule fires, if any.
+    pub fn lateral_fires(&self) -> Option<&LateralPort> {
+        self.lateral.iter().find(|l| {
+            l.peer_count() >= rules::LATERAL_PEERS && l.connections >= rules::LATERAL_CONNECTIONS
+        })
+    }
+
+    /// The beacon rule's series, if it fires.
+    pub fn beacon_fires(&self) -> Option<&Beacon> {
+        self.beacon.as_ref().filter(|b| b.fires())
+    }
+}
+
+/// What one flow record tells about the home host it is counted for.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowFacts {
+    pub host: IpAddr,
+    /// The other end, and its port (the destination port when the host started the flow).
+    pub peer: IpAddr,
+    pub peer_port: u16,
+    pub bytes: u64,
+    /// Counted in the model value (see [`HostWindow::scored`]).
+    pub scored: bool,
+    /// A probe of the host: its target's hash and whether anything came back.
+    pub probe: Option<(u32, bool)>,
+    /// A TCP connection of the host to another home host, on this port.
+    pub lateral_port: Option<u16>,
 }
 
 /// A window of a host's history.
@@ -73,13 +312,22 @@ pub struct HistoryEntry {
     pub start_ns: u64,
     pub end_ns: u64,
     pub flows: u64,
+    /// Flows the model value counts (`flows` without background service and broadcast traffic).
+    pub scored: u64,
     /// Predicted botnet flows per model, in model order.
     pub botnet: Vec<u64>,
+    /// Scored flows every model predicted botnet.
+    pub agreed: u64,
     pub value: f64,
     pub score: f64,
     pub level: Level,
     /// Top remote peers of the host's botnet-predicted flows in this window (empty when none).
     pub peers: Vec<Peer>,
+    /// The behaviour rules that fired in this window, each with its figures (empty when none).
+    pub rules: Vec<String>,
+    /// The host's regular connection series in this window (the beacon rule's candidate), also
+    /// when no model corroborated it: `flagged` says how many of its connections a model flagged.
+    pub series: Option<Beacon>,
 }
 
 /// Everything botd knows about one home host.
@@ -104,6 +352,50 @@ pub struct HostScorer {
     hosts: HashMap<IpAddr, HostState>,
     /// Hosts not tracked because `max_hosts` was reached.
     pub hosts_dropped: u64,
+}
+
+/// The rules that fired in a window: short names (for the alert's `models`) and descriptions.
+fn fired_rules(c: &HostWindow) -> Vec<(&'static str, String)> {
+    let mut fired = Vec::new();
+    if c.sweep_fires() {
+        let saturated = if c.n_targets >= TARGET_SLOTS { "+" } else { "" };
+        fired.push((
+            "sweep",
+            format!(
+                "sweep: {}{saturated} distinct targets never answered; {} of {} probes unanswered",
+                c.n_targets, c.unanswered, c.probes
+            ),
+        ));
+    }
+    if let Some(l) = c.lateral_fires() {
+        let peers: Vec<String> = l.peers().map(|(p, _, _)| p.to_string()).collect();
+        fired.push((
+            "lateral",
+            format!(
+                "lateral: {} TCP connections to {} home hosts on port {} ({})",
+                l.connections,
+                l.peer_count(),
+                l.port,
+                peers.join(" ")
+            ),
+        ));
+    }
+    if let Some(b) = c.beacon_fires() {
+        fired.push((
+            "beacon",
+            format!(
+                "beacon: {} connections to {} port {} every {:.1} s (spread {:.0}%), {} of one size, {} predicted botnet",
+                b.connections,
+                b.peer,
+                b.port,
+                b.gap_ns as f64 / 1e9,
+                b.spread * 100.0,
+                b.same_size,
+                b.flagged
+            ),
+        ));
+    }
+    fired
 }
 
 impl HostScorer {
@@ -163,12 +455,14 @@ impl HostScorer {
                 continue;
             };
             let c = counts.get(&addr).unwrap_or(&empty);
-            let denom = c.flows.max(u64::from(self.cfg.min_flows)).max(1) as f64;
-            let best_botnet = (0..n_models)
-                .map(|m| c.botnet.get(m).copied().unwrap_or(0))
-                .max()
-                .unwrap_or(0);
-            let value = best_botnet as f64 / denom;
+            let denom = c.scored.max(u64::from(self.cfg.min_flows)).max(1) as f64;
+            let best_botnet = c.botnet.iter().take(n_models).copied().max().unwrap_or(0);
+            let fired = fired_rules(c);
+            let value = if fired.is_empty() {
+                c.agreed as f64 / denom
+            } else {
+                1.0
+            };
             let previous_score = host.score;
             host.score = if previous_score.is_nan() {
                 value
@@ -178,9 +472,10 @@ impl HostScorer {
             let rising = previous_score.is_nan() || host.score > previous_score;
             let rising_hot = host.score >= self.cfg.red_rising && rising;
             host.hot_streak = if rising_hot { host.hot_streak + 1 } else { 0 };
-            let red_now =
-                host.score >= self.cfg.red || host.hot_streak >= self.cfg.red_windows.max(1);
-            if c.flows > 0 && best_botnet > 0 && red_now {
+            let red_now = !fired.is_empty()
+                || host.score >= self.cfg.red
+                || host.hot_streak >= self.cfg.red_windows.max(1);
+            if red_now && (!fired.is_empty() || c.agreed > 0) {
                 host.flagged_windows += 1;
             }
             let new_level = if red_now {
@@ -190,6 +485,7 @@ impl HostScorer {
             } else {
                 Level::Clear
             };
+            let peers = evidence_peers(c, self.cfg.top_peers);
             if c.flows > 0 || host.score > 0.0 {
                 if host.history.len() >= self.cfg.history_windows.max(1) {
                     host.history.pop_front();
@@ -199,21 +495,27 @@ impl HostScorer {
                     start_ns: window.start_ns,
                     end_ns: window.end_ns,
                     flows: c.flows,
+                    scored: c.scored,
                     botnet: c.botnet.iter().take(n_models).copied().collect(),
+                    agreed: c.agreed,
                     value,
                     score: host.score,
                     level: new_level,
-                    peers: if best_botnet > 0 {
-                        top_peers(c, self.cfg.top_peers)
+                    peers: if best_botnet > 0 || !fired.is_empty() {
+                        peers.clone()
                     } else {
                         Vec::new()
                     },
+                    rules: fired.iter().map(|(_, d)| d.clone()).collect(),
+                    series: c.beacon.filter(Beacon::regular),
                 });
             }
             if new_level != host.level {
+                // The evidence: the models that flagged scored flows, then the rules that fired.
                 let flagging: Vec<String> = (0..n_models)
                     .filter(|&m| c.botnet.get(m).copied().unwrap_or(0) > 0)
                     .filter_map(|m| self.models.get(m).cloned())
+                    .chain(fired.iter().map(|(name, _)| (*name).to_string()))
                     .collect();
                 let alert = Alert {
                     host: addr,
@@ -227,7 +529,7 @@ impl HostScorer {
                     botnet_flows: best_botnet,
                     flows: c.flows,
                     flagged_windows: host.flagged_windows,
-                    peers: top_peers(c, self.cfg.top_peers),
+                    peers,
                 };
                 host.was_red |= new_level == Level::Red;
                 host.level = new_level;
@@ -246,8 +548,32 @@ impl HostScorer {
     }
 }
 
-/// The `n` remote peers with most botnet-predicted flows (then bytes) of a host's window.
-fn top_peers(c: &HostWindow, n: usize) -> Vec<Peer> {
+/// The peers behind a window's verdict: the beacon's peer when that rule fired, the lateral
+/// rule's home peers, then the `n` remote peers with most botnet-predicted flows (then bytes);
+/// at most `n` in all.
+fn evidence_peers(c: &HostWindow, n: usize) -> Vec<Peer> {
+    let mut out: Vec<Peer> = Vec::new();
+    if let Some(b) = c.beacon_fires() {
+        out.push(Peer {
+            addr: b.peer,
+            port: b.port,
+            flows: b.connections,
+            bytes: b.bytes,
+        });
+    }
+    if let Some(l) = c.lateral_fires() {
+        let mut lateral: Vec<Peer> = l
+            .peers()
+            .map(|(addr, flows, bytes)| Peer {
+                addr,
+                port: l.port,
+                flows,
+                bytes,
+            })
+            .collect();
+        lateral.sort_by_key(|p| std::cmp::Reverse((p.flows, p.bytes)));
+        out.extend(lateral);
+    }
     let mut peers: Vec<PeerCount> = c
         .peers
         .iter()
@@ -255,44 +581,274 @@ fn top_peers(c: &HostWindow, n: usize) -> Vec<Peer> {
         .copied()
         .collect();
     peers.sort_by_key(|p| std::cmp::Reverse((p.flows, p.bytes)));
-    peers
-        .iter()
-        .take(n)
-        .filter_map(|p| {
-            p.addr.map(|addr| Peer {
+    for p in &peers {
+        // A peer the rules already named is not repeated.
+        if let Some(addr) = p.addr
+            && !out.iter().any(|o| o.addr == addr && o.port == p.port)
+        {
+            out.push(Peer {
                 addr,
                 port: p.port,
                 flows: p.flows,
                 bytes: p.bytes,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    out.truncate(n);
+    out
 }
 
-/// Accumulates one window's per-host counts from scored flows.
+/// Accumulates one flow record into its host's counts for the window; `botnet` holds each
+/// loaded model's verdict on the flow (one per model, in model order).
 pub fn add_flow(
     counts: &mut HashMap<IpAddr, HostWindow>,
     max_hosts: usize,
-    host: IpAddr,
-    peer: IpAddr,
-    peer_port: u16,
-    bytes: u64,
+    f: &FlowFacts,
     botnet: &[bool],
 ) -> bool {
-    if !counts.contains_key(&host) && counts.len() >= max_hosts {
+    if !counts.contains_key(&f.host) && counts.len() >= max_hosts {
         return false;
     }
-    let w = counts.entry(host).or_default();
+    let w = counts.entry(f.host).or_default();
     w.flows += 1;
-    let mut any = false;
-    for (slot, &b) in w.botnet.iter_mut().zip(botnet) {
-        if b {
-            *slot += 1;
-            any = true;
+    if f.scored {
+        w.scored += 1;
+        let mut any = false;
+        for (slot, &b) in w.botnet.iter_mut().zip(botnet) {
+            if b {
+                *slot += 1;
+                any = true;
+            }
+        }
+        if any {
+            w.add_peer(f.peer, f.peer_port, f.bytes);
+        }
+        if !botnet.is_empty() && botnet.iter().all(|&b| b) {
+            w.agreed += 1;
         }
     }
-    if any {
-        w.add_peer(peer, peer_port, bytes);
+    if let Some((target, answered)) = f.probe {
+        w.probes += 1;
+        if !answered {
+            w.unanswered += 1;
+            w.add_target(target);
+        }
+    }
+    if let Some(port) = f.lateral_port {
+        w.add_lateral(port, f.peer, f.bytes);
     }
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn scorer() -> HostScorer {
+        HostScorer::new(ScoringConfig::default(), vec!["m".into()])
+    }
+
+    fn window(index: u64) -> WindowInfo {
+        WindowInfo {
+            index,
+            start_ns: index * 150_000_000_000,
+            end_ns: index * 150_000_000_000 + 300_000_000_000,
+        }
+    }
+
+    fn facts(host: &str, peer: &str, port: u16) -> FlowFacts {
+        FlowFacts {
+            host: ip(host),
+            peer: ip(peer),
+            peer_port: port,
+            bytes: 100,
+            scored: true,
+            probe: None,
+            lateral_port: None,
+        }
+    }
+
+    #[test]
+    fn sweep_needs_many_unanswered_targets_and_a_high_share() {
+        let mut counts = HashMap::new();
+        for i in 0..40u16 {
+            let mut f = facts("10.0.0.5", "203.0.113.1", 23);
+            f.probe = Some((u32::from(i), false));
+            add_flow(&mut counts, 16, &f, &[false]);
+        }
+        let w = counts[&ip("10.0.0.5")];
+        assert_eq!(w.unanswered_targets(), 40);
+        assert!(w.sweep_fires());
+        let alerts = scorer().close_window(&window(0), &counts);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].level, Level::Red);
+        assert_eq!(alerts[0].models, ["sweep"]);
+
+        // The same targets among as many answered probes: a busy host, not a sweep.
+        for i in 0..40u16 {
+            let mut f = facts("10.0.0.5", "203.0.113.2", 443);
+            f.probe = Some((1000 + u32::from(i), true));
+            add_flow(&mut counts, 16, &f, &[false]);
+        }
+        assert!(!counts[&ip("10.0.0.5")].sweep_fires());
+    }
+
+    #[test]
+    fn distinct_targets_saturate_at_their_capacity() {
+        let mut counts = HashMap::new();
+        for i in 0..1000u32 {
+            let mut f = facts("10.0.0.5", "203.0.113.1", 23);
+            f.probe = Some((i % 500, false));
+            add_flow(&mut counts, 16, &f, &[false]);
+        }
+        let w = counts[&ip("10.0.0.5")];
+        assert_eq!(w.unanswered_targets(), TARGET_SLOTS);
+        assert_eq!(w.unanswered, 1000);
+    }
+
+    #[test]
+    fn lateral_needs_several_home_peers_and_many_connections() {
+        let mut counts = HashMap::new();
+        for i in 0..16 {
+            let peer = format!("10.0.0.{}", 10 + i % 4);
+            let mut f = facts("10.0.0.5", &peer, 445);
+            f.lateral_port = Some(445);
+            add_flow(&mut counts, 16, &f, &[false]);
+        }
+        let w = counts[&ip("10.0.0.5")];
+        let l = w.lateral_fires().expect("lateral");
+        assert_eq!((l.port, l.connections, l.peer_count()), (445, 16, 4));
+        let alerts = scorer().close_window(&window(0), &counts);
+        assert_eq!(alerts[0].models, ["lateral"]);
+        assert_eq!(alerts[0].peers.len(), 4);
+        assert_eq!(alerts[0].peers[0].flows, 4);
+
+        // Two file servers, however many connections: not lateral spreading.
+        let mut counts = HashMap::new();
+        for i in 0..100 {
+            let peer = format!("10.0.0.{}", 10 + i % 2);
+            let mut f = facts("10.0.0.5", &peer, 445);
+            f.lateral_port = Some(445);
+            add_flow(&mut counts, 16, &f, &[false]);
+        }
+        assert!(counts[&ip("10.0.0.5")].lateral_fires().is_none());
+    }
+
+    #[test]
+    fn a_beacon_needs_regularity_and_a_model_s_word() {
+        let b = Beacon {
+            peer: ip("198.51.100.7"),
+            port: 8443,
+            proto: 6,
+            connections: 8,
+            gap_ns: 10_000_000_000,
+            spread: 0.05,
+            same_size: 2,
+            flagged: 2,
+            bytes: 8000,
+        };
+        assert!(b.fires());
+        // The same series with no flow predicted botnet (an MQTT client reconnecting).
+        assert!(!Beacon { flagged: 0, ..b }.fires());
+        // Irregular gaps and sizes.
+        assert!(!Beacon { spread: 0.5, ..b }.fires());
+        // Irregular gaps but one size: regular enough.
+        assert!(
+            Beacon {
+                spread: 0.5,
+                same_size: 6,
+                ..b
+            }
+            .fires()
+        );
+        // A burst, not a beacon.
+        assert!(
+            !Beacon {
+                gap_ns: 10_000_000,
+                ..b
+            }
+            .fires()
+        );
+        let mut counts = HashMap::new();
+        add_flow(
+            &mut counts,
+            16,
+            &facts("10.0.0.5", "198.51.100.7", 8443),
+            &[true],
+        );
+        counts.get_mut(&ip("10.0.0.5")).unwrap().beacon = Some(b);
+        let alerts = scorer().close_window(&window(0), &counts);
+        assert_eq!(alerts[0].models, ["m", "beacon"]);
+        // The beacon's peer comes first, and is not repeated from the model's peers.
+        assert_eq!(alerts[0].peers.len(), 1);
+        assert_eq!(alerts[0].peers[0].flows, 8);
+    }
+
+    #[test]
+    fn background_flows_do_not_count_in_the_model_value() {
+        let mut counts = HashMap::new();
+        for _ in 0..20 {
+            let mut f = facts("10.0.0.5", "10.0.0.1", 53);
+            f.scored = false;
+            add_flow(&mut counts, 16, &f, &[true]);
+        }
+        let w = counts[&ip("10.0.0.5")];
+        assert_eq!((w.flows, w.scored, w.botnet[0]), (20, 0, 0));
+        let mut s = scorer();
+        assert!(s.close_window(&window(0), &counts).is_empty());
+        let h = &s.hosts()[0];
+        assert_eq!(h.level, Level::Clear);
+        assert_eq!(h.history[0].scored, 0);
+    }
+
+    #[test]
+    fn a_flow_counts_in_the_model_value_when_every_model_flags_it() {
+        let mut counts = HashMap::new();
+        for i in 0..10 {
+            let f = facts("10.0.0.5", "198.51.100.7", 443);
+            add_flow(&mut counts, 16, &f, &[true, i < 3]);
+        }
+        let w = counts[&ip("10.0.0.5")];
+        assert_eq!((w.botnet[0], w.botnet[1], w.agreed), (10, 3, 3));
+        let mut s = HostScorer::new(ScoringConfig::default(), vec!["a".into(), "b".into()]);
+        assert!(s.close_window(&window(0), &counts).is_empty());
+        let h = &s.hosts()[0];
+        assert_eq!(h.history[0].value, 0.3);
+        assert_eq!(h.history[0].botnet, [10, 3]);
+        assert_eq!(h.history[0].agreed, 3);
+    }
+
+    #[test]
+    fn a_rule_window_is_red_then_the_score_decays_to_yellow_and_clear() {
+        let mut counts = HashMap::new();
+        for i in 0..40u16 {
+            let mut f = facts("10.0.0.5", "203.0.113.1", 23);
+            f.probe = Some((u32::from(i), false));
+            add_flow(&mut counts, 16, &f, &[false]);
+        }
+        let mut s = scorer();
+        s.close_window(&window(0), &counts);
+        let quiet = HashMap::new();
+        let mut levels = Vec::new();
+        for i in 1..12 {
+            s.close_window(&window(i), &quiet);
+            levels.push(s.hosts()[0].level);
+        }
+        let h = &s.hosts()[0];
+        assert!(h.was_red);
+        assert_eq!(h.flagged_windows, 1);
+        assert_eq!(h.history[0].rules.len(), 1);
+        assert!(
+            h.history[0].rules[0].starts_with("sweep: 40 distinct targets"),
+            "{:?}",
+            h.history[0].rules
+        );
+        assert_eq!(levels[0], Level::Yellow);
+        assert_eq!(levels.last(), Some(&Level::Clear));
+    }
 }

@@ -274,3 +274,120 @@ fn alert_for_the_infected_host_reaches_rsyslog() {
     let jl = std::fs::read_to_string(&json_alerts).unwrap();
     assert!(jl.lines().any(|l| l.contains("\"192.168.1.66\"")), "{jl}");
 }
+
+/// The behaviour rules on real captures, each judged on its own: WannaCry's SMB spreading
+/// (lateral), Hide'N Seek's scanning (sweep), an HTTPS beacon every 2 s (beacon), and an MQTT
+/// client reconnecting every 9 s (a regular series the models do not flag: no beacon, not red).
+#[test]
+fn behaviour_rules_fire_with_their_evidence() {
+    let dir = temp_dir("analyze-rules");
+    let out = dir.join("out.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_botd"))
+        .current_dir(root())
+        .args(["analyze", "--truth"])
+        .arg(data("truth.toml"))
+        .arg("--json")
+        .arg(&out)
+        .arg(data(
+            "malcolm-pcap/plugins/zeek-EternalSafety/wannacry.pcap",
+        ))
+        .arg(data("stratosphere-slips/pcap/test7-malicious.pcap"))
+        .arg(data(
+            "stratosphere-slips/pcap/test-cc_test-cc-capture-1.pcap",
+        ))
+        .arg(data("malcolm-pcap/protocols/MQTT.pcap"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let doc = json(&out);
+    let hosts = doc["hosts"].as_array().unwrap();
+    let host = |addr: &str| hosts.iter().find(|h| h["address"] == addr).unwrap();
+    let rules_of = |h: &serde_json::Value| -> Vec<String> {
+        h["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["rules"].as_array().unwrap().iter())
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
+    };
+    let red_models = |h: &serde_json::Value| -> Vec<String> {
+        h["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "red")
+            .flat_map(|e| e["models"].as_array().unwrap().iter())
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect()
+    };
+    for addr in ["192.168.116.138", "192.168.116.149"] {
+        let h = host(addr);
+        assert_eq!(h["was_red"], true, "{h}");
+        assert!(red_models(h).contains(&"lateral".to_string()), "{h}");
+        let r = rules_of(h);
+        assert!(
+            r.iter()
+                .any(|r| r.starts_with("lateral: ") && r.contains("on port 445")),
+            "{r:?}"
+        );
+        let red = h["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["level"] == "red")
+            .unwrap();
+        assert!(
+            red["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["port"] == 445),
+            "{red}"
+        );
+    }
+    let scanner = host("192.168.2.16");
+    assert!(
+        red_models(scanner).contains(&"sweep".to_string()),
+        "{scanner}"
+    );
+    assert!(
+        rules_of(scanner)
+            .iter()
+            .any(|r| r.starts_with("sweep: 64+ distinct targets never answered")),
+        "{scanner}"
+    );
+    let beacon = host("147.32.80.37");
+    assert!(
+        red_models(beacon).contains(&"beacon".to_string()),
+        "{beacon}"
+    );
+    assert!(
+        rules_of(beacon)
+            .iter()
+            .any(|r| r.contains("to 141.193.213.21 port 443 every 2.")),
+        "{beacon}"
+    );
+    let mqtt = host("192.168.1.75");
+    assert_eq!(mqtt["was_red"], false, "{mqtt}");
+    assert!(rules_of(mqtt).is_empty(), "{mqtt}");
+    // Every window says how many of its flows the model value counted and how many every model
+    // flagged.
+    for h in hosts {
+        for w in h["windows"].as_array().unwrap() {
+            let (flows, scored, agreed) = (
+                w["flows"].as_u64().unwrap(),
+                w["scored"].as_u64().unwrap(),
+                w["agreed"].as_u64().unwrap(),
+            );
+            assert!(agreed <= scored && scored <= flows, "{w}");
+        }
+    }
+    let ev = doc["evaluation"].as_array().unwrap();
+    let red: u64 = ev
+        .iter()
+        .map(|e| e["malicious_red"].as_u64().unwrap())
+        .sum();
+    let benign: u64 = ev.iter().map(|e| e["benign_red"].as_u64().unwrap()).sum();
+    assert_eq!((red, benign), (4, 0), "{ev:?}");
+}

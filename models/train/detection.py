@@ -5,7 +5,9 @@ For every capture of the evaluation set (the captures of truth.toml and the beni
 trainer uses), the capture is analysed with the fold models trained without it (from
 `train.py --export-folds DIR`); captures no fold trained on are analysed with the shipped models,
 which never saw them either. Prints the per-capture table (malicious hosts red, benign hosts red)
-and writes it as Markdown with --markdown.
+and writes it as Markdown with --markdown. Inbound-DDoS captures (no infected home host) and
+`ignore_all` captures (roles unclear; truth.toml: "never for counting flagged hosts") are left out
+of the table and the totals; the latter are summed on a line of their own.
 
     python3 models/train/detection.py [--folds target/train-folds] [--botd target/release/botd]
         [--data ../shared/data] [--config FILE] [--markdown docs/detection-table.md] [--json FILE]
@@ -21,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -69,10 +72,18 @@ def main(argv=None) -> int:
                 evaluations.append(ev)
     evaluations.sort(key=lambda e: e["capture"])
 
+    # truth.toml: `ignore_all` captures (kind "unclear": roles unknown) are "never for counting
+    # flagged hosts"; they are listed apart, outside the totals, like the inbound DDoS ones.
+    with open(truth, "rb") as f:
+        ignore_all = {e["path"] for e in tomllib.load(f).get("capture", []) if e.get("ignore_all")}
     rows = []
+    unclear = []
     tot = dict(mr=0, mt=0, tr=0, tt=0, br=0, bt=0, bcap=0)
     for e in evaluations:
         if e["kind"] == "inbound-ddos":
+            continue
+        if e["capture"] in ignore_all:
+            unclear.append(e)
             continue
         rows.append(e)
         tot["mr"] += e["malicious_red"]
@@ -99,13 +110,19 @@ def main(argv=None) -> int:
         f"benign hosts red {tot['br']}/{tot['bt']} in {tot['bcap']} of {len(rows)} captures."
     )
     text = "\n".join(lines) + "\n\n" + summary + "\n"
+    if unclear:
+        flagged = ["%s (%s)" % (e["capture"], " ".join(e["benign_flagged"])) for e in unclear if e["benign_red"]]
+        text += ("\nNot counted (`ignore_all` in truth.toml, roles unclear): %d captures, %d of their %d hosts "
+                 "red%s.\n" % (len(unclear), sum(e["benign_red"] for e in unclear),
+                                 sum(e["benign_total"] for e in unclear),
+                                 ": " + "; ".join(flagged) if flagged else ""))
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"captures": rows, "totals": tot}, f, indent=1)
+            json.dump({"captures": rows, "not_counted": unclear, "totals": tot}, f, indent=1)
     return 0
 
 

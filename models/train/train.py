@@ -274,7 +274,8 @@ def load_binetflow(cap: Capture, path: Path):
 
 
 def assign_folds(caps, k, seed):
-    """Deterministic grouped k-fold: each capture (group) goes whole into one fold.
+    """Deterministic grouped k-fold: each capture (group) goes whole into one fold (with `--group family`
+    the units are groups of captures, see assign_folds_grouped).
 
     Captures holding botnet rows are spread first (each to the fold with the fewest such captures,
     ties by fewest botnet rows, then lowest index), then the normal-only captures the same way by
@@ -295,6 +296,66 @@ def assign_folds(caps, k, seed):
             count[cls][f] += 1
             load[cls][f] += c.n_pos if cls == 0 else c.n_neg
     return groups
+
+
+def family_groups(caps):
+    """Fold groups for `--group family`: captures of one malware family (the truth `family` up to its
+    first " (", case-folded) or of one infected host (same folder and a shared `malicious` address)
+    share a group; every other capture is a group of its own. Returns {capture name: group name}."""
+    parent = {c.name: c.name for c in caps}
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def union(a, b):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    seen = {}
+    for c in sorted(caps, key=lambda c: c.name):
+        if c.source != "truth" or not c.truth.malicious:
+            continue
+        keys = ["family:" + c.truth.family.split(" (")[0].strip().casefold()]
+        folder = os.path.dirname(c.name)
+        keys += ["host:%s:%s" % (folder, m) for m in sorted(c.truth.malicious)]
+        for key in keys:
+            if key in seen:
+                union(seen[key], c.name)
+            else:
+                seen[key] = c.name
+    return {c.name: find(c.name) for c in caps}
+
+
+class _Group:
+    """Several captures assigned to one fold together (`--group family`)."""
+
+    def __init__(self, name, members):
+        self.name = name
+        self.members = members
+        self.n_pos = sum(c.n_pos for c in members)
+        self.n_neg = sum(c.n_neg for c in members)
+        self.fold = None
+
+
+def assign_folds_grouped(caps, k, seed, group_of):
+    """assign_folds over groups of captures (each group whole into one fold)."""
+    labelled = [c for c in caps if c.labelled.any()]
+    by = defaultdict(list)
+    for c in labelled:
+        by[group_of[c.name]].append(c)
+    groups = [_Group(g, sorted(m, key=lambda c: c.name)) for g, m in by.items()]
+    groups.sort(key=lambda g: g.name)
+    for g in groups:
+        g.labelled = np.ones(1, dtype=bool)
+    assign_folds(groups, k, seed)
+    for g in groups:
+        for c in g.members:
+            c.fold = g.fold
+    return labelled
 
 
 def prf(y, p):
@@ -489,6 +550,14 @@ def card(schema, out_name, ctx):
       "%d rows left out by the label rules." % (s["n_pos"], s["n_neg"], s["n_groups"], s["n_pos_groups"],
                                                  s["n_left_out"]))
     A("")
+    if s["capture_weight"] == "sqrt":
+        A("Sample weights (`--capture-weight sqrt`, the default): each row of a capture weighs 1/sqrt(the "
+          "capture's labelled rows), normalised to mean 1, so one long capture (thousands of rows of one SYN "
+          "scan, hundreds of one HTTPS beacon) does not outweigh the short ones (docs/detection.md compares "
+          "it with unweighted rows).")
+    else:
+        A("Sample weights: none (every labelled row weighs 1).")
+    A("")
     A("### Label rules")
     A("")
     A("- Capture with a truth entry: a flow whose SrcAddr or DstAddr is a `malicious` host is **botnet (1)**; "
@@ -502,13 +571,17 @@ def card(schema, out_name, ctx):
     A("")
     A("## Validation")
     A("")
-    A("Grouped %d-fold cross-validation with the capture as the group (a capture's rows are never split): "
-      "captures with botnet rows are spread over the folds first, then the normal-only ones, each to the "
-      "fold with the fewest such captures (ties: fewest rows); the order within equal sizes is a shuffle "
+    A("Grouped %d-fold cross-validation with %s as the group (a capture's rows are never split): "
+      "groups with botnet rows are spread over the folds first, then the normal-only ones, each to the "
+      "fold with the fewest such groups (ties: fewest rows); the order within equal sizes is a shuffle "
       "seeded with %d. Every capture is scored by the fold model that never saw it (out-of-fold); the "
-      "metrics below are those out-of-fold predictions at the stored threshold." % (K_FOLDS, s["seed"]))
+      "metrics below are those out-of-fold predictions at the stored threshold." % (
+          K_FOLDS, "the capture" if s["group"] == "capture" else
+          "the malware family (captures of one family or of one infected host form one group)", s["seed"]))
     A("")
-    A("**Host rule**: a home host is flagged when, in some %d s window, at least %d of its flows (as SrcAddr "
+    A("**Trainer's host rule** (a quick check of the flow model alone; botd's own host scoring, with the "
+      "behaviour rules, is in docs/detection.md): a home host is flagged when, in some %d s window, at least "
+      "%d of its flows (as SrcAddr "
       "or DstAddr) are predicted botnet and they are at least %d%% of its flows in that window. Hosts: in a "
       "truth capture, the addresses inside `home` seen in its flows (not `ignore`, not the network/broadcast/"
       "multicast address); in a benign capture, every unicast address that originates a flow (all benign); "
@@ -670,7 +743,8 @@ def train_schema(schema: F.Schema, caps, args, out_dir: Path, folds_dir, command
     summary = dict(captures=[c.name for c in groups], rows={"botnet": n_pos, "normal": n_neg},
                    left_out_rows=n_left, unused_captures=unused, seed=args.seed, folds=K_FOLDS,
                    rf=RF_PARAMS, window_secs=WINDOW_SECS, overlap_secs=OVERLAP_SECS, binetflows=binetflows)
-    metrics = dict(threshold=thr, threshold_rule=THRESHOLD_RULES[args.threshold_rule], validation="grouped %d-fold by capture, out-of-fold" % K_FOLDS,
+    metrics = dict(threshold=thr, threshold_rule=THRESHOLD_RULES[args.threshold_rule], validation="grouped %d-fold by %s, out-of-fold" % (K_FOLDS, args.group),
+                   capture_weight=args.capture_weight,
                    flow=dict(precision=overall["precision"], recall=overall["recall"], f1=overall["f1"],
                              tp=overall["tp"], fp=overall["fp"], fn=overall["fn"], tn=overall["tn"]),
                    hosts=hosts, host_rule="flagged if in some window >= %d flows predicted botnet and >= %d%% "
@@ -721,7 +795,8 @@ def train_schema(schema: F.Schema, caps, args, out_dir: Path, folds_dir, command
             (d / (name + ".onnx")).write_bytes(fdata)
         log("wrote %d fold models under %s" % (len(fold_models), folds_dir))
 
-    ctx = dict(trained_at=trained_at, seed=args.seed, size=len(data), io=io, threshold=thr, f1_threshold=f1_t,
+    ctx = dict(trained_at=trained_at, seed=args.seed, group=args.group, capture_weight=args.capture_weight,
+               size=len(data), io=io, threshold=thr, f1_threshold=f1_t,
                r90_threshold=r90_t, at_r90=at_r90, rule=args.threshold_rule, nodes=nodes,
                f1_best=f1_best, binetflows=binetflows, n_pos=n_pos, n_neg=n_neg, n_groups=len(groups),
                n_pos_groups=sum(1 for c in groups if c.n_pos), n_left_out=n_left, overall=overall,
@@ -764,8 +839,11 @@ def main(argv=None):
     ap.add_argument("--cache", default=str(REPO / "target" / "train-cache"))
     ap.add_argument("--jobs", type=int, default=2, help="sklearn n_jobs (default 2)")
     ap.add_argument("--threshold-rule", default="maxf1", choices=sorted(THRESHOLD_RULES))
-    ap.add_argument("--capture-weight", default="none", choices=["none", "sqrt"],
-                    help="per-capture sample weighting (default none)")
+    ap.add_argument("--capture-weight", default="sqrt", choices=["none", "sqrt"],
+                    help="per-capture sample weighting (default sqrt: a capture's rows weigh 1/sqrt(its rows))")
+    ap.add_argument("--group", default="capture", choices=["capture", "family"],
+                    help="fold groups: each capture (default), or captures of one malware family / "
+                         "infected host together")
     ap.add_argument("--max-depth", type=int, default=None, help="override max_depth (experiments)")
     ap.add_argument("--min-samples-leaf", type=int, default=None, help="override min_samples_leaf")
     args = ap.parse_args(argv)
@@ -789,8 +867,10 @@ def main(argv=None):
            str(args.seed)]
     if args.threshold_rule != "maxf1":
         cmd += ["--threshold-rule", args.threshold_rule]
-    if args.capture_weight != "none":
+    if args.capture_weight != "sqrt":
         cmd += ["--capture-weight", args.capture_weight]
+    if args.group != "capture":
+        cmd += ["--group", args.group]
     if args.max_depth is not None:
         cmd += ["--max-depth", str(args.max_depth)]
     if args.min_samples_leaf is not None:
@@ -833,7 +913,10 @@ def main(argv=None):
     # with or without binetflows), then binetflow files.
     pc = [c for c in loaded if c.source != "binetflow"]
     bf = [c for c in loaded if c.source == "binetflow"]
-    assign_folds(pc, K_FOLDS, args.seed)
+    if args.group == "family":
+        assign_folds_grouped(pc, K_FOLDS, args.seed, family_groups(pc))
+    else:
+        assign_folds(pc, K_FOLDS, args.seed)
     if bf:
         assign_folds(bf, K_FOLDS, args.seed)
 
@@ -847,7 +930,8 @@ def main(argv=None):
         not_trained = sorted(c.name for c in loaded if not c.labelled.any())
         folds_dir.mkdir(parents=True, exist_ok=True)
         (folds_dir / "folds.json").write_text(json.dumps({
-            "k": K_FOLDS, "seed": args.seed, "schemas": [s.name for s in schemas],
+            "k": K_FOLDS, "seed": args.seed, "schemas": [s.name for s in schemas], "group": args.group,
+            "capture_weight": args.capture_weight,
             "note": "fold-K/*.onnx were trained without the captures of fold K; captures in "
                     "not_trained_on had no labelled flow, so no model saw them",
             "folds": dict(sorted(fold_map.items())), "not_trained_on": not_trained,
