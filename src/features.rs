@@ -8,6 +8,8 @@
 //! (`models/train/`) computes the same features from `botd flows` CSV and from binetflow files;
 //! `docs/features.md` is the reference for both sides.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use crate::flow::Flow;
 use crate::flow::metrics::ArgusMetrics;
 use crate::wire::proto;
