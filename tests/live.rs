@@ -451,6 +451,7 @@ fn end_to_end(capture: &str) {
         r#"[capture]
 interface = "vb0"
 read_timeout_ms = 100
+promiscuous = {promiscuous}
 
 [network]
 home = ["192.168.1.0/24"]
@@ -473,6 +474,10 @@ file = "{state}"
 interval_secs = 1
 "#,
         models = root().join("models").display(),
+        // Both settings are exercised: the ring joins the interface promiscuously; pnet relies on
+        // a veth delivering every frame to packet sockets anyway (which is also the only way
+        // qemu-user, lacking SOL_PACKET options, can run the ARM binary's live test).
+        promiscuous = capture == "ring",
         sock = syslog.sock.display(),
         state = dir.join("state.json").display(),
     );
@@ -616,7 +621,7 @@ fn run_reports_a_missing_interface_and_user() {
         std::fs::write(
             &config,
             format!(
-                "[capture]\ninterface = \"nosuchif0\"\n[models]\ndir = \"{}\"\n{extra}",
+                "[capture]\ninterface = \"nosuchif0\"\npromiscuous = false\n[models]\ndir = \"{}\"\n{extra}",
                 root().join("models").display()
             ),
         )

@@ -37,6 +37,35 @@ set +e
 cargo test --release --no-fail-fast --lib --bins --tests 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' \
-    target/test-output.txt
-exit "$status"
+summary() {
+    awk -v what="$2" '/^test result:/ { p += $4; f += $6 }
+        END { printf "tests (%s): %d passed, %d failed\n", what, p, f }' "$1"
+}
+
+# ARM: the static aarch64 build's test suite under qemu-user (cross/test.sh), then the same
+# captures through both builds, output compared byte for byte (cross/compare.sh). CROSS=0 leaves
+# this out of a local run; CI always runs it.
+cross_status=0
+if [[ ${CROSS:-1} != 0 ]]; then
+    set +e
+    bash cross/test.sh aarch64-unknown-linux-musl 2>&1 | tee target/test-output-aarch64.txt
+    cross_status=${PIPESTATUS[0]}
+    set -e
+    bash cross/compare.sh aarch64-unknown-linux-musl || cross_status=1
+fi
+
+# A short run of every fuzz target (fuzz/run.sh; FUZZ_SECONDS each). FUZZ=0 leaves it out.
+fuzz_status=0
+if [[ ${FUZZ:-1} != 0 ]]; then
+    SANITIZER="${SANITIZER:-none}" bash fuzz/run.sh "${FUZZ_SECONDS:-30}" || fuzz_status=1
+fi
+
+summary target/test-output.txt x86_64
+outputs=(target/test-output.txt)
+if [[ ${CROSS:-1} != 0 ]]; then
+    summary target/test-output-aarch64.txt "aarch64 under qemu"
+    outputs+=(target/test-output-aarch64.txt)
+fi
+cat "${outputs[@]}" | awk '/^test result:/ { p += $4; f += $6 }
+    END { printf "tests: %d passed, %d failed\n", p, f }'
+[[ $status -eq 0 && $cross_status -eq 0 && $fuzz_status -eq 0 ]]
