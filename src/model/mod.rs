@@ -8,9 +8,6 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-// forest.rs is brought under the same lints on its own (its own `#![deny]` overrides this allow);
-// drop this line when it does.
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 pub mod forest;
 
 use std::collections::BTreeMap;
