@@ -43,6 +43,19 @@ const CAPTURES: [&str; 4] = [
     "chrissanders-packets/synscan.pcapng",
 ];
 
+/// `rows` with about 30% of the values replaced by NaN (a missing feature), seeded.
+fn with_nan(rows: &[f32]) -> Vec<f32> {
+    let mut s: u64 = 0x2545_f491_4f6c_dd1d;
+    rows.iter()
+        .map(|&v| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            if s % 10 < 3 { f32::NAN } else { v }
+        })
+        .collect()
+}
+
 /// Seeded pseudo-random rows (xorshift), wide enough to reach every branch.
 fn random_rows(n: usize, nf: usize) -> Vec<f32> {
     let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -72,10 +85,13 @@ fn forest_equals_tract_on_a_small_forest() {
     let forest = Forest::from_node(node, nf).unwrap();
     assert_eq!(forest.n_trees, 5);
 
+    // Random and real rows, then the same with about 30% of the features NaN (the model sets
+    // nodes_missing_value_tracks_true 0: NaN takes the false branch).
     let mut rows = random_rows(1500, nf);
     rows.extend(real_rows(&ARGUS, &CAPTURES[1..2]));
+    rows.extend(with_nan(&rows));
     let n = rows.len() / nf;
-    assert!(n > 1600, "{n} rows");
+    assert!(n > 3200, "{n} rows");
 
     let mut ours = vec![0f32; n * 2];
     forest.predict_proba(&rows, &mut ours);
@@ -99,8 +115,10 @@ fn forest_equals_tract_on_a_small_forest() {
         }
     }
     assert!(max_diff <= 1e-6, "max |tract - botd| = {max_diff}");
-    // Both classes are reached, so the comparison means something.
-    assert!(ours.chunks(2).any(|p| p[1] > 0.5) && ours.chunks(2).any(|p| p[1] < 0.5));
+    // Both classes are reached, with and without NaN, so the comparison means something.
+    for half in ours.chunks(n) {
+        assert!(half.chunks(2).any(|p| p[1] > 0.5) && half.chunks(2).any(|p| p[1] < 0.5));
+    }
 }
 
 /// The trainer's venv python (tests/run.sh creates it with models/train/setup.sh).
@@ -114,6 +132,44 @@ fn venv_python() -> PathBuf {
     p
 }
 
+/// onnxruntime's botnet probability of each row (models/train/check_onnx.py; NaN is written
+/// `NaN`, which Python's float() reads).
+fn onnxruntime_scores(model_file: &str, schema: &Schema, rows: &[f32], tag: &str) -> Vec<f32> {
+    let nf = schema.len();
+    let tmp = std::env::temp_dir().join(format!(
+        "botd-ort-{}-{tag}-{}.csv",
+        schema.name,
+        std::process::id()
+    ));
+    let mut text = String::new();
+    for row in rows.chunks(nf) {
+        let line: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        text.push_str(&line.join(","));
+        text.push('\n');
+    }
+    std::fs::write(&tmp, text).unwrap();
+    let out = Command::new(venv_python())
+        .arg(root().join("models/train/check_onnx.py"))
+        .arg(root().join(model_file))
+        .arg(&tmp)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&tmp);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ort: Vec<f32> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split(',').nth(1).unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(ort.len(), rows.len() / nf);
+    ort
+}
+
+/// On real rows, and on the same rows with about 30% of the features NaN (missing: the models
+/// set nodes_missing_value_tracks_true 0, so NaN takes the false branch, as in onnxruntime).
 #[test]
 fn forest_equals_onnxruntime_on_the_shipped_models() {
     for (model_file, schema) in [
@@ -122,56 +178,64 @@ fn forest_equals_onnxruntime_on_the_shipped_models() {
     ] {
         let model = Model::load(&root().join(model_file)).unwrap();
         let nf = schema.len();
-        let rows = real_rows(schema, &CAPTURES);
-        let n = rows.len() / nf;
+        let real = real_rows(schema, &CAPTURES);
+        let n = real.len() / nf;
         assert!(n > 5000, "{n} rows");
-        let tmp = std::env::temp_dir().join(format!(
-            "botd-ort-{}-{}.csv",
-            schema.name,
-            std::process::id()
-        ));
-        let mut text = String::new();
-        for row in rows.chunks(nf) {
-            let line: Vec<String> = row.iter().map(|v| v.to_string()).collect();
-            text.push_str(&line.join(","));
-            text.push('\n');
+        for (tag, rows) in [("real", real.clone()), ("nan", with_nan(&real))] {
+            let ort = onnxruntime_scores(model_file, schema, &rows, tag);
+            let mut ours = vec![0f32; n];
+            model.score(&rows, &mut ours).unwrap();
+            let max_diff = ours
+                .iter()
+                .zip(&ort)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                max_diff <= 1e-5,
+                "{model_file} ({tag} rows): max |onnxruntime - botd| = {max_diff}"
+            );
+            let flagged = ours.iter().filter(|p| **p >= model.threshold).count();
+            assert!(
+                flagged > 0 && flagged < n,
+                "{model_file} ({tag} rows): {flagged} of {n} flagged"
+            );
         }
-        std::fs::write(&tmp, text).unwrap();
-        let out = Command::new(venv_python())
-            .arg(root().join("models/train/check_onnx.py"))
-            .arg(root().join(model_file))
-            .arg(&tmp)
-            .output()
-            .unwrap();
-        let _ = std::fs::remove_file(&tmp);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let ort: Vec<f32> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split(',').nth(1).unwrap().trim().parse().unwrap())
-            .collect();
-        assert_eq!(ort.len(), n);
-
-        let mut ours = vec![0f32; n];
-        model.score(&rows, &mut ours).unwrap();
-        let max_diff = ours
-            .iter()
-            .zip(&ort)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            max_diff <= 1e-5,
-            "{model_file}: max |onnxruntime - botd| = {max_diff}"
-        );
-        let flagged = ours.iter().filter(|p| **p >= model.threshold).count();
-        assert!(
-            flagged > 0 && flagged < n,
-            "{model_file}: {flagged} of {n} flagged"
-        );
     }
+}
+
+/// A forest whose nodes send a missing (NaN) feature to the true branch
+/// (`nodes_missing_value_tracks_true` 1, which the forest evaluator cannot express) is refused at
+/// load, the error naming the file and the attribute.
+#[test]
+fn tracks_true_one_is_refused_naming_file_and_attribute() {
+    let dir = std::env::temp_dir().join(format!("botd-tracks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tracks-true.onnx");
+    let script = "import onnx, sys\n\
+        m = onnx.load(sys.argv[1])\n\
+        for n in m.graph.node:\n\
+        \x20   for a in n.attribute:\n\
+        \x20       if a.name == 'nodes_missing_value_tracks_true':\n\
+        \x20           a.ints[:] = [1] * len(a.ints)\n\
+        onnx.save(m, sys.argv[2])\n";
+    let out = Command::new(venv_python())
+        .args(["-c", script])
+        .arg(root().join("tests/data/small-forest.onnx"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = Model::load(&file).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        err.contains("tracks-true.onnx") && err.contains("nodes_missing_value_tracks_true"),
+        "{err}"
+    );
 }
 
 fn botd_models(dir: &Path) -> (bool, String) {

@@ -5,10 +5,10 @@
 //! of rows per second on a 100-tree forest; a gateway scores every flow of every window.
 //!
 //! Layout: the nodes of every tree, tree after tree, each tree breadth first, in one array of
-//! 8-byte nodes `(threshold, link)` with `link = feature | true_child << feature_bits`; the false
-//! child is `true_child + 1`. A row steps from node `i` to `true_child(i) + (x[feature] > threshold)`.
-//! A leaf has threshold NaN (`x > NaN` is false for every x) and links to itself, so the same step
-//! leaves a row on its leaf: a tree is walked with exactly `depth` branch-free steps, and each tree
+//! 8-byte nodes `(threshold, link)` with `link = feature | child << feature_bits`; the second child
+//! is `child + 1`. A row steps from node `i` to `child(i) + (x[feature] <= threshold)`. A leaf has
+//! threshold NaN (`x <= NaN` is false for every x) and links to itself, so the same step leaves a
+//! row on its leaf: a tree is walked with exactly `depth` branch-free steps, and each tree
 //! takes a few kilobytes instead of the 2^depth slots of a complete layout. Leaf weights are kept
 //! per class and per node.
 //!
@@ -27,11 +27,17 @@
 //!   evaluator 0.8 M and onnxruntime 0.6 M; gathers (about one node per cycle there, whatever the
 //!   vector width or mask) bound the SIMD kernels.
 //!
-//! Comparison: `x > threshold` goes to the false (right) child; BRANCH_LT nodes compare with the
-//! next float below their threshold (`x < t` equals `!(x > next_down(t))` for every non-NaN x). A
-//! NaN feature is never greater, so it takes the true side at every node. onnxruntime and tract
-//! send NaN to the false side instead (`nodes_missing_value_tracks_true` 0); botd's features are
-//! never NaN, and on real feature rows the results equal theirs (tests/models.rs).
+//! Comparison, as ONNX defines it (and onnxruntime and tract do): BRANCH_LEQ takes the true branch
+//! when `x <= t`, BRANCH_LT when `x < t` (`x <= next_down(t)` for every non-NaN x), and a missing
+//! (NaN) feature takes the branch `nodes_missing_value_tracks_true` names, per node (absent or 0:
+//! false). The kernels compare `x <= threshold` only (one ordered compare, false for NaN, the same
+//! cost as any other), so each node is folded at load (`fold_branch`): its true child goes second
+//! (`x <= threshold`) and its false child first, where NaN lands. A node that sends NaN to its
+//! true side while numbers take both sides would need the opposite compare (`!(x > t)`), per node,
+//! in every kernel; botd refuses such models at load, naming the attribute (the shipped skl2onnx
+//! models set it to 0 everywhere). A NaN threshold never passes (ONNX's `x <= NaN` is false), so
+//! its node sends every number to the false child. Results equal onnxruntime's on real and
+//! NaN-laden rows, and tract's (tests/models.rs).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -66,8 +72,8 @@ pub enum Kernel {
     Avx512,
 }
 
-/// One node. Branch: `link = feature | true_child << feature_bits`, threshold not NaN. Leaf:
-/// threshold NaN, `link = self << feature_bits` (feature 0).
+/// One node. Branch: `link = feature | child << feature_bits` (`child > self`; the row goes to
+/// `child + (x <= threshold)`). Leaf: threshold NaN, `link = self << feature_bits` (feature 0).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 struct Node {
@@ -122,21 +128,52 @@ fn floats(node: &NodeProto, name: &str) -> Result<Vec<f32>, String> {
         .ok_or_else(|| format!("TreeEnsembleClassifier has no attribute {name}"))
 }
 
-/// One node as the ONNX attributes describe it.
+/// One node of the ONNX attributes, its branch folded into the evaluator's comparison: a row
+/// goes to `le_id` when `x <= threshold`, else (`x` greater, or NaN) to `other_id`.
 #[derive(Clone, Copy, Debug)]
 enum OnnxNode {
     Branch {
         feature: u32,
         threshold: f32,
-        /// BRANCH_LT instead of BRANCH_LEQ.
-        strict: bool,
-        true_id: usize,
-        false_id: usize,
+        other_id: usize,
+        le_id: usize,
     },
     Leaf,
 }
 
-/// A node being laid out: (feature, threshold, true child or self).
+/// Folds an ONNX branch into the evaluator's comparison: returns `(threshold, le_true)` such that
+/// for every `x` (NaN included) the node's ONNX decision is the true branch exactly when
+/// `(x <= threshold) == le_true`, or None when no threshold does that.
+///
+/// ONNX: BRANCH_LEQ takes the true branch when `x <= t`, BRANCH_LT when `x < t` (both false when
+/// `t` is NaN), and a NaN `x` takes the true branch when `nodes_missing_value_tracks_true` is set,
+/// else the false one. `x <= threshold` is false for a NaN `x`, so:
+/// * tracks_true 0: the true set is `x <= t` (BRANCH_LEQ) or `x <= next_down(t)` (BRANCH_LT;
+///   NaN, "never", when `t` is -inf); `le_true`.
+/// * tracks_true 1: the false set (without NaN) must be `x <= threshold`, which only holds when
+///   it is empty (threshold NaN) or every number (+inf): a never-true or always-true branch.
+///   Any other such node needs the opposite comparison, which the kernels do not have.
+fn fold_branch(strict: bool, t: f32, tracks_true: bool) -> Option<(f32, bool)> {
+    // The true set over numbers: x <= le (none when le is NaN).
+    let le = match (strict, t) {
+        (false, t) => t,
+        (true, f32::NEG_INFINITY) => f32::NAN,
+        (true, t) => next_down(t),
+    };
+    if !tracks_true {
+        Some((le, true))
+    } else if le.is_nan() {
+        // True for NaN only: every number to the false side.
+        Some((f32::INFINITY, false))
+    } else if le == f32::INFINITY {
+        // True for everything: no number to the false side.
+        Some((f32::NAN, false))
+    } else {
+        None
+    }
+}
+
+/// A node being laid out: (feature, threshold, first child or self).
 type Slot = (u32, f32, usize);
 
 impl Forest {
@@ -173,6 +210,10 @@ impl Forest {
             .map(|a| a.strings.clone())
             .ok_or("TreeEnsembleClassifier has no attribute nodes_modes")?;
         let n = tree_ids.len();
+        // Optional: absent means 0 (a NaN feature takes the false branch) at every node.
+        let tracks_true = attr(node, "nodes_missing_value_tracks_true")
+            .map(|a| a.ints.clone())
+            .unwrap_or_else(|| vec![0; n]);
         if [
             node_ids.len(),
             feature_ids.len(),
@@ -180,6 +221,7 @@ impl Forest {
             true_ids.len(),
             false_ids.len(),
             modes.len(),
+            tracks_true.len(),
         ]
         .iter()
         .any(|&l| l != n)
@@ -197,8 +239,11 @@ impl Forest {
             .zip(&values)
             .zip(&true_ids)
             .zip(&false_ids)
-            .zip(&modes);
-        for ((((((&tree, &id), &feature), &value), &true_id), &false_id), mode) in attrs {
+            .zip(&modes)
+            .zip(&tracks_true);
+        for (((((((&tree, &id), &feature), &value), &true_id), &false_id), mode), &nan_true) in
+            attrs
+        {
             if seen.insert(tree) {
                 tree_order.push(tree);
             }
@@ -212,12 +257,29 @@ impl Forest {
                         .ok_or_else(|| {
                             format!("feature index {feature} outside 0..{n_features}")
                         })?;
+                    let true_id = usize::try_from(true_id).map_err(|e| e.to_string())?;
+                    let false_id = usize::try_from(false_id).map_err(|e| e.to_string())?;
+                    let strict = mode == b"BRANCH_LT";
+                    let (threshold, le_true) = fold_branch(strict, value, nan_true != 0)
+                        .ok_or_else(|| {
+                            format!(
+                                "tree {tree} node {id}: nodes_missing_value_tracks_true 1 on a {} \
+                                 node (threshold {value}) is not supported by the forest \
+                                 evaluator, which sends a missing (NaN) value to the false \
+                                 branch of such nodes",
+                                String::from_utf8_lossy(mode)
+                            )
+                        })?;
+                    let (le_id, other_id) = if le_true {
+                        (true_id, false_id)
+                    } else {
+                        (false_id, true_id)
+                    };
                     OnnxNode::Branch {
                         feature,
-                        threshold: value,
-                        strict: mode == b"BRANCH_LT",
-                        true_id: usize::try_from(true_id).map_err(|e| e.to_string())?,
-                        false_id: usize::try_from(false_id).map_err(|e| e.to_string())?,
+                        threshold,
+                        other_id,
+                        le_id,
                     }
                 }
                 other => {
@@ -531,7 +593,7 @@ impl Forest {
                         unsafe {
                             let node = *nodes.get_unchecked(*i);
                             let x = *r.add((node.link & fmask) as usize);
-                            *i = (node.link >> fb) as usize + usize::from(x > node.threshold);
+                            *i = (node.link >> fb) as usize + usize::from(x <= node.threshold);
                         }
                     }
                 }
@@ -550,7 +612,7 @@ impl Forest {
                         .get(row * nf + (node.link & fmask) as usize)
                         .copied()
                         .unwrap_or(0.0);
-                    i = (node.link >> fb) as usize + usize::from(x > node.threshold);
+                    i = (node.link >> fb) as usize + usize::from(x <= node.threshold);
                 }
                 if let Some(o) = out.get_mut(row * stride + offset) {
                     *o += weights.get(i).copied().unwrap_or(0.0);
@@ -561,8 +623,8 @@ impl Forest {
 }
 
 /// Checks one tree and appends its nodes, breadth first, to `slots` (and their weights of every
-/// class to `leaf_weights`). Siblings are adjacent: a branch at slot `s` has its true child at
-/// `slots[s].2` and its false child right after.
+/// class to `leaf_weights`). Siblings are adjacent: a branch at slot `s` has the child of
+/// `x > threshold` (and NaN) at `slots[s].2` and that of `x <= threshold` right after.
 fn compile_tree(
     tree: i64,
     nodes: &HashMap<(i64, i64), OnnxNode>,
@@ -584,13 +646,13 @@ fn compile_tree(
         match nodes.get(&(tree, id)) {
             Some(OnnxNode::Leaf) => depth = depth.max(d),
             Some(OnnxNode::Branch {
-                true_id, false_id, ..
+                other_id, le_id, ..
             }) => {
                 if d + 1 > MAX_DEPTH {
                     return Err(format!("tree {tree} is deeper than {MAX_DEPTH}"));
                 }
-                stack.push((*true_id as i64, d + 1));
-                stack.push((*false_id as i64, d + 1));
+                stack.push((*other_id as i64, d + 1));
+                stack.push((*le_id as i64, d + 1));
             }
             None => return Err(format!("tree {tree} refers to missing node {id}")),
         }
@@ -612,27 +674,20 @@ fn compile_tree(
             Some(&OnnxNode::Branch {
                 feature,
                 threshold,
-                strict,
-                true_id,
-                false_id,
+                other_id,
+                le_id,
             }) => {
-                // x < t equals x <= the next float below t. A NaN threshold is never passed
-                // (x > NaN is false), as +inf is not: +inf keeps NaN for leaves alone.
-                let t = if strict {
-                    next_down(threshold)
-                } else {
-                    threshold
-                };
-                let t = if t.is_nan() { f32::INFINITY } else { t };
+                // The first child takes x > threshold and NaN, the second x <= threshold (a NaN
+                // threshold, as a leaf's, sends every row to the first: fold_branch).
                 let child = slots.len();
                 slots.push((0, f32::NAN, child));
                 slots.push((0, f32::NAN, child + 1));
                 leaf_weights.resize(leaf_weights.len() + 2 * n_classes, 0.0);
                 if let Some(s) = slots.get_mut(slot) {
-                    *s = (feature, t, child);
+                    *s = (feature, threshold, child);
                 }
-                queue.push_back((true_id as i64, child));
-                queue.push_back((false_id as i64, child + 1));
+                queue.push_back((other_id as i64, child));
+                queue.push_back((le_id as i64, child + 1));
             }
             Some(OnnxNode::Leaf) => {
                 // Already (0, NaN, self); its weights:
@@ -725,8 +780,9 @@ mod simd {
                         for (tree, (t, l)) in chunk.iter().zip(lanes) {
                             let mut i = tree.root as usize;
                             for bit in (0..level).rev() {
+                                // A leaf links to itself (a branch's children follow it).
                                 if let Some(n) = nodes.get(i)
-                                    && !n.threshold.is_nan()
+                                    && (n.link >> feature_bits) as usize != i
                                 {
                                     i = (n.link >> feature_bits) as usize
                                         + ((path >> bit) & 1) as usize;
@@ -788,10 +844,10 @@ mod simd {
             x: &[__m512; K],
         ) -> __m512i {
             let [e0, e1, e2, e3, e4, e5, e6] = *head;
-            let g0 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(pick(x, e0.1), e0.0);
+            let g0 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(pick(x, e0.1), e0.0);
             let t1 = _mm512_mask_blend_ps(g0, e1.0, e2.0);
             let l1 = _mm512_mask_blend_epi32(g0, e1.1, e2.1);
-            let g1 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(pick(x, l1), t1);
+            let g1 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(pick(x, l1), t1);
             let t2 = _mm512_mask_blend_ps(
                 g0,
                 _mm512_mask_blend_ps(g1, e3.0, e4.0),
@@ -802,7 +858,7 @@ mod simd {
                 _mm512_mask_blend_epi32(g1, e3.1, e4.1),
                 _mm512_mask_blend_epi32(g1, e5.1, e6.1),
             );
-            let g2 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(pick(x, l2), t2);
+            let g2 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(pick(x, l2), t2);
             let child = _mm512_srl_epi32(l2, fb);
             _mm512_mask_sub_epi32(child, g2, child, _mm512_set1_epi32(-1))
         }
@@ -829,7 +885,7 @@ mod simd {
             let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
             let t = _mm512_castsi512_ps(_mm512_permutex2var_epi32(a, even, b));
             let link = _mm512_permutex2var_epi32(a, odd, b);
-            let go = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(pick(x, link), t);
+            let go = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(pick(x, link), t);
             let child = _mm512_srl_epi32(link, fb);
             _mm512_mask_sub_epi32(child, go, child, _mm512_set1_epi32(-1))
         }
@@ -1018,17 +1074,17 @@ mod simd {
             x: &[__m256; K],
         ) -> __m256i {
             let [e0, e1, e2, e3, e4, e5, e6] = *head;
-            let g0 = _mm256_cmp_ps::<_CMP_GT_OQ>(pick(x, e0.1), e0.0);
+            let g0 = _mm256_cmp_ps::<_CMP_LE_OQ>(pick(x, e0.1), e0.0);
             let t1 = _mm256_blendv_ps(e1.0, e2.0, g0);
             let l1 = blend_links(e1.1, e2.1, g0);
-            let g1 = _mm256_cmp_ps::<_CMP_GT_OQ>(pick(x, l1), t1);
+            let g1 = _mm256_cmp_ps::<_CMP_LE_OQ>(pick(x, l1), t1);
             let t2 = _mm256_blendv_ps(
                 _mm256_blendv_ps(e3.0, e4.0, g1),
                 _mm256_blendv_ps(e5.0, e6.0, g1),
                 g0,
             );
             let l2 = blend_links(blend_links(e3.1, e4.1, g1), blend_links(e5.1, e6.1, g1), g0);
-            let g2 = _mm256_cmp_ps::<_CMP_GT_OQ>(pick(x, l2), t2);
+            let g2 = _mm256_cmp_ps::<_CMP_LE_OQ>(pick(x, l2), t2);
             // A true compare is all ones (-1): subtracting it adds 1.
             _mm256_sub_epi32(_mm256_srl_epi32(l2, fb), _mm256_castps_si256(g2))
         }
@@ -1060,7 +1116,7 @@ mod simd {
             let link = _mm256_castpd_si256(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(
                 _mm256_shuffle_ps::<0xDD>(a, b),
             )));
-            let go = _mm256_cmp_ps::<_CMP_GT_OQ>(pick(x, link), t);
+            let go = _mm256_cmp_ps::<_CMP_LE_OQ>(pick(x, link), t);
             _mm256_sub_epi32(_mm256_srl_epi32(link, fb), _mm256_castps_si256(go))
         }
 
@@ -1219,7 +1275,8 @@ mod tests {
     /// A random forest as ONNX attributes: `trees` trees of depth up to `max_depth` over
     /// `n_features` features, thresholds on a small grid (so rows hit them exactly) plus NaN,
     /// infinities and signed zeros, both branch modes, `n_classes` classes (binary forests
-    /// either with both columns or the positive one only), and base values.
+    /// either with both columns or the positive one only), base values, and
+    /// `nodes_missing_value_tracks_true` as `tracks` says.
     struct Spec {
         trees: usize,
         max_depth: u32,
@@ -1227,6 +1284,21 @@ mod tests {
         n_classes: usize,
         positive_only: bool,
         base: bool,
+        tracks: Tracks,
+    }
+
+    /// How a random forest sets `nodes_missing_value_tracks_true`.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tracks {
+        /// No such attribute (0 everywhere).
+        Absent,
+        /// 0 at every node, or 1 at random leaves (leaves ignore it).
+        Zero,
+        /// 1 at random nodes where botd accepts it (branches that never or always take the true
+        /// side for numbers: NaN thresholds, BRANCH_LEQ +inf, BRANCH_LT -inf), else 0.
+        Accepted,
+        /// 1 at random nodes, anywhere.
+        Any,
     }
 
     fn threshold(rng: &mut Rng) -> f32 {
@@ -1242,7 +1314,7 @@ mod tests {
 
     fn forest_node(spec: &Spec, rng: &mut Rng) -> NodeProto {
         let mut a: [Vec<i64>; 5] = Default::default(); // tree, node, feature, true, false
-        let (mut values, mut modes) = (vec![], vec![]);
+        let (mut values, mut modes, mut tracks) = (vec![], vec![], vec![]);
         let (mut ct, mut cn, mut ci, mut cw) = (vec![], vec![], vec![], vec![]);
         for t in 0..spec.trees {
             // Node ids handed out depth first; a node is a leaf at max depth or by chance.
@@ -1258,6 +1330,9 @@ mod tests {
                     a[4].push(0);
                     values.push(0.0);
                     modes.push(b"LEAF".to_vec());
+                    tracks.push(i64::from(
+                        spec.tracks != Tracks::Absent && rng.below(2) == 0,
+                    ));
                     if spec.positive_only {
                         ct.push(t as i64);
                         cn.push(id);
@@ -1279,12 +1354,23 @@ mod tests {
                     a[2].push(rng.below(spec.n_features as u64) as i64);
                     a[3].push(tr);
                     a[4].push(fa);
-                    values.push(threshold(rng));
-                    modes.push(if rng.below(3) == 0 {
+                    let t = threshold(rng);
+                    let strict = rng.below(3) == 0;
+                    values.push(t);
+                    modes.push(if strict {
                         b"BRANCH_LT".to_vec()
                     } else {
                         b"BRANCH_LEQ".to_vec()
                     });
+                    let degenerate = t.is_nan()
+                        || (!strict && t == f32::INFINITY)
+                        || (strict && t == f32::NEG_INFINITY);
+                    let one = match spec.tracks {
+                        Tracks::Absent | Tracks::Zero => false,
+                        Tracks::Accepted => degenerate && rng.below(2) == 0,
+                        Tracks::Any => rng.below(2) == 0,
+                    };
+                    tracks.push(i64::from(one));
                     stack.push((fa, d + 1));
                     stack.push((tr, d + 1));
                 }
@@ -1319,6 +1405,9 @@ mod tests {
             ints("class_ids", ci),
             floats("class_weights", cw),
         ];
+        if spec.tracks != Tracks::Absent {
+            attribute.push(ints("nodes_missing_value_tracks_true", tracks));
+        }
         if spec.base {
             let n = if spec.positive_only {
                 1
@@ -1337,10 +1426,12 @@ mod tests {
         }
     }
 
-    /// The evaluator's semantics, straight from the ONNX attributes: from node 0 of each tree,
-    /// the false child when `x > t` (`t` the next float below the threshold for BRANCH_LT),
-    /// else the true child; per class, 0, plus the base value when not 0, plus each tree's leaf
-    /// weight in tree order; a positive-only binary forest's first class is 1 - the second.
+    /// The ONNX semantics, straight from the attributes: from node 0 of each tree, for a NaN
+    /// feature the true child when the node's `nodes_missing_value_tracks_true` is set (absent:
+    /// 0), else the false one; for a number the true child when `x <= t` (BRANCH_LEQ) or `x < t`
+    /// (BRANCH_LT), else the false one; per class, 0, plus the base value when not 0, plus each
+    /// tree's leaf weight in tree order; a positive-only binary forest's first class is 1 - the
+    /// second.
     fn reference(node: &NodeProto, n_features: usize, rows: &[f32]) -> Vec<f32> {
         let get = |name: &str| attr(node, name).unwrap();
         let nc = get("classlabels_int64s").ints.len();
@@ -1351,6 +1442,7 @@ mod tests {
         let tru = &get("nodes_truenodeids").ints;
         let fal = &get("nodes_falsenodeids").ints;
         let modes = &get("nodes_modes").strings;
+        let tracks = attr(node, "nodes_missing_value_tracks_true").map(|a| &a.ints);
         let mut order = vec![];
         let mut at = HashMap::new();
         for i in 0..tid.len() {
@@ -1385,16 +1477,16 @@ mod tests {
                 .map(|&t| {
                     let mut i = at[&(t, 0)];
                     while modes[i] != b"LEAF" {
-                        let th = if modes[i] == b"BRANCH_LT" {
-                            next_down(val[i])
+                        let x = row[feat[i] as usize];
+                        let go_true = if x.is_nan() {
+                            tracks.is_some_and(|t| t[i] != 0)
+                        } else if modes[i] == b"BRANCH_LT" {
+                            x < val[i]
                         } else {
-                            val[i]
+                            assert_eq!(modes[i], b"BRANCH_LEQ");
+                            x <= val[i]
                         };
-                        let next = if row[feat[i] as usize] > th {
-                            fal[i]
-                        } else {
-                            tru[i]
-                        };
+                        let next = if go_true { tru[i] } else { fal[i] };
                         i = at[&(t, next)];
                     }
                     (t, nid[i])
@@ -1420,10 +1512,16 @@ mod tests {
         out
     }
 
-    /// Rows over the thresholds' grid, between its points, and NaN, infinities, signed zeros.
+    /// Rows over the thresholds' grid, between its points, and NaN (one value in 12, or in
+    /// about 3 with `many_nan`), infinities, signed zeros.
     fn rows(rng: &mut Rng, n: usize, n_features: usize) -> Vec<f32> {
+        rows_nan(rng, n, n_features, false)
+    }
+
+    fn rows_nan(rng: &mut Rng, n: usize, n_features: usize, many_nan: bool) -> Vec<f32> {
         (0..n * n_features)
             .map(|_| match rng.below(12) {
+                _ if many_nan && rng.below(10) < 3 => f32::NAN,
                 0 => f32::NAN,
                 1 => f32::INFINITY,
                 2 => f32::NEG_INFINITY,
@@ -1449,9 +1547,13 @@ mod tests {
         assert_eq!(forest.n_trees, spec.trees);
         let nc = spec.n_classes;
         let n = 203;
-        let rows = rows(&mut rng, n, nf);
-        let want = reference(&node, nf, &rows);
-        for kernel in [Kernel::Portable, Kernel::Avx2, Kernel::Avx512] {
+        let few = rows(&mut rng, n, nf);
+        let many = rows_nan(&mut rng, n, nf, true);
+        for (rows, kernel) in [&few, &many]
+            .into_iter()
+            .flat_map(|r| [Kernel::Portable, Kernel::Avx2, Kernel::Avx512].map(|k| (r, k)))
+        {
+            let want = reference(&node, nf, rows);
             if !forest.set_kernel(kernel) {
                 continue;
             }
@@ -1476,28 +1578,164 @@ mod tests {
     #[test]
     fn kernels_equal_the_reference_on_random_forests() {
         let mut seed = 0x9e37_79b9_7f4a_7c15;
-        for &(trees, max_depth, n_features, n_classes, positive_only, base) in &[
-            (1, 0, 3, 2, true, false),
-            (1, 1, 1, 2, true, true),
-            (5, 3, 3, 2, false, false),
-            (16, 6, 36, 2, true, false),
-            (17, 8, 36, 2, true, true),
-            (40, 10, 64, 3, false, true),
-            (33, 7, 20, 2, false, false),
-            (20, 5, 70, 2, true, false),
-            (3, 12, 40, 5, false, true),
-        ] {
-            seed += 1;
-            let spec = Spec {
-                trees,
-                max_depth,
-                n_features,
-                n_classes,
-                positive_only,
-                base,
-            };
-            check(&spec, seed);
+        for tracks in [Tracks::Absent, Tracks::Zero, Tracks::Accepted] {
+            for &(trees, max_depth, n_features, n_classes, positive_only, base) in &[
+                (1, 0, 3, 2, true, false),
+                (1, 1, 1, 2, true, true),
+                (5, 3, 3, 2, false, false),
+                (16, 6, 36, 2, true, false),
+                (17, 8, 36, 2, true, true),
+                (40, 10, 64, 3, false, true),
+                (33, 7, 20, 2, false, false),
+                (20, 5, 70, 2, true, false),
+                (3, 12, 40, 5, false, true),
+            ] {
+                seed += 1;
+                let spec = Spec {
+                    trees,
+                    max_depth,
+                    n_features,
+                    n_classes,
+                    positive_only,
+                    base,
+                    tracks,
+                };
+                check(&spec, seed);
+            }
         }
+    }
+
+    /// One tree: node 0 tests feature 0, its true side is leaf 1 (class 1 weight 1) and its false
+    /// side leaf 2 (weight 0).
+    fn stump(mode: &[u8], t: f32, tracks_true: Option<i64>) -> NodeProto {
+        let ints = |name: &str, v: Vec<i64>| AttributeProto {
+            name: name.into(),
+            ints: v,
+            ..AttributeProto::default()
+        };
+        let floats = |name: &str, v: Vec<f32>| AttributeProto {
+            name: name.into(),
+            floats: v,
+            ..AttributeProto::default()
+        };
+        let mut attribute = vec![
+            ints("classlabels_int64s", vec![0, 1]),
+            ints("nodes_treeids", vec![0, 0, 0]),
+            ints("nodes_nodeids", vec![0, 1, 2]),
+            ints("nodes_featureids", vec![0, 0, 0]),
+            floats("nodes_values", vec![t, 0.0, 0.0]),
+            ints("nodes_truenodeids", vec![1, 0, 0]),
+            ints("nodes_falsenodeids", vec![2, 0, 0]),
+            AttributeProto {
+                name: "nodes_modes".into(),
+                strings: vec![mode.to_vec(), b"LEAF".to_vec(), b"LEAF".to_vec()],
+                ..AttributeProto::default()
+            },
+            ints("class_treeids", vec![0, 0]),
+            ints("class_nodeids", vec![1, 2]),
+            ints("class_ids", vec![0, 0]),
+            floats("class_weights", vec![1.0, 0.0]),
+        ];
+        if let Some(tt) = tracks_true {
+            attribute.push(ints("nodes_missing_value_tracks_true", vec![tt, 0, 0]));
+        }
+        NodeProto {
+            op_type: "TreeEnsembleClassifier".into(),
+            attribute,
+            ..NodeProto::default()
+        }
+    }
+
+    /// NaN takes the side `nodes_missing_value_tracks_true` names (absent: false), numbers the
+    /// side their comparison says, for every threshold kind, in every kernel and at every row
+    /// position (SIMD blocks and the portable tail).
+    #[test]
+    fn nan_takes_the_side_tracks_true_names() {
+        let xs = [
+            f32::NAN,
+            -f32::NAN,
+            f32::NEG_INFINITY,
+            -1.0,
+            -0.0,
+            0.0,
+            0.5,
+            1.0,
+            f32::INFINITY,
+        ];
+        for mode in [&b"BRANCH_LEQ"[..], b"BRANCH_LT"] {
+            for t in [f32::NAN, f32::NEG_INFINITY, -0.0, 0.0, 0.5, f32::INFINITY] {
+                for tt in [None, Some(0), Some(1)] {
+                    let node = stump(mode, t, tt);
+                    let want_true = |x: f32| {
+                        if x.is_nan() {
+                            tt == Some(1)
+                        } else if mode == b"BRANCH_LT" {
+                            x < t
+                        } else {
+                            x <= t
+                        }
+                    };
+                    // Accepted exactly when NaN goes false or numbers all take one side.
+                    let numbers: Vec<bool> = xs[2..].iter().map(|&x| want_true(x)).collect();
+                    let one_sided = numbers.iter().all(|&b| b) || numbers.iter().all(|&b| !b);
+                    let mut forest = match Forest::from_node(&node, 1) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            assert!(tt == Some(1) && !one_sided, "{e}");
+                            assert!(e.contains("nodes_missing_value_tracks_true"), "{e}");
+                            continue;
+                        }
+                    };
+                    assert!(tt != Some(1) || one_sided);
+                    let rows: Vec<f32> = xs.iter().cycle().take(xs.len() * 7).copied().collect();
+                    let want: Vec<f32> = rows
+                        .iter()
+                        .map(|&x| if want_true(x) { 1.0 } else { 0.0 })
+                        .collect();
+                    for kernel in [Kernel::Portable, Kernel::Avx2, Kernel::Avx512] {
+                        if !forest.set_kernel(kernel) {
+                            continue;
+                        }
+                        let mut got = vec![f32::NAN; rows.len()];
+                        forest.predict_class(&rows, 1, &mut got);
+                        let ctx = (String::from_utf8_lossy(mode), t, tt, kernel);
+                        assert_eq!(bits(&got), bits(&want), "{ctx:?}");
+                        let mut proba = vec![f32::NAN; 2 * rows.len()];
+                        forest.predict_proba(&rows, &mut proba);
+                        assert_eq!(bits(&proba), bits(&reference(&node, 1, &rows)), "{ctx:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Nodes that send NaN to their true side while numbers take both sides are refused at load,
+    /// naming the attribute; a tracks_true array of the wrong length too.
+    #[test]
+    fn unsupported_tracks_true_is_refused() {
+        let spec = Spec {
+            trees: 10,
+            max_depth: 5,
+            n_features: 8,
+            n_classes: 2,
+            positive_only: true,
+            base: false,
+            tracks: Tracks::Any,
+        };
+        let node = forest_node(&spec, &mut Rng(3));
+        let e = Forest::from_node(&node, 8).unwrap_err();
+        assert!(
+            e.contains("nodes_missing_value_tracks_true 1 on a BRANCH_"),
+            "{e}"
+        );
+        let mut node = stump(b"BRANCH_LEQ", 0.5, Some(0));
+        for a in &mut node.attribute {
+            if a.name == "nodes_missing_value_tracks_true" {
+                a.ints.pop();
+            }
+        }
+        let e = Forest::from_node(&node, 1).unwrap_err();
+        assert!(e.contains("differ in length"), "{e}");
     }
 
     #[test]
@@ -1509,6 +1747,7 @@ mod tests {
             n_classes: 2,
             positive_only: true,
             base: false,
+            tracks: Tracks::Zero,
         };
         let mut rng = Rng(7);
         let node = forest_node(&spec, &mut rng);
