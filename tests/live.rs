@@ -351,6 +351,81 @@ impl Drop for Netns {
     }
 }
 
+/// A temporary folder (`temp_dir`), removed on drop, panics included.
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        TempDir {
+            path: temp_dir(name),
+        }
+    }
+
+    fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A tmpfs of `size` (mount's `size=` syntax) mounted at `path` (created), writable by anyone;
+/// unmounted on drop, panics included. Mounted before botd starts: `ip netns exec` gives botd a
+/// mount namespace of its own, a copy of the mounts at that moment (the tmpfs is the same
+/// filesystem in both, so files removed here are gone for botd too).
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        sh(Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0777"),
+                "tmpfs",
+            ])
+            .arg(path));
+        Tmpfs {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Fills the filesystem: appends to `name` until the disk is full (`ENOSPC`).
+    fn fill(&self, name: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path.join(name))
+            .unwrap();
+        let chunk = [0u8; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => panic!("{}: write returned 0", self.path.display()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("{}: {e}", self.path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: botd's mount namespace may still hold it for a moment.
+        let _ = Command::new("umount").arg("-l").arg(&self.path).output();
+    }
+}
+
 /// A running `botd run` whose stderr is collected line by line.
 struct Botd {
     child: Child,
@@ -392,6 +467,18 @@ impl Botd {
 
     /// The first log line containing `needle` after `from` lines, waiting up to `secs`.
     fn wait_line(&mut self, needle: &str, from: usize, secs: u64) -> String {
+        self.try_wait_line(needle, from, Duration::from_secs(secs))
+            .unwrap_or_else(|| {
+                panic!(
+                    "botd did not log {needle:?} in {secs} s:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                )
+            })
+    }
+
+    /// As `wait_line`, `None` when the line did not come within `limit` (botd exiting is still a
+    /// failure).
+    fn try_wait_line(&mut self, needle: &str, from: usize, limit: Duration) -> Option<String> {
         let start = Instant::now();
         loop {
             if let Some(l) = self
@@ -402,22 +489,72 @@ impl Botd {
                 .skip(from)
                 .find(|l| l.contains(needle))
             {
+                return Some(l.clone());
+            }
+            self.assert_running(needle);
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Panics (with the log) when botd has exited; `what` says what it was expected to do.
+    fn assert_running(&mut self, what: &str) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "botd exited ({status}) before {what:?}:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+        }
+    }
+
+    /// SIGUSR1: the counters line.
+    fn counters(&mut self) -> String {
+        let mark = self.lines();
+        self.signal(nix::sys::signal::Signal::SIGUSR1);
+        self.wait_line("counters:", mark, 5)
+    }
+
+    /// SIGHUP: the line the reload logs (`reloaded ...` or `reload failed ...`).
+    fn reload(&mut self) -> String {
+        let mark = self.lines();
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        let start = Instant::now();
+        loop {
+            if let Some(l) =
+                self.log.lock().unwrap().iter().skip(mark).find(|l| {
+                    l.starts_with("botd: reloaded ") || l.starts_with("botd: reload failed")
+                })
+            {
                 return l.clone();
             }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "botd exited ({status}) before logging {needle:?}:\n{}",
-                    self.log.lock().unwrap().join("\n")
-                );
-            }
+            self.assert_running("answering SIGHUP");
             assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "botd did not log {needle:?} in {secs} s:\n{}",
+                start.elapsed() < Duration::from_secs(20),
+                "no reload line 20 s after SIGHUP:\n{}",
                 self.log.lock().unwrap().join("\n")
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGTERM: exits 0 within 2 s (windows closed and scored, alerts delivered).
+    fn stop(&mut self) {
+        let t = Instant::now();
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "botd still running 2 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "botd exit status {status}");
     }
 
     fn lines(&self) -> usize {
@@ -440,14 +577,11 @@ fn counter(line: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {line:?}"))
 }
 
-fn end_to_end(capture: &str) {
-    let _one = E2E.lock().unwrap_or_else(|e| e.into_inner());
-    require_root_tools();
-    let ns = Netns::new();
-    let syslog = Rsyslog::start(&format!("live-{capture}"));
-    let dir = temp_dir(&format!("live-{capture}"));
-    let config = dir.join("botd.toml");
-    let text = format!(
+/// `botd run`'s configuration for the tests: capture on `vb0` (100 ms read timeout), home
+/// 192.168.1.0/24, alerts to the rsyslog socket `sock` without rate limit, drop to `nobody`, the
+/// state file every second.
+fn config_text(promiscuous: bool, models: &Path, sock: &Path, state: &Path) -> String {
+    format!(
         r#"[capture]
 interface = "vb0"
 read_timeout_ms = 100
@@ -473,13 +607,51 @@ group = "nogroup"
 file = "{state}"
 interval_secs = 1
 "#,
-        models = root().join("models").display(),
-        // Both settings are exercised: the ring joins the interface promiscuously; pnet relies on
-        // a veth delivering every frame to packet sockets anyway (which is also the only way
-        // qemu-user, lacking SOL_PACKET options, can run the ARM binary's live test).
-        promiscuous = capture == "ring",
-        sock = syslog.sock.display(),
-        state = dir.join("state.json").display(),
+        models = models.display(),
+        sock = sock.display(),
+        state = state.display(),
+    )
+}
+
+/// `tcpreplay` of the demo capture into `vb1` at 2000 packets/s (~2.7 s).
+fn replay(ns: &Netns) -> Child {
+    ns.exec("tcpreplay")
+        .args(["--intf1=vb1", "--pps=2000"])
+        .arg(demo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tcpreplay")
+}
+
+/// Waits for a replay; the number of packets it sent.
+fn replayed(replay: Child) -> u64 {
+    let out = replay.wait_with_output().unwrap();
+    assert!(out.status.success(), "tcpreplay: {out:?}");
+    let report = String::from_utf8_lossy(&out.stdout);
+    report
+        .lines()
+        .find(|l| l.trim_start().starts_with("Actual:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("tcpreplay report: {report}"))
+}
+
+fn end_to_end(capture: &str) {
+    let _one = E2E.lock().unwrap_or_else(|e| e.into_inner());
+    require_root_tools();
+    let ns = Netns::new();
+    let syslog = Rsyslog::start(&format!("live-{capture}"));
+    let dir = temp_dir(&format!("live-{capture}"));
+    let config = dir.join("botd.toml");
+    // Both settings are exercised: the ring joins the interface promiscuously; pnet relies on a
+    // veth delivering every frame to packet sockets anyway (which is also the only way qemu-user,
+    // lacking SOL_PACKET options, can run the ARM binary's live test).
+    let text = config_text(
+        capture == "ring",
+        &root().join("models"),
+        &syslog.sock,
+        &dir.join("state.json"),
     );
     // botd writes the state file after dropping to nobody.
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -490,27 +662,12 @@ interval_secs = 1
     botd.wait_line(&format!("capturing on vb0 with {capture}"), 0, 60);
 
     // Replay at 2000 packets/s (~2.7 s) and reload halfway.
-    let replay = ns
-        .exec("tcpreplay")
-        .args(["--intf1=vb1", "--pps=2000"])
-        .arg(demo())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tcpreplay");
+    let replay = replay(&ns);
     std::thread::sleep(Duration::from_millis(1200));
     let mark = botd.lines();
     botd.signal(nix::sys::signal::Signal::SIGHUP);
     botd.wait_line("reloaded config and 2 models", mark, 20);
-    let out = replay.wait_with_output().unwrap();
-    assert!(out.status.success(), "tcpreplay: {out:?}");
-    let report = String::from_utf8_lossy(&out.stdout);
-    let sent: u64 = report
-        .lines()
-        .find(|l| l.trim_start().starts_with("Actual:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("tcpreplay report: {report}"));
+    let sent = replayed(replay);
     assert!(
         botd.child.try_wait().unwrap().is_none(),
         "botd still runs after the reload"
@@ -534,9 +691,7 @@ interval_secs = 1
 
     // Counters on SIGUSR1.
     std::thread::sleep(Duration::from_millis(300));
-    let mark = botd.lines();
-    botd.signal(nix::sys::signal::Signal::SIGUSR1);
-    let line = botd.wait_line("counters:", mark, 5);
+    let line = botd.counters();
     let packets = counter(&line, "packets");
     let frames = counter(&line, "frames");
     assert!(packets > 0, "{line}");
@@ -549,19 +704,7 @@ interval_secs = 1
     }
 
     // SIGTERM: windows closed and scored, the alert sent, exit 0 within 2 s.
-    let t = Instant::now();
-    botd.signal(nix::sys::signal::Signal::SIGTERM);
-    let status = loop {
-        if let Some(s) = botd.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "botd still running 2 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(status.success(), "botd exit status {status}");
+    botd.stop();
     let stopped = botd.wait_line("stopped:", 0, 2);
     assert!(counter(&stopped, "alerts_sent") >= 1, "{stopped}");
 
@@ -650,4 +793,182 @@ fn run_reports_a_missing_interface_and_user() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue #8, faults while `botd run` runs: each one is logged naming what failed, botd keeps
+/// running, capturing and alerting with what it had.
+///
+/// 1. The config file removed at SIGHUP.
+/// 2. The models folder unreadable (mode 000; botd reads it as `nobody`), then one model file
+///    truncated in place (a copy of `models/` is the configured folder), each at SIGHUP.
+/// 3. The state file's disk full (a 256 KiB tmpfs filled up by root), then space freed.
+///
+/// The demo capture is replayed after all of them, with the truncated model still in place and
+/// the disk still full: every frame is counted, and at SIGTERM the camera's red alert, scored by
+/// the models loaded at start-up, reaches rsyslog.
+#[test]
+fn run_survives_faults() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _one = E2E.lock().unwrap_or_else(|e| e.into_inner());
+    require_root_tools();
+    // Dropped in reverse: botd first, then the tmpfs, rsyslog, the folder, the namespace.
+    let ns = Netns::new();
+    let dir = TempDir::new("live-faults");
+    let syslog = Rsyslog::start("live-faults");
+    let models = dir.join("models");
+    std::fs::create_dir(&models).unwrap();
+    for name in ["argus-rf.onnx", "ctu-rf.onnx"] {
+        std::fs::copy(root().join("models").join(name), models.join(name)).unwrap();
+    }
+    let disk = Tmpfs::mount(&dir.join("disk"), "256k");
+    let state = disk.path.join("state.json");
+    let config = dir.join("botd.toml");
+    let text = config_text(false, &models, &syslog.sock, &state);
+    std::fs::write(&config, &text).unwrap();
+    let read_state = || -> serde_json::Value {
+        let text = std::fs::read_to_string(&state).unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", state.display()))
+    };
+    let wait_for = |what: &str, secs: u64, ok: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !ok() {
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "{what} not within {secs} s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    let mut botd = Botd::start(&ns, &config, "pnet");
+    botd.wait_line("capturing on vb0 with pnet", 0, 60);
+    wait_for("the first state file", 10, &|| state.exists());
+    let models_at_start = read_state()["models"].clone();
+    assert_eq!(
+        models_at_start.as_array().map(Vec::len),
+        Some(2),
+        "{models_at_start}"
+    );
+    let frames_before = counter(&botd.counters(), "frames");
+
+    // 1. The config file removed: named, "cannot read"; the running configuration stays.
+    std::fs::remove_file(&config).unwrap();
+    let failed = botd.reload();
+    assert!(
+        failed.contains("reload failed")
+            && failed.contains(&config.display().to_string())
+            && failed.contains("cannot read"),
+        "{failed}"
+    );
+    std::fs::write(&config, &text).unwrap();
+
+    // 2a. The models folder unreadable for nobody: the folder is named.
+    std::fs::set_permissions(&models, PermissionsExt::from_mode(0o000)).unwrap();
+    let failed = botd.reload();
+    std::fs::set_permissions(&models, PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(
+        failed.contains("reload failed")
+            && failed.contains(&format!("{}: cannot read models folder", models.display())),
+        "{failed}"
+    );
+
+    // 2b. A model truncated in place (the second one: the first loads whole and must not be
+    // installed alone): the file is named. It stays truncated for the rest of the test.
+    let victim = models.join("ctu-rf.onnx");
+    let len = std::fs::metadata(&victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let failed = botd.reload();
+    assert!(
+        failed.contains("reload failed") && failed.contains(&format!("{}: ", victim.display())),
+        "{failed}"
+    );
+    // The models in use are still the two loaded at start-up (the state file lists them).
+    let written = std::fs::metadata(&state).unwrap().ino();
+    wait_for("a state file after the failed reloads", 5, &|| {
+        std::fs::metadata(&state).is_ok_and(|m| m.ino() != written)
+    });
+    assert_eq!(read_state()["models"], models_at_start);
+
+    // 3. The state file's disk full: the write failure names the file. Filled again until a
+    // write fails (a write of botd's racing the filler may have got the last pages).
+    let mark = botd.lines();
+    let full = (0..5)
+        .find_map(|_| {
+            disk.fill("filler");
+            botd.try_wait_line("state file not written", mark, Duration::from_secs(3))
+        })
+        .expect("no failed state write on a full disk");
+    assert!(
+        full.contains(&format!("{}: ", state.display())) && full.contains("No space left"),
+        "{full}"
+    );
+    // The previous state file stays whole (written beside, then renamed) and nothing is left
+    // behind.
+    let kept = std::fs::metadata(&state).unwrap().ino();
+    assert!(read_state()["hosts"].is_array());
+    let names: Vec<String> = std::fs::read_dir(&disk.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| n == "filler" || n == "state.json"),
+        "{names:?}"
+    );
+
+    // Traffic with the disk full and a model truncated: botd captures all of it.
+    let sent = replayed(replay(&ns));
+    let line = botd.counters();
+    let frames = counter(&line, "frames") - frames_before;
+    assert!(
+        frames * 100 >= sent * 99 && frames <= sent,
+        "captured {frames} of {sent} frames after the faults: {line}"
+    );
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().ino(),
+        kept,
+        "state file replaced on a full disk"
+    );
+    let failures = botd.log.lock().unwrap()[mark..]
+        .iter()
+        .filter(|l| l.contains("state file not written"))
+        .count();
+    assert!(failures >= 2, "{failures} failed state writes logged");
+
+    // Space freed: the state file is written again, with the new traffic in it.
+    std::fs::remove_file(disk.path.join("filler")).unwrap();
+    wait_for("a state file after space was freed", 5, &|| {
+        std::fs::metadata(&state).is_ok_and(|m| m.ino() != kept)
+    });
+    let doc = read_state();
+    assert!(
+        doc["counters"]["frames"].as_u64().unwrap() >= frames_before + frames,
+        "{}",
+        doc["counters"]
+    );
+    assert_eq!(doc["models"], models_at_start);
+
+    // SIGTERM: the window is scored by the running models; the camera's red alert arrives.
+    botd.stop();
+    let stopped = botd.wait_line("stopped:", 0, 2);
+    assert!(counter(&stopped, "alerts_sent") >= 1, "{stopped}");
+    let lines = syslog.wait_lines(1, |l| {
+        l.msgid == "botd-alert"
+            && l.sd
+                .get("botd@32473")
+                .is_some_and(|sd| sd.get("host").map(String::as_str) == Some(CAMERA))
+    });
+    assert_eq!(lines[0].sd["botd@32473"]["level"], "red", "{lines:?}");
+    let camera = read_state()["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["address"] == CAMERA)
+        .cloned()
+        .expect("camera in the state file written at shutdown");
+    assert_eq!(camera["was_red"], true, "{camera}");
 }
