@@ -218,8 +218,14 @@ impl Model {
             Scorer::Tract(model) => {
                 let input = tract_ndarray::Array2::from_shape_vec((n, nf), rows.to_vec())
                     .map_err(|e| e.to_string())?;
-                let result = model
-                    .run(tvec!(Tensor::from(input).into()))
+                // A hostile model can make tract's own operators panic while running (found by
+                // fuzzing: a TreeEnsemble whose leaf indices run past its arrays panics in
+                // tract-onnx-opl's tree walk); that is a score error, counted, not a crash.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    model.run(tvec!(Tensor::from(input).into()))
+                }));
+                let result = run
+                    .map_err(|_| "tract panicked while scoring (model refused)".to_string())?
                     .map_err(|e| format!("tract: {e}"))?;
                 let probs = result
                     .last()
