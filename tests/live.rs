@@ -77,6 +77,16 @@ fn allocations() -> u64 {
 const SEC: u64 = 1_000_000_000;
 const CAMERA: &str = "192.168.1.66";
 
+/// Waits for botd's alert about the camera in rsyslog's output.
+fn camera_alerts(syslog: &Rsyslog) -> Vec<common::rsyslog::Line> {
+    syslog.wait_lines(1, |l| {
+        l.msgid == "botd-alert"
+            && l.sd
+                .get("botd@32473")
+                .is_some_and(|sd| sd.get("host").map(String::as_str) == Some(CAMERA))
+    })
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -708,12 +718,7 @@ fn end_to_end(capture: &str) {
     let stopped = botd.wait_line("stopped:", 0, 2);
     assert!(counter(&stopped, "alerts_sent") >= 1, "{stopped}");
 
-    let lines = syslog.wait_lines(1, |l| {
-        l.msgid == "botd-alert"
-            && l.sd
-                .get("botd@32473")
-                .is_some_and(|sd| sd.get("host").map(String::as_str) == Some(CAMERA))
-    });
+    let lines = camera_alerts(&syslog);
     let sd = &lines[0].sd["botd@32473"];
     assert_eq!(sd["level"], "red", "{lines:?}");
     assert_eq!(lines[0].severity, "alert");
@@ -956,12 +961,7 @@ fn run_survives_faults() {
     botd.stop();
     let stopped = botd.wait_line("stopped:", 0, 2);
     assert!(counter(&stopped, "alerts_sent") >= 1, "{stopped}");
-    let lines = syslog.wait_lines(1, |l| {
-        l.msgid == "botd-alert"
-            && l.sd
-                .get("botd@32473")
-                .is_some_and(|sd| sd.get("host").map(String::as_str) == Some(CAMERA))
-    });
+    let lines = camera_alerts(&syslog);
     assert_eq!(lines[0].sd["botd@32473"]["level"], "red", "{lines:?}");
     let camera = read_state()["hosts"]
         .as_array()

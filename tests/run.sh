@@ -37,9 +37,13 @@ set +e
 cargo test --release --no-fail-fast --lib --bins --tests 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
+# Sums the `test result:` lines of the given outputs: "tests (LABEL): N passed, M failed", or
+# "tests: ..." with an empty LABEL.
 summary() {
-    awk -v what="$2" '/^test result:/ { p += $4; f += $6 }
-        END { printf "tests (%s): %d passed, %d failed\n", what, p, f }' "$1"
+    local label=$1
+    shift
+    cat "$@" | awk -v label="${label:+ ($label)}" '/^test result:/ { p += $4; f += $6 }
+        END { printf "tests%s: %d passed, %d failed\n", label, p, f }'
 }
 
 # ARM: the static aarch64 build's test suite under qemu-user (cross/test.sh), then the same
@@ -60,12 +64,11 @@ if [[ ${FUZZ:-1} != 0 ]]; then
     SANITIZER="${SANITIZER:-none}" bash fuzz/run.sh "${FUZZ_SECONDS:-30}" || fuzz_status=1
 fi
 
-summary target/test-output.txt x86_64
+summary x86_64 target/test-output.txt
 outputs=(target/test-output.txt)
 if [[ ${CROSS:-1} != 0 ]]; then
-    summary target/test-output-aarch64.txt "aarch64 under qemu"
+    summary "aarch64 under qemu" target/test-output-aarch64.txt
     outputs+=(target/test-output-aarch64.txt)
 fi
-cat "${outputs[@]}" | awk '/^test result:/ { p += $4; f += $6 }
-    END { printf "tests: %d passed, %d failed\n", p, f }'
+summary "" "${outputs[@]}"
 [[ $status -eq 0 && $cross_status -eq 0 && $fuzz_status -eq 0 ]]
