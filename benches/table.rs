@@ -1,5 +1,6 @@
 //! The engine's packet path (`on_frame`: parse, table, windows) over real.pcap held in memory,
-//! unwindowed and with 300 s / 150 s windows, throughput in packets; and the flow table alone
+//! unwindowed (also through `on_frame_deferred`, as `botd flows` replays) and with 300 s / 150 s
+//! windows, throughput in packets; and the flow table alone
 //! (lookup hit, lookup miss, insert + close) with synthetic keys at 50% and 95% fill, in ops.
 
 use std::collections::VecDeque;
@@ -47,9 +48,14 @@ fn engine(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(frames.len() as u64));
-    for (name, window) in [
-        ("unwindowed", None),
-        ("windowed_300_150", WindowConfig::from_secs(300.0, 150.0)),
+    for (name, window, deferred) in [
+        ("unwindowed", None, false),
+        ("unwindowed_deferred", None, true),
+        (
+            "windowed_300_150",
+            WindowConfig::from_secs(300.0, 150.0),
+            false,
+        ),
     ] {
         let cfg = EngineConfig {
             flow_capacity: 65_536,
@@ -61,7 +67,11 @@ fn engine(c: &mut Criterion) {
                 || (Engine::new(cfg.clone()), Count::default()),
                 |(mut e, mut sink)| {
                     for (ts, link, data, orig_len) in &frames {
-                        e.on_frame(*ts, *link, black_box(data), *orig_len, &mut sink);
+                        if deferred {
+                            e.on_frame_deferred(*ts, *link, black_box(data), *orig_len, &mut sink);
+                        } else {
+                            e.on_frame(*ts, *link, black_box(data), *orig_len, &mut sink);
+                        }
                     }
                     e.finish(&mut sink);
                     // Returned, so dropping the engine is not timed.

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::capture::MergedCapture;
 use crate::engine::{Engine, EngineConfig, FlowSink, WindowConfig};
+use crate::flow::IndexKind;
 use crate::output::{FlowWriter, Format};
 
 #[derive(Parser, Debug)]
@@ -110,6 +111,10 @@ pub struct FlowsArgs {
     /// Most flows held at once (per open window); the longest-idle flow is evicted beyond it.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub flow_capacity: usize,
+    /// The flow table's key index: hashbrown's SwissTable, or botd's own linear probing (faster
+    /// on large captures, see the README's Performance section).
+    #[arg(long, value_enum, value_name = "KIND", default_value = "hashbrown")]
+    pub flow_index: IndexKind,
     /// Capture files (pcap or pcapng, optionally gzip) or directories, read as one stream.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<PathBuf>,
@@ -317,6 +322,7 @@ fn flows(args: FlowsArgs) -> Result<(), String> {
     let window = window_config(args.window, args.overlap)?;
     let cfg = EngineConfig {
         flow_capacity: args.flow_capacity,
+        flow_index: args.flow_index,
         window,
         ..EngineConfig::default()
     };
@@ -330,11 +336,8 @@ fn flows(args: FlowsArgs) -> Result<(), String> {
         ),
         None => Box::new(io::stdout().lock()),
     };
-    let mut writer = FlowWriter::new(
-        BufWriter::with_capacity(1 << 20, out),
-        format,
-        window.is_some(),
-    );
+    // FlowWriter hands its records over in large batches: no second buffer in between.
+    let mut writer = FlowWriter::new(out, format, window.is_some());
     let mut engine = Engine::new(cfg);
     let read_result = replay(&args.captures, &mut engine, &mut writer);
     engine.finish(&mut writer);
@@ -350,7 +353,9 @@ fn flows(args: FlowsArgs) -> Result<(), String> {
 }
 
 /// Feeds every frame of the captures to the engine. A read error stops the input but what was
-/// read is still processed; the error is returned after the engine finishes.
+/// read is still processed; the error is returned after the engine finishes. Frames go in with
+/// [`Engine::on_frame_deferred`]: the caller's `engine.finish` (or any other engine call)
+/// processes the last few.
 pub fn replay(
     paths: &[PathBuf],
     engine: &mut Engine,
@@ -360,7 +365,7 @@ pub fn replay(
     let result = loop {
         match capture.next_frame() {
             Ok(Some(frame)) => {
-                engine.on_frame(frame.ts_ns, frame.link, frame.data, frame.orig_len, sink);
+                engine.on_frame_deferred(frame.ts_ns, frame.link, frame.data, frame.orig_len, sink);
             }
             Ok(None) => break Ok(()),
             Err(e) => break Err(e.to_string()),

@@ -24,7 +24,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::engine::{EngineConfig, WindowConfig};
-use crate::flow::{Nanos, TIMEOUT_CLASSES, TimeoutClass};
+use crate::flow::{IndexKind, Nanos, TIMEOUT_CLASSES, TimeoutClass};
 
 /// Where `botd` looks for its configuration when no path is given.
 pub const DEFAULT_PATH: &str = "config/botd.toml";
@@ -167,6 +167,7 @@ pub struct FlowsConfig {
     pub linger_secs: LingerSecs,
     pub idle_timeout_secs: IdleTimeoutSecs,
     pub fragment_capacity: usize,
+    pub index: IndexKind,
 }
 
 impl Default for FlowsConfig {
@@ -179,6 +180,7 @@ impl Default for FlowsConfig {
             linger_secs: LingerSecs::default(),
             idle_timeout_secs: IdleTimeoutSecs::default(),
             fragment_capacity: 4096,
+            index: IndexKind::Hashbrown,
         }
     }
 }
@@ -1043,6 +1045,7 @@ impl Config {
                 .by_class()
                 .map(|s| (s > 0).then(|| ns(s))),
             fragment_capacity: f.fragment_capacity,
+            flow_index: f.index,
             ..EngineConfig::default()
         }
     }

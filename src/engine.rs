@@ -4,9 +4,15 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::hash::BuildHasher;
+
+use hashbrown::DefaultHashBuilder;
+
 use crate::capture::LinkType;
 use crate::flow::table::Lookup;
-use crate::flow::{CloseReason, Flow, FlowKey, FlowTable, Nanos, TIMEOUT_CLASSES, TableStats};
+use crate::flow::{
+    CloseReason, Flow, FlowKey, FlowTable, IndexKind, Nanos, TIMEOUT_CLASSES, TableStats,
+};
 use crate::wire::{self, Packet, ParseError};
 
 const SEC: Nanos = 1_000_000_000;
@@ -52,6 +58,8 @@ pub struct EngineConfig {
     pub idle_ns: [Option<Nanos>; TIMEOUT_CLASSES],
     /// Most IPv4 fragment trains followed at once (later fragments join their first one's flow).
     pub fragment_capacity: usize,
+    /// The flow table's key index (`hashbrown` by default).
+    pub flow_index: IndexKind,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +72,7 @@ impl Default for EngineConfig {
             linger_ns: [60 * SEC, 30 * SEC, 5 * SEC, 30 * SEC],
             idle_ns: [None; TIMEOUT_CLASSES],
             fragment_capacity: 4096,
+            flow_index: IndexKind::default(),
         }
     }
 }
@@ -115,15 +124,53 @@ struct WindowSlot {
     /// Window index held by this table (table `i` holds windows `i`, `i + k`, `i + 2k`, ...).
     window: u64,
     flows_in_window: u64,
+    /// No expiry in this table can be due before this time (a lower bound: see `Engine::advance`).
+    due: Nanos,
+}
+
+/// A parsed packet waiting its turn in [`Engine::on_frame_deferred`], with its key and hash.
+#[derive(Clone, Copy)]
+struct Deferred {
+    ts: Nanos,
+    pkt: Packet,
+    key: FlowKey,
+    forward: bool,
+    hash: u64,
+}
+
+/// How many packets [`Engine::on_frame_deferred`] holds back. A packet's index entries are
+/// prefetched when it comes in; `PROBE` frames later (by when they should have arrived) its
+/// flow is looked up and prefetched; `DEFER` frames after it came in, it is processed.
+const DEFER: usize = 4;
+const PROBE: usize = 2;
+
+/// The packets `on_frame_deferred` holds back, oldest at `head`. Boxed so that the engine can
+/// lend one out to its own processing by moving a pointer.
+struct Ring {
+    entries: [Deferred; DEFER],
+    head: usize,
+    len: usize,
 }
 
 /// The flow engine. All memory is allocated in [`Engine::new`].
 pub struct Engine {
     cfg: EngineConfig,
     slots: Vec<WindowSlot>,
+    /// Shared by every table, so a key is hashed once for all.
+    hasher: DefaultHashBuilder,
+    /// Packets of `on_frame_deferred` not processed yet (`None` only while one is processed).
+    ring: Option<Box<Ring>>,
     /// Time of the first packet: windows are anchored there.
     anchor: Option<Nanos>,
     clock: Nanos,
+    /// No window can end before this time.
+    window_due: Nanos,
+    /// Nothing can be due before this time: the earliest of `window_due` (when windowed) and
+    /// every table's `due`. `advance` does nothing else before it.
+    due: Nanos,
+    /// The shortest time after its last packet that a flow's record can be due: the status
+    /// interval or an idle timeout.
+    min_timeout: Nanos,
     fragments: crate::flow::fragments::FragmentMap,
     pub counters: Counters,
 }
@@ -131,17 +178,39 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
         let k = cfg.window.map_or(1, |w| w.concurrent());
+        let hasher = DefaultHashBuilder::default();
         let slots = (0..k)
             .map(|i| WindowSlot {
-                table: FlowTable::new(cfg.flow_capacity),
+                table: FlowTable::with_hasher(cfg.flow_capacity, hasher.clone(), cfg.flow_index),
                 window: i as u64,
                 flows_in_window: 0,
+                due: 0,
             })
             .collect();
+        let min_timeout = cfg
+            .idle_ns
+            .iter()
+            .flatten()
+            .fold(cfg.status_interval_ns, |a, &b| a.min(b));
         Engine {
             slots,
+            hasher,
+            ring: Some(Box::new(Ring {
+                entries: [Deferred {
+                    ts: 0,
+                    pkt: Packet::default(),
+                    key: FlowKey::default(),
+                    forward: false,
+                    hash: 0,
+                }; DEFER],
+                head: 0,
+                len: 0,
+            })),
             anchor: None,
             clock: 0,
+            window_due: 0,
+            due: 0,
+            min_timeout,
             fragments: crate::flow::fragments::FragmentMap::new(cfg.fragment_capacity),
             counters: Counters::default(),
             cfg,
@@ -173,7 +242,33 @@ impl Engine {
     }
 
     /// One captured frame.
+    #[inline]
     pub fn on_frame(
+        &mut self,
+        ts: Nanos,
+        link: LinkType,
+        frame: &[u8],
+        wire_len: u32,
+        sink: &mut impl FlowSink,
+    ) {
+        self.run_deferred(sink);
+        self.counters.frames += 1;
+        self.counters.bytes += u64::from(wire_len);
+        match wire::parse(link, frame, wire_len) {
+            Ok(pkt) => self.on_packet(ts, &pkt, sink),
+            Err(e) => self.parse_error(ts, e, sink),
+        }
+    }
+
+    /// [`Engine::on_frame`] for replaying a capture: the frame is parsed now, but its packet is
+    /// processed during a later call ([`DEFER`] frames on), while the memory its flow lives in is
+    /// loaded in the background; with many concurrent flows, waiting for that memory is most of
+    /// a packet's cost. Any other call (`on_frame`, `on_packet`, `advance`, `finish`) first
+    /// processes what is held back, so the records, their order and the counters after
+    /// [`Engine::finish`] are exactly those of `on_frame`. Between calls, the last frames'
+    /// effects (records, `counters.packets`, table contents) are still to come.
+    #[inline]
+    pub fn on_frame_deferred(
         &mut self,
         ts: Nanos,
         link: LinkType,
@@ -183,33 +278,126 @@ impl Engine {
     ) {
         self.counters.frames += 1;
         self.counters.bytes += u64::from(wire_len);
-        match wire::parse(link, frame, wire_len) {
-            Ok(pkt) => self.on_packet(ts, &pkt, sink),
-            Err(e) => {
-                // `index()` is the discriminant, below `ALL.len()`: the check compiles away.
-                if let Some(n) = self.counters.parse_errors.get_mut(e.index()) {
-                    *n += 1;
-                }
-                // Time still passes for windows and timeouts.
-                self.advance(ts, sink);
+        let Some(mut ring) = self.ring.take() else {
+            // Only while a held packet is processed, which does not call back here.
+            return;
+        };
+        // The oldest packet's turn, once DEFER are held: its index entries were prefetched DEFER
+        // calls ago, its flow DEFER - PROBE calls ago.
+        if ring.len == DEFER {
+            if let Some(d) = ring.entries.get(ring.head) {
+                self.process(d, sink);
             }
+            ring.head = (ring.head + 1) % DEFER;
+            ring.len -= 1;
+        }
+        let tail = (ring.head + ring.len) % DEFER;
+        let probed = (tail + DEFER - PROBE) % DEFER;
+        let Some(e) = ring.entries.get_mut(tail) else {
+            self.ring = Some(ring);
+            return;
+        };
+        if let Err(err) = wire::parse_into(link, frame, wire_len, &mut e.pkt) {
+            self.ring = Some(ring);
+            self.run_deferred(sink);
+            self.parse_error(ts, err, sink);
+            return;
+        }
+        // Hashed before it is stored: reading it back from the entry at once would wait for
+        // the stores to land.
+        let (key, forward) = self.key_of(&e.pkt);
+        let hash = self.hasher.hash_one(key);
+        // Prefetches are hints: a table whose window a packet misses loads lines for nothing.
+        // Overlapping windows make a few tables at most.
+        for slot in self.slots.iter().take(4) {
+            slot.table.prefetch_index(hash);
+        }
+        e.ts = ts;
+        e.key = key;
+        e.forward = forward;
+        e.hash = hash;
+        if ring.len >= PROBE
+            && let Some(d) = ring.entries.get(probed)
+        {
+            for slot in self.slots.iter().take(4) {
+                slot.table.prefetch_flow(d.hash);
+            }
+        }
+        ring.len += 1;
+        self.ring = Some(ring);
+    }
+
+    /// Processes the packets `on_frame_deferred` held back, oldest first.
+    #[inline]
+    fn run_deferred(&mut self, sink: &mut impl FlowSink) {
+        let Some(mut ring) = self.ring.take() else {
+            return;
+        };
+        while ring.len > 0 {
+            if let Some(d) = ring.entries.get(ring.head) {
+                self.process(d, sink);
+            }
+            ring.head = (ring.head + 1) % DEFER;
+            ring.len -= 1;
+        }
+        self.ring = Some(ring);
+    }
+
+    fn parse_error(&mut self, ts: Nanos, e: ParseError, sink: &mut impl FlowSink) {
+        // `index()` is the discriminant, below `ALL.len()`: the check compiles away.
+        if let Some(n) = self.counters.parse_errors.get_mut(e.index()) {
+            *n += 1;
+        }
+        // Time still passes for windows and timeouts.
+        self.advance(ts, sink);
+    }
+
+    /// A packet's flow key and direction (a later IPv4 fragment takes its first fragment's).
+    #[inline]
+    fn key_of(&mut self, pkt: &Packet) -> (FlowKey, bool) {
+        let fragment = match pkt.fragment {
+            Some(_) => self.fragments.flow_of(pkt),
+            None => None,
+        };
+        match fragment {
+            Some(found) => found,
+            None => FlowKey::of(pkt),
         }
     }
 
     /// One parsed packet.
+    #[inline]
     pub fn on_packet(&mut self, ts: Nanos, pkt: &Packet, sink: &mut impl FlowSink) {
+        self.run_deferred(sink);
+        let (key, forward) = self.key_of(pkt);
+        let hash = self.hasher.hash_one(key);
+        let d = Deferred {
+            ts,
+            pkt: *pkt,
+            key,
+            forward,
+            hash,
+        };
+        self.process(&d, sink);
+    }
+
+    #[inline]
+    fn process(&mut self, d: &Deferred, sink: &mut impl FlowSink) {
+        let Deferred {
+            ts,
+            ref pkt,
+            ref key,
+            forward,
+            hash,
+        } = *d;
         self.counters.packets += 1;
         if ts < self.clock {
             self.counters.out_of_order += 1;
         }
-        self.advance(ts, sink);
+        self.advance_clock(ts, sink);
         let ts = ts.max(self.clock);
         let Some(anchor) = self.anchor else {
             return;
-        };
-        let (key, forward) = match self.fragments.flow_of(pkt) {
-            Some(found) => found,
-            None => FlowKey::of(pkt),
         };
         let window_cfg = self.cfg.window;
         for slot in &mut self.slots {
@@ -224,8 +412,11 @@ impl Engine {
                 sink.flow(f, r, win.as_ref());
             };
             let table = &mut slot.table;
-            let hash = table.hash(&key);
-            let reopened = match table.lookup(&key, hash) {
+            // Touching or inserting a flow makes it due `min_timeout` from now at the earliest.
+            let due = ts.saturating_add(self.min_timeout);
+            slot.due = slot.due.min(due);
+            self.due = self.due.min(due);
+            let reopened = match table.lookup(key, hash) {
                 Lookup::Open(idx, flow) if !flow.state.reset_then_syn(pkt) => {
                     flow.update(pkt, forward, ts);
                     table.touch(idx);
@@ -251,7 +442,7 @@ impl Engine {
             if let Some(idx) = reopened {
                 table.close(idx, CloseReason::Idle, &mut emit);
             }
-            let mut flow = Flow::new(key, forward, pkt, ts, info.index);
+            let mut flow = Flow::new(*key, forward, pkt, ts, info.index);
             flow.update(pkt, forward, ts);
             table.insert(flow, hash, &mut emit);
             slot.flows_in_window += 1;
@@ -260,11 +451,28 @@ impl Engine {
 
     /// Moves the clock to `now` (never backwards): expires idle flows and closes ended windows.
     /// A live sensor calls this when no packet arrived for a while.
+    #[inline]
     pub fn advance(&mut self, now: Nanos, sink: &mut impl FlowSink) {
+        self.run_deferred(sink);
+        self.advance_clock(now, sink);
+    }
+
+    #[inline]
+    fn advance_clock(&mut self, now: Nanos, sink: &mut impl FlowSink) {
         let anchor = *self.anchor.get_or_insert(now);
         self.clock = self.clock.max(now);
+        if self.clock >= self.due {
+            self.advance_due(anchor, sink);
+        }
+    }
+
+    /// The part of `advance` for when a window may have ended or a flow may be due.
+    #[inline(never)]
+    fn advance_due(&mut self, anchor: Nanos, sink: &mut impl FlowSink) {
         let clock = self.clock;
-        if let Some(wcfg) = self.cfg.window {
+        if let Some(wcfg) = self.cfg.window
+            && clock >= self.window_due
+        {
             // Close ended windows in index order (k is small: 2 for 300 s / 150 s).
             loop {
                 let ended = self
@@ -288,6 +496,12 @@ impl Engine {
                 }
                 slot.window = next;
             }
+            self.window_due = self
+                .slots
+                .iter()
+                .map(|s| window_info(Some(wcfg), anchor, s.window).end_ns)
+                .min()
+                .unwrap_or(Nanos::MAX);
         }
         let (interval, linger, idle) = (
             self.cfg.status_interval_ns,
@@ -296,6 +510,14 @@ impl Engine {
         );
         let window_cfg = self.cfg.window;
         for slot in &mut self.slots {
+            // `due` is at most the earliest deadline at the heads of the table's queues (each
+            // queue is in deadline order): `expire` would do nothing before it. It is computed
+            // after each `expire` and lowered by every insert and touch (`process`: their
+            // deadlines are at least `min_timeout` away); removals only make the heads'
+            // deadlines later.
+            if clock < slot.due {
+                continue;
+            }
             let info = window_info(window_cfg, anchor, slot.window);
             let win = window_cfg.map(|_| info);
             let counters = &mut self.counters;
@@ -304,11 +526,18 @@ impl Engine {
                     counters.flows += 1;
                     sink.flow(f, r, win.as_ref());
                 });
+            slot.due = slot.table.next_due(interval, &idle);
         }
+        let tables_due = self.slots.iter().map(|s| s.due).min().unwrap_or(Nanos::MAX);
+        self.due = match window_cfg {
+            Some(_) => tables_due.min(self.window_due),
+            None => tables_due,
+        };
     }
 
     /// The input ended: emits every open flow and closes every open window.
     pub fn finish(&mut self, sink: &mut impl FlowSink) {
+        self.run_deferred(sink);
         let Some(anchor) = self.anchor else {
             return;
         };
@@ -365,5 +594,77 @@ fn window_info(cfg: Option<WindowConfig>, anchor: Nanos, index: u64) -> WindowIn
             start_ns: anchor,
             end_ns: Nanos::MAX,
         },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::capture::FileReader;
+
+    /// Everything a sink sees, in order.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    impl FlowSink for Log {
+        fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
+            self.0.push(format!("{flow:?} {reason:?} {window:?}"));
+        }
+        fn window_closed(&mut self, window: &WindowInfo, flows: u64) {
+            self.0.push(format!("closed {window:?} {flows}"));
+        }
+    }
+
+    /// `on_frame_deferred` gives the records, order and counters of `on_frame`, also with
+    /// unparsable frames and out-of-order timestamps among the packets, evictions and windows.
+    #[test]
+    fn deferred_frames_give_what_immediate_frames_give() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/debian-registry/pathspider/real.pcap");
+        let mut r = FileReader::open(&path).unwrap();
+        let mut frames = Vec::new();
+        while let Some(f) = r.next_frame().unwrap() {
+            frames.push((f.ts_ns, f.link, f.data.to_vec(), f.orig_len));
+            if frames.len() % 97 == 0 {
+                // Garbage, and a timestamp from the past.
+                frames.push((f.ts_ns, f.link, vec![0; 9], 9));
+                frames.push((f.ts_ns - 5_000_000_000, f.link, f.data.to_vec(), f.orig_len));
+            }
+        }
+        let configs = [
+            EngineConfig::default(),
+            EngineConfig {
+                flow_capacity: 32,
+                ..EngineConfig::default()
+            },
+            EngineConfig {
+                flow_capacity: 32,
+                window: WindowConfig::from_secs(300.0, 150.0),
+                ..EngineConfig::default()
+            },
+        ];
+        for cfg in configs {
+            let run = |deferred: bool| {
+                let mut engine = Engine::new(cfg.clone());
+                let mut log = Log::default();
+                for (i, (ts, link, data, len)) in frames.iter().enumerate() {
+                    if deferred {
+                        engine.on_frame_deferred(*ts, *link, data, *len, &mut log);
+                    } else {
+                        engine.on_frame(*ts, *link, data, *len, &mut log);
+                    }
+                    // Another call in between processes what is held back first.
+                    if i % 1000 == 999 {
+                        engine.advance(*ts, &mut log);
+                    }
+                }
+                engine.finish(&mut log);
+                (log.0, engine.counters.clone(), engine.table_stats())
+            };
+            let (a, b) = (run(false), run(true));
+            assert!(a.0.len() > 1000, "{cfg:?}");
+            assert!(a == b, "{cfg:?}: deferred frames made other records");
+        }
     }
 }

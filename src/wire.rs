@@ -1,19 +1,11 @@
 //! Frame parsing: link layer, VLAN tags, IPv4/IPv6, TCP/UDP/ICMP/ICMPv6/ARP into a small `Copy`
-//! summary. Field access goes through `pnet_packet` views; every length and offset that comes from
-//! the packet itself is checked here first, so a hostile frame yields a [`ParseError`] value and
+//! summary. Each fixed header is taken as one array (`first_chunk`) when the frame holds it and
+//! its fields destructured from there, with the minimum lengths and field layouts of the
+//! `pnet_packet` views this used to go through; every length and offset that comes from the
+//! packet itself is checked here first, so a hostile frame yields a [`ParseError`] value and
 //! never a panic or an allocation.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-
-use pnet::packet::Packet as _;
-use pnet::packet::arp::ArpPacket;
-use pnet::packet::ethernet::EthernetPacket;
-use pnet::packet::icmp::IcmpPacket;
-use pnet::packet::icmpv6::Icmpv6Packet;
-use pnet::packet::ipv4::Ipv4Packet;
-use pnet::packet::ipv6::Ipv6Packet;
-use pnet::packet::tcp::TcpPacket;
-use pnet::packet::udp::UdpPacket;
 
 use crate::capture::LinkType;
 
@@ -50,10 +42,14 @@ pub struct Addr {
 }
 
 impl Addr {
+    #[inline]
     pub fn v4(o: [u8; 4]) -> Addr {
-        let mut bytes = [0u8; 16];
-        bytes[..4].copy_from_slice(&o);
-        Addr { bytes, v6: false }
+        // The four octets then zeros, made as one 16-byte value: it is stored whole, so reading
+        // it back whole (hashing, comparing keys) does not stall on a partly forwarded store.
+        Addr {
+            bytes: u128::from(u32::from_le_bytes(o)).to_le_bytes(),
+            v6: false,
+        }
     }
     pub fn v6(bytes: [u8; 16]) -> Addr {
         Addr { bytes, v6: true }
@@ -181,7 +177,21 @@ impl std::fmt::Display for ParseError {
 }
 
 /// Parses one frame of the given link type.
+#[inline]
 pub fn parse(link: LinkType, frame: &[u8], wire_len: u32) -> Result<Packet, ParseError> {
+    let mut pkt = Packet::default();
+    parse_into(link, frame, wire_len, &mut pkt)?;
+    Ok(pkt)
+}
+
+/// [`parse`] into a packet the caller holds (overwritten whole; unspecified after an error).
+#[inline]
+pub fn parse_into(
+    link: LinkType,
+    frame: &[u8],
+    wire_len: u32,
+    pkt: &mut Packet,
+) -> Result<(), ParseError> {
     let (ethertype, l3, link_header) = match link {
         LinkType::Ethernet => {
             let (ethertype, l3) = ethernet(frame)?;
@@ -219,17 +229,16 @@ pub fn parse(link: LinkType, frame: &[u8], wire_len: u32) -> Result<Packet, Pars
         LinkType::Other(_) => return Err(ParseError::UnsupportedLink),
     };
     // Argus counts the whole Ethernet frame but only the IP packet behind other link headers.
-    let mut pkt = Packet {
+    *pkt = Packet {
         wire_len: wire_len.saturating_sub(link_header),
         ..Packet::default()
     };
     match ethertype {
-        ETHERTYPE_IPV4 => ipv4(l3, &mut pkt, 0)?,
-        ETHERTYPE_IPV6 => ipv6(l3, &mut pkt, 0)?,
-        ETHERTYPE_ARP | ETHERTYPE_RARP => arp(l3, &mut pkt)?,
-        _ => return Err(ParseError::NotIp),
+        ETHERTYPE_IPV4 => ipv4(l3, pkt, 0),
+        ETHERTYPE_IPV6 => ipv6(l3, pkt, 0),
+        ETHERTYPE_ARP | ETHERTYPE_RARP => arp(l3, pkt),
+        _ => Err(ParseError::NotIp),
     }
-    Ok(pkt)
 }
 
 /// The `N` bytes at `at`, if the slice holds them.
@@ -248,8 +257,8 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
 
 /// Ethernet II with any number of 802.1Q / 802.1ad tags; returns the inner ethertype and payload.
 fn ethernet(frame: &[u8]) -> Result<(u16, &[u8]), ParseError> {
-    let eth = EthernetPacket::new(frame).ok_or(ParseError::TruncatedLink)?;
-    let mut ethertype = eth.get_ethertype().0;
+    let [.., t0, t1] = *frame.first_chunk::<14>().ok_or(ParseError::TruncatedLink)?;
+    let mut ethertype = u16::from_be_bytes([t0, t1]);
     let mut offset = 14;
     while matches!(
         ethertype,
@@ -282,27 +291,50 @@ fn ethernet(frame: &[u8]) -> Result<(u16, &[u8]), ParseError> {
 }
 
 fn ipv4(l3: &[u8], pkt: &mut Packet, depth: u8) -> Result<(), ParseError> {
-    let ip = Ipv4Packet::new(l3).ok_or(ParseError::TruncatedIp)?;
-    let header_len = usize::from(ip.get_header_length()) * 4;
-    if ip.get_version() != 4 || header_len < 20 {
+    let [
+        ver_ihl,
+        tos,
+        len0,
+        len1,
+        id0,
+        id1,
+        frag0,
+        frag1,
+        ttl,
+        proto,
+        _,
+        _,
+        s0,
+        s1,
+        s2,
+        s3,
+        d0,
+        d1,
+        d2,
+        d3,
+    ] = *l3.first_chunk::<20>().ok_or(ParseError::TruncatedIp)?;
+    let header_len = usize::from(ver_ihl & 0x0f) * 4;
+    if ver_ihl >> 4 != 4 || header_len < 20 {
         return Err(ParseError::BadIpHeader);
     }
-    let total_len = usize::from(ip.get_total_length());
+    let total_len = usize::from(u16::from_be_bytes([len0, len1]));
     // A total length below the header length is broken; a capture shorter than the total length is
     // only truncated (snaplen), so the transport header is still read from what is there.
     if total_len < header_len {
         return Err(ParseError::BadIpHeader);
     }
-    pkt.src = Addr::v4(ip.get_source().octets());
-    pkt.dst = Addr::v4(ip.get_destination().octets());
-    pkt.proto = ip.get_next_level_protocol().0;
-    pkt.ttl = ip.get_ttl();
-    pkt.tos = ip.get_dscp() << 2 | ip.get_ecn();
-    let frag_offset = ip.get_fragment_offset();
-    let more = ip.get_flags() & 0b001 != 0;
+    pkt.src = Addr::v4([s0, s1, s2, s3]);
+    pkt.dst = Addr::v4([d0, d1, d2, d3]);
+    pkt.proto = proto;
+    pkt.ttl = ttl;
+    // DSCP and ECN together.
+    pkt.tos = tos;
+    // Flags in the top 3 bits (MF the lowest of them), then 13 bits of offset.
+    let frag_offset = u16::from_be_bytes([frag0 & 0x1f, frag1]);
+    let more = frag0 & 0x20 != 0;
     if frag_offset != 0 || more {
         pkt.fragment = Some(Fragment {
-            id: u32::from(ip.get_identification()),
+            id: u32::from(u16::from_be_bytes([id0, id1])),
             offset: frag_offset,
             more,
         });
@@ -320,16 +352,23 @@ fn ipv4(l3: &[u8], pkt: &mut Packet, depth: u8) -> Result<(), ParseError> {
 
 /// IPv6 with hop-by-hop, routing, destination options, fragment and AH extension headers.
 fn ipv6(l3: &[u8], pkt: &mut Packet, depth: u8) -> Result<(), ParseError> {
-    let ip = Ipv6Packet::new(l3).ok_or(ParseError::TruncatedIp)?;
-    if ip.get_version() != 6 {
+    let h = l3.first_chunk::<40>().ok_or(ParseError::TruncatedIp)?;
+    let (&[b0, b1, _, _, len0, len1, next_header, hop_limit], addrs) =
+        h.split_first_chunk::<8>().ok_or(ParseError::TruncatedIp)?;
+    let (src, dst) = addrs
+        .split_first_chunk::<16>()
+        .ok_or(ParseError::TruncatedIp)?;
+    let dst = dst.first_chunk::<16>().ok_or(ParseError::TruncatedIp)?;
+    if b0 >> 4 != 6 {
         return Err(ParseError::BadIpHeader);
     }
-    pkt.src = Addr::v6(ip.get_source().octets());
-    pkt.dst = Addr::v6(ip.get_destination().octets());
-    pkt.ttl = ip.get_hop_limit();
-    pkt.tos = ip.get_traffic_class();
-    let mut next = ip.get_next_header().0;
-    let mut payload_len = usize::from(ip.get_payload_length());
+    pkt.src = Addr::v6(*src);
+    pkt.dst = Addr::v6(*dst);
+    pkt.ttl = hop_limit;
+    // Version (4 bits), traffic class (8), flow label (20).
+    pkt.tos = (b0 & 0x0f) << 4 | b1 >> 4;
+    let mut next = next_header;
+    let mut payload_len = usize::from(u16::from_be_bytes([len0, len1]));
     let mut offset = 40;
     // Bounded: each extension header advances by at least 8 bytes, and at most 8 are followed.
     for _ in 0..8 {
@@ -392,40 +431,67 @@ fn transport(
 ) -> Result<(), ParseError> {
     match pkt.proto {
         proto::TCP => {
-            let tcp = TcpPacket::new(payload).ok_or(ParseError::TruncatedTransport)?;
-            let data_offset = usize::from(tcp.get_data_offset()) * 4;
+            let [
+                sp0,
+                sp1,
+                dp0,
+                dp1,
+                q0,
+                q1,
+                q2,
+                q3,
+                a0,
+                a1,
+                a2,
+                a3,
+                off,
+                flags,
+                w0,
+                w1,
+                ..,
+            ] = *payload
+                .first_chunk::<20>()
+                .ok_or(ParseError::TruncatedTransport)?;
+            let data_offset = usize::from(off >> 4) * 4;
             if data_offset < 20 {
                 return Err(ParseError::BadTransportHeader);
             }
-            pkt.sport = tcp.get_source();
-            pkt.dport = tcp.get_destination();
-            pkt.tcp_flags = tcp.get_flags();
-            pkt.tcp_seq = tcp.get_sequence();
-            pkt.tcp_ack = tcp.get_acknowledgement();
-            pkt.tcp_window = tcp.get_window();
+            pkt.sport = u16::from_be_bytes([sp0, sp1]);
+            pkt.dport = u16::from_be_bytes([dp0, dp1]);
+            pkt.tcp_flags = flags;
+            pkt.tcp_seq = u32::from_be_bytes([q0, q1, q2, q3]);
+            pkt.tcp_ack = u32::from_be_bytes([a0, a1, a2, a3]);
+            pkt.tcp_window = u16::from_be_bytes([w0, w1]);
             pkt.app_len = payload_len.saturating_sub(data_offset) as u32;
         }
         proto::UDP => {
-            let udp = UdpPacket::new(payload).ok_or(ParseError::TruncatedTransport)?;
-            pkt.sport = udp.get_source();
-            pkt.dport = udp.get_destination();
+            let [sp0, sp1, dp0, dp1, ..] = *payload
+                .first_chunk::<8>()
+                .ok_or(ParseError::TruncatedTransport)?;
+            pkt.sport = u16::from_be_bytes([sp0, sp1]);
+            pkt.dport = u16::from_be_bytes([dp0, dp1]);
             pkt.app_len = payload_len.saturating_sub(8) as u32;
             if pkt.sport == 53 || pkt.dport == 53 {
-                pkt.dns_id = be16(udp.payload(), 0);
+                // The first two bytes after the 8-byte UDP header.
+                pkt.dns_id = be16(payload, 8);
             }
         }
         proto::ICMP => {
-            let icmp = IcmpPacket::new(payload).ok_or(ParseError::TruncatedTransport)?;
-            pkt.icmp_type = icmp.get_icmp_type().0;
-            pkt.icmp_code = icmp.get_icmp_code().0;
+            let [icmp_type, icmp_code, _, _] = *payload
+                .first_chunk::<4>()
+                .ok_or(ParseError::TruncatedTransport)?;
+            pkt.icmp_type = icmp_type;
+            pkt.icmp_code = icmp_code;
             icmp_echo_fields(payload, pkt);
             icmp_key_fields(payload, pkt);
             pkt.app_len = payload_len.saturating_sub(8) as u32;
         }
         proto::ICMPV6 => {
-            let icmp = Icmpv6Packet::new(payload).ok_or(ParseError::TruncatedTransport)?;
-            pkt.icmp_type = icmp.get_icmpv6_type().0;
-            pkt.icmp_code = icmp.get_icmpv6_code().0;
+            let [icmp_type, icmp_code, _, _] = *payload
+                .first_chunk::<4>()
+                .ok_or(ParseError::TruncatedTransport)?;
+            pkt.icmp_type = icmp_type;
+            pkt.icmp_code = icmp_code;
             icmp_echo_fields(payload, pkt);
             pkt.app_len = payload_len.saturating_sub(8) as u32;
         }
@@ -528,15 +594,22 @@ fn icmp_echo_fields(payload: &[u8], pkt: &mut Packet) {
 }
 
 fn arp(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
-    let arp = ArpPacket::new(l3).ok_or(ParseError::TruncatedArp)?;
+    // Hardware type, protocol type, their address lengths, operation, then sender hardware and
+    // protocol addresses and target hardware and protocol addresses (28 bytes for Ethernet/IPv4).
+    let a = l3.first_chunk::<28>().ok_or(ParseError::TruncatedArp)?;
+    let (&[_, _, _, _, hw_len, proto_len, op0, op1], rest) =
+        a.split_first_chunk::<8>().ok_or(ParseError::TruncatedArp)?;
     // Only Ethernet/IPv4 ARP carries addresses botd can key on.
-    if arp.get_hw_addr_len() != 6 || arp.get_proto_addr_len() != 4 {
+    if hw_len != 6 || proto_len != 4 {
         return Err(ParseError::TruncatedArp);
     }
+    let (Some(spa), Some(tpa)) = (bytes_at::<4>(rest, 6), bytes_at::<4>(rest, 16)) else {
+        return Err(ParseError::TruncatedArp);
+    };
     pkt.proto = proto::ARP;
-    pkt.arp_op = arp.get_operation().0;
-    pkt.src = Addr::v4(arp.get_sender_proto_addr().octets());
-    pkt.dst = Addr::v4(arp.get_target_proto_addr().octets());
+    pkt.arp_op = u16::from_be_bytes([op0, op1]);
+    pkt.src = Addr::v4(spa);
+    pkt.dst = Addr::v4(tpa);
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use botd::config::{
     StateConfig, SyslogFormat, SyslogTarget, check_config_command,
 };
 use botd::engine::WindowConfig;
+use botd::flow::IndexKind;
 
 const SEC: u64 = 1_000_000_000;
 
@@ -108,6 +109,7 @@ status_interval_secs = 60
 linger_secs = { tcp = 61, udp = 31, icmp = 6, other = 32 }
 idle_timeout_secs = { tcp = 600, udp = 120, icmp = 0, other = 90 }
 fragment_capacity = 16
+index = "linear"
 
 [models]
 dir = "/var/lib/botd/models"
@@ -177,6 +179,7 @@ fn every_key_round_trips() {
                 other: 90,
             },
             fragment_capacity: 16,
+            index: IndexKind::Linear,
         },
         models: ModelsConfig {
             dir: "/var/lib/botd/models".into(),

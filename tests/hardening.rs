@@ -13,7 +13,9 @@ use botd::capture::{FileReader, LinkType, MAX_CAPLEN, MergedCapture};
 use botd::config::Config;
 use botd::engine::{Engine, EngineConfig, FlowSink, WindowConfig, WindowInfo};
 use botd::flow::table::Lookup;
-use botd::flow::{CloseReason, Flow, FlowKey, FlowTable, TIMEOUT_CLASSES, TimeoutClass};
+use botd::flow::{
+    CloseReason, Flow, FlowKey, FlowTable, IndexKind, TIMEOUT_CLASSES, TimeoutClass,
+};
 use botd::model::Model;
 use botd::model::forest::Forest;
 use botd::wire::{self, Addr, Packet, proto};
@@ -210,6 +212,11 @@ fn check_frame_input(data: &[u8]) {
         linger_ns: [u64::from(c1 >> 4) * 300 * MS, 2 * SEC, SEC, 500 * MS],
         idle_ns: idle,
         fragment_capacity: 1 + usize::from(c1 & 3),
+        flow_index: if c0 & 0x80 != 0 {
+            IndexKind::Linear
+        } else {
+            IndexKind::Hashbrown
+        },
     };
     let k = window.map_or(1, |w| w.concurrent());
     let mut engine = Engine::new(cfg);
@@ -764,9 +771,10 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..200),
         capacity in 1usize..10,
         idle_udp in prop_oneof![Just(None), (4u64..15).prop_map(Some)],
+        index in prop_oneof![Just(IndexKind::Hashbrown), Just(IndexKind::Linear)],
     ) {
         let idle = [None, idle_udp, None, Some(25)];
-        let mut table = FlowTable::new(capacity);
+        let mut table = FlowTable::with_hasher(capacity, Default::default(), index);
         let mut model = TableModel { flows: HashMap::new(), capacity };
         let keys: Vec<(FlowKey, usize)> = (0..12)
             .map(|k| {

@@ -9,7 +9,7 @@
 
 use botd::capture::LinkType;
 use botd::engine::{Engine, EngineConfig, FlowSink, WindowConfig, WindowInfo};
-use botd::flow::{CloseReason, Flow};
+use botd::flow::{CloseReason, Flow, IndexKind};
 use botd::wire;
 use libfuzzer_sys::fuzz_target;
 
@@ -90,6 +90,11 @@ fuzz_target!(|data: &[u8]| {
         linger_ns: [u64::from(c1 >> 4) * 300 * MS, 2 * SEC, SEC, 500 * MS],
         idle_ns: idle,
         fragment_capacity: 1 + usize::from(c1 & 3),
+        flow_index: if c0 & 0x80 != 0 {
+            IndexKind::Linear
+        } else {
+            IndexKind::Hashbrown
+        },
     };
     let k = window.map_or(1, |w| w.concurrent());
     let mut engine = Engine::new(cfg);

@@ -2,8 +2,10 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{
     LegacyPcapReader, OptionCode, PcapError, PcapNGReader, parse_interfacedescriptionblock_be,
@@ -138,6 +140,18 @@ struct PcapFmt {
     link: LinkType,
 }
 
+impl PcapFmt {
+    fn of(hdr: &pcap_parser::PcapHeader) -> PcapFmt {
+        PcapFmt {
+            be: hdr.is_bigendian(),
+            nanos: hdr.is_nanosecond_precision(),
+            hdr_len: if hdr.is_modified_format() { 24 } else { 16 },
+            // The upper bits of the field carry FCS information, not the link type.
+            link: LinkType::from_linktype(hdr.network.0 as u32 & 0x03FF_FFFF),
+        }
+    }
+}
+
 /// Per-section pcapng state.
 struct NgState {
     be: bool,
@@ -175,10 +189,172 @@ enum Outcome {
     Stop(String),
 }
 
+/// Pages of a mapped file are handed back in multiples of this (a multiple of every page size).
+const RELEASE_ALIGN: usize = 64 << 10;
+
+/// A plain capture file mapped into memory: frames are slices of the mapping, never copied.
+/// Pages already read are handed back to the kernel as reading goes on, so the resident size
+/// stays about one buffer's worth whatever the file's size.
+struct Mapped {
+    map: Mmap,
+    /// Offset of the first byte not consumed.
+    pos: usize,
+    /// Pages before this offset were handed back.
+    released: usize,
+    /// Pages before this offset were mapped in ahead of reading (up to about one `step` ahead).
+    populated: usize,
+    /// Consumed bytes kept mapped in before they are handed back (the stream path's buffer size).
+    step: usize,
+}
+
+impl Mapped {
+    /// Maps `path` when it is a regular, uncompressed pcap or pcapng file whose start reads as
+    /// the stream path would read it; `None` sends the file down the stream path (pipes, gzip,
+    /// damaged starts, whose errors that path words).
+    fn open(path: &Path, step: usize) -> Option<(Mapped, Kind)> {
+        let file = File::open(path).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        // SAFETY: the mapping is private and read-only, and botd never writes the file. Another
+        // process truncating the file while it is read would make later reads fault (SIGBUS); a
+        // capture being appended to is fine (only the length at open is mapped). Reading
+        // rotated or finished capture files, as botd does, truncates nothing.
+        let map = unsafe { Mmap::map(&file) }.ok()?;
+        // Only advice; reading works without it.
+        let _ = map.advise(Advice::Sequential);
+        // The stream path recognises the format from its first read of at most PREFIX_LEN bytes.
+        let head = map.get(..map.len().min(source::PREFIX_LEN))?;
+        let (kind, pos) = match u32_at(head, 0, false)? {
+            0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0xa1b2_cd34 => {
+                let (_, hdr) = parse_pcap_header(head).ok()?;
+                (Kind::Pcap(PcapFmt::of(&hdr)), hdr.size())
+            }
+            SHB_TYPE => match parse_sectionheaderblock(head) {
+                Ok((_, shb)) if shb.major_version == 1 => (Kind::PcapNg, 0),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let step = step.max(RELEASE_ALIGN);
+        let mut mapped = Mapped {
+            map,
+            pos,
+            released: 0,
+            populated: 0,
+            step,
+        };
+        mapped.populate();
+        Some((mapped, kind))
+    }
+
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self.map.get(self.pos..).unwrap_or_default()
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.map.len());
+        if self.pos - self.released >= self.step {
+            self.release();
+        }
+    }
+
+    /// Maps the next `step` bytes in with one call, rather than a page fault every few pages as
+    /// reading reaches them. Only advice: without it (kernels before 5.14), reading faults the
+    /// pages in as it goes.
+    fn populate(&mut self) {
+        let end = self.pos.saturating_add(2 * self.step).min(self.map.len());
+        if end > self.populated {
+            let from = self.populated.max(self.pos);
+            let _ = self
+                .map
+                .advise_range(Advice::PopulateRead, from, end - from);
+            self.populated = end;
+        }
+    }
+
+    /// Hands the pages before the current record back to the kernel.
+    #[cold]
+    fn release(&mut self) {
+        let upto = self.pos & !(RELEASE_ALIGN - 1);
+        if upto > self.released {
+            // SAFETY: MADV_DONTNEED on a private read-only file mapping only drops page-table
+            // entries: a later read would fault the same file bytes back in. No borrow of these
+            // bytes is alive: frames are borrowed from the reader until the next `advance`,
+            // which takes `&mut self` and calls this before decoding the next record, and every
+            // byte below `upto` lies before that record. Failure is harmless (RSS stays higher).
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    UncheckedAdvice::DontNeed,
+                    self.released,
+                    upto - self.released,
+                )
+            };
+            self.released = upto;
+        }
+        self.populate();
+    }
+}
+
+/// Where a reader's bytes come from.
+enum Input {
+    /// pcap-parser's buffered reader over the (decompressed) stream.
+    Stream(Box<dyn PcapReaderIterator + Send>),
+    Mapped(Mapped),
+}
+
+impl Input {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        match self {
+            Input::Stream(s) => s.data(),
+            Input::Mapped(m) => m.data(),
+        }
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        match self {
+            Input::Stream(s) => s.consume_noshift(n),
+            Input::Mapped(m) => m.consume(n),
+        }
+    }
+
+    fn consumed(&self) -> usize {
+        match self {
+            Input::Stream(s) => s.consumed(),
+            Input::Mapped(m) => m.pos,
+        }
+    }
+
+    fn reader_exhausted(&self) -> bool {
+        match self {
+            Input::Stream(s) => s.reader_exhausted(),
+            Input::Mapped(_) => true,
+        }
+    }
+
+    fn grow(&mut self, new: usize) {
+        if let Input::Stream(s) = self {
+            s.grow(new);
+        }
+    }
+
+    /// `Err` when the stream could not be read (the slot says why).
+    fn refill(&mut self) -> Result<(), ()> {
+        match self {
+            Input::Stream(s) => s.refill().map(|_| ()).map_err(|_| ()),
+            Input::Mapped(_) => Ok(()),
+        }
+    }
+}
+
 /// Reads one file: pcap (µs and ns magic, both byte orders) or pcapng, plain or gzip-compressed.
 pub struct FileReader {
     path: PathBuf,
-    src: Box<dyn PcapReaderIterator + Send>,
+    src: Input,
     capacity: usize,
     kind: Kind,
     ng: NgState,
@@ -214,6 +390,20 @@ impl FileReader {
         path: &Path,
         capacity: usize,
     ) -> Result<FileReader, CaptureError> {
+        Self::open_inner(path, capacity, true)
+    }
+
+    /// `map`: read a plain file through a memory mapping when it can be (tests compare both).
+    fn open_inner(path: &Path, capacity: usize, map: bool) -> Result<FileReader, CaptureError> {
+        if map && let Some((mapped, kind)) = Mapped::open(path, capacity) {
+            return Ok(FileReader::with_input(
+                path,
+                Input::Mapped(mapped),
+                capacity,
+                kind,
+                ErrorSlot::default(),
+            ));
+        }
         let s = source::open(path)?;
         // A plain file smaller than the buffer fits whole, so its records cannot outgrow it.
         let capacity = if s.gzip_layers == 0 && s.file_len < MIN_BUFFER as u64 {
@@ -240,13 +430,7 @@ impl FileReader {
                     Ok((_, h)) => h,
                     Err(_) => return Err(err(format!("pcap: invalid file header{gz}"))),
                 };
-                let fmt = PcapFmt {
-                    be: hdr.is_bigendian(),
-                    nanos: hdr.is_nanosecond_precision(),
-                    hdr_len: if hdr.is_modified_format() { 24 } else { 16 },
-                    // The upper bits of the field carry FCS information, not the link type.
-                    link: LinkType::from_linktype(hdr.network.0 as u32 & 0x03FF_FFFF),
-                };
+                let fmt = PcapFmt::of(&hdr);
                 r.consume_noshift(hdr.size());
                 (Box::new(r), Kind::Pcap(fmt))
             }
@@ -271,7 +455,23 @@ impl FileReader {
                 )));
             }
         };
-        Ok(FileReader {
+        Ok(FileReader::with_input(
+            path,
+            Input::Stream(src),
+            capacity,
+            kind,
+            s.slot,
+        ))
+    }
+
+    fn with_input(
+        path: &Path,
+        src: Input,
+        capacity: usize,
+        kind: Kind,
+        slot: ErrorSlot,
+    ) -> FileReader {
+        FileReader {
             path: path.to_path_buf(),
             src,
             capacity,
@@ -284,16 +484,19 @@ impl FileReader {
             pending: 0,
             current: None,
             done: false,
-            slot: s.slot,
+            slot,
             stats: ReadStats::default(),
-        })
+        }
     }
 
     /// The next frame, borrowed until the next call; `Ok(None)` at the end of the file (or after
     /// damage, which is then described in [`FileReader::stats`]).
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        if !self.advance()? {
+        if let Some(meta) = self.decode_mapped_pcap() {
+            return Ok(self.frame(meta));
+        }
+        if !self.advance_general()? {
             return Ok(None);
         }
         Ok(self.current())
@@ -310,15 +513,7 @@ impl FileReader {
     /// The frame decoded by the last successful `advance`.
     #[inline]
     pub(crate) fn current(&self) -> Option<Frame<'_>> {
-        let m = self.current?;
-        let data = self.src.data().get(m.start..m.start.checked_add(m.len)?)?;
-        Some(Frame {
-            ts_ns: m.ts_ns,
-            link: m.link,
-            data,
-            orig_len: m.orig_len,
-            interface: m.interface,
-        })
+        self.frame(self.current?)
     }
 
     #[inline]
@@ -329,8 +524,61 @@ impl FileReader {
     /// Decodes the next frame into `current`, leaving its bytes in the buffer.
     #[inline]
     pub(crate) fn advance(&mut self) -> Result<bool, CaptureError> {
+        if self.advance_mapped_pcap() {
+            return Ok(true);
+        }
+        self.advance_general()
+    }
+
+    /// The common case of [`FileReader::advance`]: a whole, sound record of a mapped pcap file.
+    /// `false` when it is not that (end of file, damage, pcapng, a stream), with nothing done
+    /// that the general path would not do first itself.
+    #[inline(always)]
+    fn advance_mapped_pcap(&mut self) -> bool {
+        self.decode_mapped_pcap().is_some()
+    }
+
+    /// [`FileReader::advance_mapped_pcap`], handing back what it decoded (also left in
+    /// `current`), so that the frame can be made without reading it back.
+    #[inline(always)]
+    fn decode_mapped_pcap(&mut self) -> Option<Meta> {
+        let (Input::Mapped(m), Kind::Pcap(fmt), false) = (&mut self.src, self.kind, self.done)
+        else {
+            return None;
+        };
+        m.consume(self.pending);
+        self.pending = 0;
+        let data = m.data();
+        let h = data.first_chunk::<16>()?;
+        let [sec, frac, caplen, orig_len] = record_header(h, fmt.be);
+        let total = fmt.hdr_len + caplen as usize;
+        if caplen > MAX_CAPLEN || data.len() < total {
+            return None;
+        }
+        let meta = pcap_meta(fmt, sec, frac, caplen, orig_len);
+        self.current = Some(meta);
+        self.pending = total;
+        self.stats.frames += 1;
+        Some(meta)
+    }
+
+    /// The frame `meta` describes, at the current record.
+    #[inline(always)]
+    fn frame(&self, m: Meta) -> Option<Frame<'_>> {
+        let data = self.src.data().get(m.start..m.start.checked_add(m.len)?)?;
+        Some(Frame {
+            ts_ns: m.ts_ns,
+            link: m.link,
+            data,
+            orig_len: m.orig_len,
+            interface: m.interface,
+        })
+    }
+
+    #[inline(never)]
+    fn advance_general(&mut self) -> Result<bool, CaptureError> {
         if self.pending != 0 {
-            self.src.consume_noshift(self.pending);
+            self.src.consume(self.pending);
             self.pending = 0;
         }
         self.current = None;
@@ -421,19 +669,7 @@ impl FileReader {
                     }
                     let total = fmt.hdr_len + caplen as usize;
                     if data.len() >= total {
-                        let frac_ns = if fmt.nanos {
-                            u64::from(frac)
-                        } else {
-                            u64::from(frac) * 1000
-                        };
-                        self.current = Some(Meta {
-                            start: fmt.hdr_len,
-                            len: caplen as usize,
-                            ts_ns: u64::from(sec) * NS_PER_S + frac_ns,
-                            link: fmt.link,
-                            orig_len,
-                            interface: 0,
-                        });
+                        self.current = Some(pcap_meta(fmt, sec, frac, caplen, orig_len));
                         self.pending = total;
                         self.stats.frames += 1;
                         return Ok(true);
@@ -502,7 +738,7 @@ impl FileReader {
                             }
                             Outcome::Stop(msg) => return Ok(self.stop(&msg)),
                         }
-                        self.src.consume_noshift(blen);
+                        self.src.consume(blen);
                         continue;
                     }
                     blen
@@ -512,6 +748,24 @@ impl FileReader {
                 return Ok(self.end_of_input(need));
             }
         }
+    }
+}
+
+/// Where a pcap record's frame is and what it is, from the four fields of its header.
+#[inline]
+fn pcap_meta(fmt: PcapFmt, sec: u32, frac: u32, caplen: u32, orig_len: u32) -> Meta {
+    let frac_ns = if fmt.nanos {
+        u64::from(frac)
+    } else {
+        u64::from(frac) * 1000
+    };
+    Meta {
+        start: fmt.hdr_len,
+        len: caplen as usize,
+        ts_ns: u64::from(sec) * NS_PER_S + frac_ns,
+        link: fmt.link,
+        orig_len,
+        interface: 0,
     }
 }
 
@@ -676,6 +930,87 @@ mod tests {
         let max = TsScale::from_tsresol(0xbf).unwrap();
         let _ = max.to_ns(u64::MAX);
         let _ = TsScale::from_tsresol(0).unwrap().to_ns(u64::MAX);
+    }
+
+    /// Every frame, then the error or end, and the statistics, of one way of reading a file.
+    fn read(path: &Path, map: bool, capacity: usize) -> String {
+        let mut out = String::new();
+        let mut r = match FileReader::open_inner(path, capacity, map) {
+            Ok(r) => r,
+            Err(e) => return format!("open: {e}"),
+        };
+        loop {
+            match r.next_frame() {
+                Ok(Some(f)) => out.push_str(&format!(
+                    "{} {:?} {} {} {:02x?}\n",
+                    f.ts_ns, f.link, f.orig_len, f.interface, f.data
+                )),
+                Ok(None) => break,
+                Err(e) => {
+                    out.push_str(&format!("error: {e}\n"));
+                    break;
+                }
+            }
+        }
+        out.push_str(&format!("{:?}", r.stats()));
+        out
+    }
+
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if !p.ends_with("_tools") {
+                    files(&p, out);
+                }
+            } else {
+                out.push(p);
+            }
+        }
+    }
+
+    /// The mapped path reads exactly what the stream path reads: every shared capture (pcap,
+    /// pcapng, damaged, gzip, not captures at all), and a pcap and a pcapng cut short at many
+    /// lengths, with a small release step so that pages are handed back along the way.
+    #[test]
+    fn mapped_and_streamed_reads_agree() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+        let mut all = Vec::new();
+        files(&data, &mut all);
+        assert!(
+            all.len() > 100,
+            "shared captures missing under {}",
+            data.display()
+        );
+        for p in &all {
+            assert_eq!(
+                read(p, true, 64 << 10),
+                read(p, false, 64 << 10),
+                "{}",
+                p.display()
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("botd-mapped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for src in [
+            "debian-registry/pathspider/tcp_http.pcap",
+            "debian-registry/golang-github-google-gopacket-dev/pcapng-le/test010.pcapng",
+        ] {
+            let bytes = std::fs::read(data.join(src)).unwrap();
+            let cut = dir.join("cut");
+            for len in (0..bytes.len())
+                .step_by(37)
+                .chain([bytes.len() - 1, bytes.len()])
+            {
+                std::fs::write(&cut, &bytes[..len]).unwrap();
+                assert_eq!(
+                    read(&cut, true, 0),
+                    read(&cut, false, 0),
+                    "{src} cut at {len}"
+                );
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -80,7 +80,28 @@ impl MergedCapture {
     }
 
     /// The next frame in timestamp order, borrowed until the next call.
+    #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        // One file (the common case): no ordering to do. The heap still hands out the first
+        // frame (decoded at open); after that the reader's frames go out as they come, and once
+        // it ends or fails the heap is empty, so later calls return `Ok(None)` as in a merge.
+        if self.readers.len() == 1 && self.last.is_some() {
+            let (readers, last) = (&mut self.readers, &mut self.last);
+            let Some(only) = readers.first_mut() else {
+                return Ok(None);
+            };
+            return match only.next_frame() {
+                Ok(Some(frame)) => Ok(Some(frame)),
+                Ok(None) => {
+                    *last = None;
+                    Ok(None)
+                }
+                Err(e) => {
+                    *last = None;
+                    Err(e)
+                }
+            };
+        }
         if let Some(i) = self.last.take()
             && let Some(r) = self.readers.get_mut(i)
             && r.advance()?

@@ -4,6 +4,12 @@
 //! * [`MergedCapture`] reads several files and/or directories as one stream in timestamp order.
 //!
 //! Design notes (and where this differs from the first sketch of the API):
+//! * A plain (uncompressed) pcap or pcapng file is memory-mapped and frames are slices of the
+//!   mapping, never copied; pages already read are handed back to the kernel as reading goes on
+//!   (`MADV_DONTNEED` every buffer's worth, with the next stretch mapped in ahead), so resident
+//!   memory stays about two buffers whatever the file's size. Anything else (gzip, pipes, a start
+//!   that does not parse) goes through a buffered stream. The two paths decode the same way and a
+//!   test checks they agree on every shared capture.
 //! * Buffers are allocated when a file is opened; reading a frame does not allocate. pcap-parser
 //!   provides the buffered source (`PcapReaderIterator`: data/consume/refill/grow) and parses the
 //!   file header, section headers and interface descriptions. Packet records (pcap records, EPB,
@@ -26,7 +32,7 @@
 //! * Plain files smaller than the default buffer get a buffer of their own size (at least
 //!   64 KiB): opening thousands of small rotation files stays cheap.
 //! * In a merge, an `Err` from one file is returned once; that file then drops out and the
-//!   other files go on.
+//!   other files go on. A merge of one file hands its frames straight through.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 

@@ -14,7 +14,20 @@ pub mod table;
 use crate::wire::{Addr, Packet, proto};
 
 pub use state::State;
-pub use table::{FlowTable, TableStats};
+pub use table::{FlowTable, IndexKind, TableStats};
+
+/// Brings the cache line holding `p` closer, ahead of a read that would otherwise miss.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the address, and changes no
+    // program state; SSE is part of the x86-64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 /// Nanoseconds since the Unix epoch; the caller's clock.
 pub type Nanos = u64;
@@ -68,7 +81,7 @@ impl TimeoutClass {
 }
 
 /// The identity of a bidirectional flow: endpoints sorted so both directions give the same key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FlowKey {
     pub lo: Addr,
     pub hi: Addr,
@@ -79,8 +92,34 @@ pub struct FlowKey {
     pub aux: u32,
 }
 
+/// Hashes every field, as a few words rather than field by field (byte arrays hash as slices,
+/// with a length prefix, otherwise): one flow-table lookup per packet hashes a key.
+impl std::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // Protocol and families folded into the top of the first address's word (equal keys
+        // still hash equal; it only saves a word).
+        let tag =
+            u128::from(self.proto) | u128::from(self.lo.v6) << 8 | u128::from(self.hi.v6) << 9;
+        h.write_u128(u128::from_ne_bytes(self.lo.bytes) ^ tag << 112);
+        h.write_u128(u128::from_ne_bytes(self.hi.bytes));
+        h.write_u64(
+            u64::from(self.aux) | u64::from(self.lo_port) << 32 | u64::from(self.hi_port) << 48,
+        );
+    }
+}
+
+/// `(a, pa) <= (b, pb)` in the derived order of `(Addr, u16)` (bytes, then family, then port),
+/// without the byte-slice comparison call.
+#[inline]
+fn endpoint_le(a: &Addr, pa: u16, b: &Addr, pb: u16) -> bool {
+    let (x, y) = (u128::from_be_bytes(a.bytes), u128::from_be_bytes(b.bytes));
+    (x, a.v6, pa) <= (y, b.v6, pb)
+}
+
 impl FlowKey {
     /// The key of a packet, and whether the packet travels lo -> hi.
+    #[inline]
     pub fn of(pkt: &Packet) -> (FlowKey, bool) {
         let (sport, dport, aux) = endpoints(pkt);
         let forward = if pkt.proto == proto::ARP {
@@ -88,7 +127,7 @@ impl FlowKey {
             // a request the other way round is another flow.
             pkt.arp_op != 2
         } else {
-            (pkt.src, sport) <= (pkt.dst, dport)
+            endpoint_le(&pkt.src, sport, &pkt.dst, dport)
         };
         let (lo, lo_port, hi, hi_port) = if forward {
             (pkt.src, sport, pkt.dst, dport)
@@ -123,44 +162,33 @@ fn endpoints(pkt: &Packet) -> (u16, u16, u32) {
     }
 }
 
-/// Running mean/variance/min/max of a series, in nanoseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Series {
-    pub n: u64,
-    pub sum: f64,
-    pub sum_sq: f64,
-    pub min: f64,
-    pub max: f64,
+/// Mean of `n` values summing to `sum` (0 for none).
+#[inline]
+fn mean(sum: f64, n: u64) -> f64 {
+    if n == 0 { 0.0 } else { sum / n as f64 }
 }
 
-impl Series {
-    pub fn push(&mut self, x: f64) {
-        if self.n == 0 {
-            self.min = x;
-            self.max = x;
-        } else {
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
-        }
-        self.n += 1;
-        self.sum += x;
-        self.sum_sq += x * x;
+/// Population standard deviation, as Argus reports jitter (0 below two values).
+#[inline]
+fn std_dev(sum: f64, sum_sq: f64, n: u64) -> f64 {
+    if n < 2 {
+        return 0.0;
     }
-    pub fn mean(&self) -> f64 {
-        if self.n == 0 {
-            0.0
-        } else {
-            self.sum / self.n as f64
-        }
-    }
-    /// Population standard deviation, as Argus reports jitter.
-    pub fn std_dev(&self) -> f64 {
-        if self.n < 2 {
-            return 0.0;
-        }
-        let mean = self.mean();
-        (self.sum_sq / self.n as f64 - mean * mean).max(0.0).sqrt()
-    }
+    let mean = mean(sum, n);
+    (sum_sq / n as f64 - mean * mean).max(0.0).sqrt()
+}
+
+/// Sums of a direction's inter-packet times (nanoseconds): all of them, and split into active
+/// (gaps below [`IDLE_GAP_NS`]) and idle ones. There is one gap per packet after the first, so
+/// only the active count is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Gaps {
+    pub sum: f64,
+    pub sum_sq: f64,
+    pub active_n: u64,
+    pub active_sum: f64,
+    pub active_sum_sq: f64,
+    pub idle_sum: f64,
 }
 
 /// Counters of one direction of a flow.
@@ -176,15 +204,45 @@ pub struct DirStats {
     pub max_size: u32,
     pub first_ns: Nanos,
     pub last_ns: Nanos,
-    /// Inter-packet times, all, and split into active (< idle threshold) and idle ones.
-    pub ipt: Series,
-    pub ipt_active: Series,
-    pub ipt_idle: Series,
+    /// Inter-packet times.
+    pub gaps: Gaps,
     /// TCP flags ever seen in this direction.
     pub tcp_flags: u8,
     /// TCP: highest sequence end seen, for retransmission (loss) counting.
     pub tcp_next_seq: u32,
     pub tcp_retrans: u64,
+}
+
+impl DirStats {
+    /// Inter-packet times: how many, and how many of them idle.
+    fn gap_counts(&self) -> (u64, u64) {
+        let n = self.pkts.saturating_sub(1);
+        (n, n.saturating_sub(self.gaps.active_n))
+    }
+    /// Mean inter-packet time (ns).
+    pub fn ipt_mean(&self) -> f64 {
+        mean(self.gaps.sum, self.gap_counts().0)
+    }
+    /// Standard deviation of the inter-packet times (ns): Argus's jitter.
+    pub fn ipt_std_dev(&self) -> f64 {
+        std_dev(self.gaps.sum, self.gaps.sum_sq, self.gap_counts().0)
+    }
+    /// Mean active inter-packet time (ns).
+    pub fn active_mean(&self) -> f64 {
+        mean(self.gaps.active_sum, self.gaps.active_n)
+    }
+    /// Standard deviation of the active inter-packet times (ns).
+    pub fn active_std_dev(&self) -> f64 {
+        std_dev(
+            self.gaps.active_sum,
+            self.gaps.active_sum_sq,
+            self.gaps.active_n,
+        )
+    }
+    /// Mean idle inter-packet time (ns).
+    pub fn idle_mean(&self) -> f64 {
+        mean(self.gaps.idle_sum, self.gap_counts().1)
+    }
 }
 
 /// Inter-packet gaps at or above this count as idle time (Argus's active/idle split).
@@ -198,11 +256,15 @@ impl DirStats {
             self.max_size = pkt.wire_len;
         } else {
             let gap = ts.saturating_sub(self.last_ns) as f64;
-            self.ipt.push(gap);
+            let g = &mut self.gaps;
+            g.sum += gap;
+            g.sum_sq += gap * gap;
             if gap < IDLE_GAP_NS {
-                self.ipt_active.push(gap);
+                g.active_n += 1;
+                g.active_sum += gap;
+                g.active_sum_sq += gap * gap;
             } else {
-                self.ipt_idle.push(gap);
+                g.idle_sum += gap;
             }
             self.min_size = self.min_size.min(pkt.wire_len);
             self.max_size = self.max_size.max(pkt.wire_len);
