@@ -340,40 +340,32 @@ def timing(args, botd, argus, ra, tmp_argus, built):
     size = os.path.getsize(capture)
     print(f"capture: {os.path.relpath(capture, ROOT)}: {packets} packets, {size / 2**20:.1f} MiB; "
           f"{args.runs} run(s) per tool, median reported")
+    # Runs are interleaved (flows, argus+ra, analyze, then again), so that a machine whose speed
+    # drifts during the benchmark (shared vCPUs) slows every tool alike.
     rows = {}
-    if botd:
-        runs = []
-        for i in range(args.runs):
+    flows_ok = analyze_ok = bool(botd)
+    for i in range(args.runs):
+        if flows_ok:
             try:
-                runs.append(run_botd(botd, capture))
+                rows.setdefault("botd flows", []).append(run_botd(botd, capture))
+                r = rows["botd flows"][-1]
+                print(f"  botd flows run {i + 1}: wall {r[0]:.2f} s, cpu {r[1]:.2f} s, rss {r[2] / 1024:.1f} MiB")
             except RuntimeError as e:
                 print(f"botd: {e}", file=sys.stderr)
-                break
-            print(f"  botd run {i + 1}: wall {runs[-1][0]:.2f} s, cpu {runs[-1][1]:.2f} s, "
-                  f"rss {runs[-1][2] / 1024:.1f} MiB")
-        if runs:
-            rows["botd flows"] = runs
-    if argus:
-        runs = []
-        for i in range(args.runs):
+                flows_ok = False
+        if argus:
             w, c, r, (w1, w2) = run_argus(argus, ra, capture, args.argus_conf, args.ra_rc, tmp_argus)
-            runs.append((w, c, r))
+            rows.setdefault("argus+ra", []).append((w, c, r))
             print(f"  argus+ra run {i + 1}: wall {w:.2f} s (argus {w1:.2f} + ra {w2:.2f}), cpu {c:.2f} s, "
                   f"rss {r / 1024:.1f} MiB")
-        rows["argus+ra"] = runs
-
-    if botd:
-        runs = []
-        for i in range(args.runs):
+        if analyze_ok:
             try:
-                runs.append(run_botd_analyze(botd, capture))
+                rows.setdefault("botd analyze", []).append(run_botd_analyze(botd, capture))
+                r = rows["botd analyze"][-1]
+                print(f"  botd analyze run {i + 1}: wall {r[0]:.2f} s, cpu {r[1]:.2f} s, rss {r[2] / 1024:.1f} MiB")
             except RuntimeError as e:
                 print(f"botd analyze: {e}", file=sys.stderr)
-                break
-            print(f"  botd analyze run {i + 1}: wall {runs[-1][0]:.2f} s, cpu {runs[-1][1]:.2f} s, "
-                  f"rss {runs[-1][2] / 1024:.1f} MiB")
-        if runs:
-            rows["botd analyze"] = runs
+                analyze_ok = False
     if argus and args.original_runs > 0:
         runs = []
         for i in range(args.original_runs):
@@ -401,10 +393,14 @@ def timing(args, botd, argus, ra, tmp_argus, built):
                        f"{r / 1024:.1f}", ", ".join(ratios) or "-"), widths))
     if ref and "argus+ra" in med:
         a = med["argus+ra"]
-        print(f"\nratio (argus+ra / botd): wall {a[0] / ref[0]:.2f}x, CPU {a[1] / ref[1]:.2f}x "
+        print(f"\nratio (argus+ra / botd flows): wall {a[0] / ref[0]:.2f}x, CPU {a[1] / ref[1]:.2f}x "
               f"(> 1 means botd is faster)")
     elif "botd flows" not in med and botd:
         print("\nbotd did not complete a run (does it implement `botd flows` yet?); only argus+ra was timed")
+    for other in ("argus+ra", "original"):
+        if ana and other in med:
+            o = med[other]
+            print(f"ratio ({other} / botd analyze): wall {o[0] / ana[0]:.2f}x, CPU {o[1] / ana[1]:.2f}x")
 
 
 def rss_series(args, botd, argus, ra, tmp_argus, built):

@@ -19,6 +19,7 @@ use crate::engine::{Engine, FlowSink};
 use crate::flow::{CloseReason, Flow};
 use crate::host::HostState;
 use crate::model::Model;
+use crate::relay;
 
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
@@ -181,10 +182,19 @@ impl FlowSink for Progress<'_> {
     }
     fn window_closed(&mut self, window: &crate::engine::WindowInfo, flows: u64) {
         self.detector.window_closed(window, flows);
+        self.send_alerts();
+    }
+}
+
+impl Progress<'_> {
+    /// The alerts of the windows closed so far (with the scoring thread, a window's come once
+    /// its flows are scored), each sent at the end of its window as the live sensor does.
+    fn send_alerts(&mut self) {
         let alerts = self.detector.take_alerts();
         if let Some(sink) = self.alerts.as_deref_mut() {
             for a in alerts {
-                sink.send(a, window.end_ns);
+                let at = a.window_end_ns;
+                sink.send(a, at);
             }
         }
     }
@@ -208,8 +218,10 @@ pub(crate) fn run_pipeline(
 ) -> Result<RunResult, String> {
     let engine_cfg = cfg.engine_config();
     let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
-    let mut engine = Engine::new(engine_cfg);
-    let mut detector = Detector::new(models, home, cfg.scoring.clone(), concurrent);
+    let mut engine = Engine::new(engine_cfg.clone());
+    // Flows repeated by the window overlap reuse their scores (same results, crate::scoring).
+    let mut detector = Detector::new(models, home, cfg.scoring.clone(), concurrent)
+        .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity);
     let mut capture = MergedCapture::open(captures).map_err(|e| e.to_string())?;
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
@@ -219,29 +231,34 @@ pub(crate) fn run_pipeline(
         alerts,
         clock_ns: 0,
     };
-    let read_error = loop {
-        match capture.next_frame() {
-            Ok(Some(f)) => {
-                engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, &mut sink);
-                if tty
-                    && engine.counters.frames.is_multiple_of(65_536)
-                    && last_draw.elapsed() > Duration::from_millis(250)
-                {
-                    last_draw = Instant::now();
-                    eprint!(
-                        "\r\x1b[Kbotd: {} packets, {} flows, {} windows, {:.1} s",
-                        engine.counters.frames,
-                        engine.counters.flows,
-                        engine.counters.windows_closed,
-                        started.elapsed().as_secs_f64()
-                    );
+    // The detector runs on a second thread, fed in order (crate::relay): same results as inline.
+    let read_error = relay::with_sink_thread(&mut sink, |relay| {
+        let read_error = loop {
+            match capture.next_frame() {
+                Ok(Some(f)) => {
+                    // Deferred: the flow's memory is prefetched; same records and order as on_frame.
+                    engine.on_frame_deferred(f.ts_ns, f.link, f.data, f.orig_len, relay);
+                    if tty
+                        && engine.counters.frames.is_multiple_of(65_536)
+                        && last_draw.elapsed() > Duration::from_millis(250)
+                    {
+                        last_draw = Instant::now();
+                        eprint!(
+                            "\r\x1b[Kbotd: {} packets, {} flows, {} windows, {:.1} s",
+                            engine.counters.frames,
+                            engine.counters.flows,
+                            engine.counters.windows_closed,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
                 }
+                Ok(None) => break None,
+                Err(e) => break Some(e.to_string()),
             }
-            Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
-        }
-    };
-    engine.finish(&mut sink);
+        };
+        engine.finish(relay);
+        read_error
+    })?;
     if tty {
         eprint!("\r\x1b[K");
     }

@@ -16,15 +16,16 @@ use hashbrown::HashMap;
 
 use crate::alert::Alert;
 use crate::config::{NetworkConfig, ScoringConfig};
+use crate::engine::WindowConfig;
 use crate::engine::{FlowSink, WindowInfo};
 use crate::features::{Schema, is_service_flow, target_hash};
 use crate::flow::{CloseReason, Flow};
 use crate::host::{self, Beacon, FlowFacts, HostScorer, HostWindow, MAX_MODELS};
 use crate::model::Model;
+use crate::scoring::{Batch, Reuse, Scoring};
 use crate::wire::proto;
 
-/// Flows scored together.
-pub const BATCH: usize = 1024;
+pub use crate::scoring::BATCH;
 /// Connection series (home host, remote address, port, protocol) tracked per window for the
 /// beacon rule; more are dropped and counted.
 pub const BEACON_SERIES: usize = 4096;
@@ -230,6 +231,10 @@ pub struct DetectorCounters {
     /// Connections not added to a beacon series (per-window series table full).
     pub beacon_series_dropped: u64,
     pub score_errors: u64,
+    /// Flows whose scores came from the same record in the previous window (overlap).
+    pub flows_score_reused: u64,
+    /// Flows whose scores could not be kept for the next window (the cache was full).
+    pub score_cache_full: u64,
 }
 
 pub struct Detector {
@@ -241,12 +246,10 @@ pub struct Detector {
     model_schema: Vec<usize>,
     home: NetworkConfig,
     max_hosts: usize,
-    flows: Vec<FlowSummary>,
-    /// Feature rows per schema, `BATCH` rows each.
-    rows: Vec<Vec<f32>>,
-    probs: Vec<f32>,
-    /// `botnet[flow * MAX_MODELS + model]`.
-    botnet: Vec<bool>,
+    /// The flows waiting to be scored, with their feature rows.
+    batch: Batch<FlowSummary>,
+    scoring: Scoring,
+    window: Option<WindowConfig>,
     /// Per-host counts and connection series of the windows still open.
     open: Vec<OpenWindow>,
     pub scorer: HostScorer,
@@ -274,10 +277,8 @@ impl Detector {
             };
             model_schema.push(i);
         }
-        let rows = schemas
-            .iter()
-            .map(|s| Vec::with_capacity(BATCH * s.len()))
-            .collect();
+        let batch = Batch::new(&schemas);
+        let inline = Scoring::new(Arc::clone(&models), &schemas, model_schema.clone());
         let max_hosts = scoring.max_hosts;
         let names = models
             .iter()
@@ -291,10 +292,9 @@ impl Detector {
             model_schema,
             home,
             max_hosts,
-            flows: Vec::with_capacity(BATCH),
-            rows,
-            probs: vec![0.0; BATCH],
-            botnet: vec![false; BATCH * MAX_MODELS],
+            batch,
+            scoring: inline,
+            window: None,
             open: (0..concurrent_windows.max(1) + 1)
                 .map(|_| OpenWindow::new(max_hosts))
                 .collect(),
@@ -305,6 +305,19 @@ impl Detector {
                 ..DetectorCounters::default()
             },
         }
+    }
+
+    /// Reuses the scores of records repeated by overlapping `window`s, keeping at most
+    /// `capacity` records' scores per window (see [`crate::scoring`]). Results are unchanged.
+    pub fn with_score_cache(mut self, window: Option<WindowConfig>, capacity: usize) -> Detector {
+        self.window = window;
+        self.scoring = Scoring::new(
+            Arc::clone(&self.models),
+            &self.schemas,
+            self.model_schema.clone(),
+        )
+        .with_cache(window, capacity);
+        self
     }
 
     pub fn models(&self) -> &[Model] {
@@ -428,39 +441,30 @@ impl Detector {
 
     /// Scores the buffered flows with every model and counts them per host and window.
     fn score_batch(&mut self) {
-        let n = self.flows.len();
+        let n = self.batch.len();
         if n == 0 {
             return;
         }
-        for (m, model) in self.models.iter().take(MAX_MODELS).enumerate() {
-            let schema_idx = self.model_schema.get(m).copied().unwrap_or(0);
-            let Some(rows) = self.rows.get(schema_idx) else {
-                continue;
-            };
-            let Some(probs) = self.probs.get_mut(..n) else {
-                continue;
-            };
-            if model.score(rows, probs).is_err() {
-                self.counters.score_errors += 1;
-                probs.fill(0.0);
-            }
-            for (i, p) in probs.iter().enumerate() {
-                let hit = *p >= model.threshold;
-                if let Some(b) = self.botnet.get_mut(i * MAX_MODELS + m) {
-                    *b = hit;
-                }
-                if hit && let Some(c) = self.counters.flows_botnet.get_mut(m) {
-                    *c += 1;
-                }
-            }
-        }
+        self.scoring.score(&mut self.batch);
         self.counters.flows_scored += n as u64;
+        self.counters.score_errors += self.batch.score_errors;
+        self.counters.flows_score_reused += self.batch.cache_hits;
+        self.counters.score_cache_full += self.batch.cache_full;
+        for (c, b) in self
+            .counters
+            .flows_botnet
+            .iter_mut()
+            .zip(self.batch.flows_botnet)
+        {
+            *c += b;
+        }
         let n_models = self.models.len().min(MAX_MODELS);
-        let flows = std::mem::take(&mut self.flows);
-        for (i, f) in flows.iter().enumerate() {
+        // Taken out for the loop, which needs `self` too; its buffers go back after.
+        let mut batch = std::mem::replace(&mut self.batch, Batch::empty());
+        for (i, f) in batch.flows.iter().enumerate() {
             let start = i * MAX_MODELS;
             let verdicts: [bool; MAX_MODELS] = std::array::from_fn(|m| {
-                m < n_models && self.botnet.get(start + m).copied().unwrap_or(false)
+                m < n_models && batch.botnet.get(start + m).copied().unwrap_or(false)
             });
             let (out, inbound) = self.facts(f);
             // A connection of a beacon series: the host started it, it was answered and not
@@ -498,21 +502,25 @@ impl Detector {
             self.counters.hosts_dropped += dropped;
             self.counters.beacon_series_dropped += series_dropped;
         }
-        self.flows = flows;
-        self.flows.clear();
-        for r in &mut self.rows {
-            r.clear();
-        }
+        batch.clear();
+        self.batch = batch;
     }
 }
 
 impl FlowSink for Detector {
     fn flow(&mut self, flow: &Flow, _reason: CloseReason, window: Option<&WindowInfo>) {
-        if self.flows.len() >= BATCH {
+        if self.batch.is_full() {
             self.score_batch();
         }
         let state = flow.state();
-        self.flows.push(FlowSummary {
+        let batch = &mut self.batch;
+        batch.reuse.push(window.map_or((0, Reuse::default()), |w| {
+            (
+                w.index,
+                Reuse::of(self.window, w.start_ns, flow.start_ns, flow.last_ns),
+            )
+        }));
+        batch.flows.push(FlowSummary {
             window: window.map_or(0, |w| w.index),
             src: flow.src.to_ip(),
             dst: flow.dst.to_ip(),
@@ -525,7 +533,7 @@ impl FlowSink for Detector {
             directed: !flow.dir().contains('?'),
             established: matches!(state.as_str(), "FIN" | "CON"),
         });
-        for (schema, rows) in self.schemas.iter().zip(self.rows.iter_mut()) {
+        for (schema, rows) in self.schemas.iter().zip(batch.rows.iter_mut()) {
             let start = rows.len();
             rows.resize(start + schema.len(), 0.0);
             if let Some(row) = rows.get_mut(start..) {
@@ -536,6 +544,7 @@ impl FlowSink for Detector {
 
     fn window_closed(&mut self, window: &WindowInfo, _flows: u64) {
         self.score_batch();
+        self.scoring.window_done(window.index);
         let empty = HashMap::new();
         let idx = self.open.iter().position(|o| o.index == window.index);
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {

@@ -19,6 +19,8 @@ pub mod host;
 pub mod live;
 pub mod model;
 pub mod output;
+pub mod relay;
 pub mod report;
+pub mod scoring;
 pub mod time;
 pub mod wire;

@@ -391,3 +391,122 @@ fn behaviour_rules_fire_with_their_evidence() {
     let benign: u64 = ev.iter().map(|e| e["benign_red"].as_u64().unwrap()).sum();
     assert_eq!((red, benign), (4, 0), "{ev:?}");
 }
+
+// ------------------------------------------------------------------------------------------
+// The speed-ups of `botd analyze` change no result: the score cache (scores of records repeated
+// by overlapping windows) and the detector on a second thread (crate::relay).
+
+mod same_results {
+    use super::*;
+    use botd::alert::Alert;
+    use botd::analyze::{host_json, load_config, load_models, parse_home};
+    use botd::detect::{Detector, DetectorCounters};
+    use botd::engine::{Engine, FlowSink, WindowInfo};
+    use botd::flow::{CloseReason, Flow};
+    use std::sync::Arc;
+
+    struct Collect<'a> {
+        detector: &'a mut Detector,
+        alerts: Vec<Alert>,
+    }
+
+    impl FlowSink for Collect<'_> {
+        fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
+            self.detector.flow(flow, reason, window);
+        }
+        fn window_closed(&mut self, window: &WindowInfo, flows: u64) {
+            self.detector.window_closed(window, flows);
+            self.alerts.extend(self.detector.take_alerts());
+        }
+    }
+
+    /// Hosts (as `analyze --json` writes them), alerts and detector counters of one run.
+    fn run(
+        capture: &Path,
+        home: &[&str],
+        cache: Option<usize>,
+        threaded: bool,
+    ) -> (Vec<serde_json::Value>, Vec<Alert>, DetectorCounters) {
+        let cfg = load_config(Some(&root().join("config/botd.toml"))).unwrap();
+        let home = parse_home(&home.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let models = Arc::new(load_models(&root().join("models")).unwrap());
+        let ecfg = cfg.engine_config();
+        let concurrent = ecfg.window.map_or(1, |w| w.concurrent());
+        let mut detector = Detector::new(models, home, cfg.scoring.clone(), concurrent);
+        if let Some(capacity) = cache {
+            detector = detector.with_score_cache(ecfg.window, capacity);
+        }
+        let mut engine = Engine::new(ecfg);
+        let mut sink = Collect {
+            detector: &mut detector,
+            alerts: Vec::new(),
+        };
+        let mut cap = botd::capture::MergedCapture::open(&[capture.to_path_buf()]).unwrap();
+        if threaded {
+            botd::relay::with_sink_thread(&mut sink, |relay| {
+                while let Some(f) = cap.next_frame().unwrap() {
+                    engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, relay);
+                }
+                engine.finish(relay);
+            })
+            .unwrap();
+        } else {
+            while let Some(f) = cap.next_frame().unwrap() {
+                engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, &mut sink);
+            }
+            engine.finish(&mut sink);
+        }
+        let alerts = sink.alerts;
+        let hosts = detector
+            .scorer
+            .hosts()
+            .iter()
+            .map(|h| host_json(h, None))
+            .collect();
+        (hosts, alerts, detector.counters.clone())
+    }
+
+    #[test]
+    fn score_cache_and_detector_thread_change_no_result() {
+        for (capture, home) in [
+            (
+                "stratosphere-slips/pcap/test7-malicious.pcap",
+                "192.168.2.0/24",
+            ),
+            ("debian-registry/pathspider/real.pcap", "10.0.0.0/8"),
+        ] {
+            let path = data(capture);
+            let (hosts, alerts, plain) = run(&path, &[home], None, false);
+            assert!(!hosts.is_empty(), "{capture}: no hosts");
+            assert_eq!(plain.flows_score_reused, 0);
+
+            let (h, a, cached) = run(&path, &[home], Some(65_536), false);
+            assert_eq!(h, hosts, "{capture}: cache changes hosts");
+            assert_eq!(a, alerts, "{capture}: cache changes alerts");
+            assert!(
+                cached.flows_score_reused * 5 > cached.flows_scored,
+                "{capture}: {cached:?}"
+            );
+            assert_eq!(cached.score_cache_full, 0);
+            let same = |c: &DetectorCounters| DetectorCounters {
+                flows_score_reused: 0,
+                score_cache_full: 0,
+                ..c.clone()
+            };
+            assert_eq!(same(&cached), plain, "{capture}: counters differ");
+
+            // A cache too small for a window: what does not fit is scored again, and counted.
+            let (h, a, small) = run(&path, &[home], Some(16), true);
+            assert_eq!(h, hosts, "{capture}: small cache changes hosts");
+            assert_eq!(a, alerts, "{capture}: small cache changes alerts");
+            assert!(small.score_cache_full > 0, "{capture}: {small:?}");
+            assert!(small.flows_score_reused < cached.flows_score_reused);
+            assert_eq!(same(&small), plain);
+
+            let (h, a, threaded) = run(&path, &[home], Some(65_536), true);
+            assert_eq!(h, hosts, "{capture}: the detector thread changes hosts");
+            assert_eq!(a, alerts, "{capture}: the detector thread changes alerts");
+            assert_eq!(threaded, cached);
+        }
+    }
+}

@@ -13,9 +13,7 @@ use botd::capture::{FileReader, LinkType, MAX_CAPLEN, MergedCapture};
 use botd::config::Config;
 use botd::engine::{Engine, EngineConfig, FlowSink, WindowConfig, WindowInfo};
 use botd::flow::table::Lookup;
-use botd::flow::{
-    CloseReason, Flow, FlowKey, FlowTable, IndexKind, TIMEOUT_CLASSES, TimeoutClass,
-};
+use botd::flow::{CloseReason, Flow, FlowKey, FlowTable, IndexKind, TIMEOUT_CLASSES, TimeoutClass};
 use botd::model::Model;
 use botd::model::forest::Forest;
 use botd::wire::{self, Addr, Packet, proto};

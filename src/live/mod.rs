@@ -180,7 +180,8 @@ impl LiveLoop {
     ) -> LiveLoop {
         let engine_cfg = cfg.engine_config();
         let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
-        let detector = Detector::new(models, cfg.network.clone(), cfg.scoring.clone(), concurrent);
+        let detector = Detector::new(models, cfg.network.clone(), cfg.scoring.clone(), concurrent)
+            .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity);
         LiveLoop {
             engine: Engine::new(engine_cfg),
             gens: vec![Generation {
@@ -394,12 +395,14 @@ fn reload(
         .map(|m| &m.name));
     let keep_hosts = same_names && new.scoring == current.scoring;
     let concurrent = new.engine_config().window.map_or(1, |w| w.concurrent());
+    let engine_cfg = new.engine_config();
     let detector = Detector::new(
         models.clone(),
         new.network.clone(),
         new.scoring.clone(),
         concurrent,
-    );
+    )
+    .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity);
     let sink = if new.alerts != current.alerts {
         Some(alert_sink(&new)?)
     } else {
