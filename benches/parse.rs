@@ -1,10 +1,11 @@
-//! `wire::parse` over every frame of real.pcap held in memory; throughput in packets.
+//! `wire::parse` over every frame of real.pcap held in memory, and the capture reader over the
+//! page-cached file (alone, and three copies merged in time order); throughput in frames.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use botd::capture::{FileReader, LinkType};
+use botd::capture::{FileReader, LinkType, MergedCapture};
 use botd::wire;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -40,5 +41,39 @@ fn parse(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse);
+fn read(c: &mut Criterion) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/debian-registry/pathspider/real.pcap");
+    let n = frames().len() as u64;
+    let mut g = c.benchmark_group("read");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("FileReader real.pcap", |b| {
+        b.iter(|| {
+            let mut r = FileReader::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            let mut bytes = 0usize;
+            while let Some(f) = r.next_frame().unwrap_or_else(|e| panic!("{e}")) {
+                bytes += black_box(f.data).len();
+            }
+            bytes
+        })
+    });
+    g.throughput(Throughput::Elements(3 * n));
+    g.bench_function("MergedCapture 3 x real.pcap", |b| {
+        let three = [path.clone(), path.clone(), path.clone()];
+        b.iter(|| {
+            let mut m = MergedCapture::open(&three).unwrap_or_else(|e| panic!("{e}"));
+            let mut frames = 0u64;
+            while m.next_frame().unwrap_or_else(|e| panic!("{e}")).is_some() {
+                frames += 1;
+            }
+            frames
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, parse, read);
 criterion_main!(benches);

@@ -21,8 +21,10 @@ Not a test: it prints figures. Steps:
    trampoline (GNU time, else python3 -S) because a child forked from this script would inherit the
    script's RSS as its high-water mark. argus+ra: wall and CPU summed, RSS = max of the two.
    The table reports the MEDIAN of the R runs for each figure (the best wall time is shown beside it).
-3. --rss-series: botd (and argus, for reference) once each on captures of 8, 16, 32 and 64 copies, to show
-   whether peak RSS depends on capture length.
+3. --rss-series: botd flows, botd analyze (and argus, for reference) once each on captures of 8, 16,
+   32 and 64 copies side by side (denser: more concurrent flows), then of 1, 2, 4 and 8 copies one
+   after the other (longer: 1, 4, 16 and 32 hours of the same LAN), to show whether peak RSS depends on
+   the capture's density or its length.
 """
 
 import argparse
@@ -95,13 +97,21 @@ def count_packets(path):
     return n
 
 
-def ensure_capture(copies, src, built):
+# Copies one after the other in time, with the source's own addresses (the same LAN, for longer):
+# the source is one hour; each copy starts 1 h 1 min 40 s after the previous one.
+SEQUENTIAL_US = 3_700_000_000
+
+
+def ensure_capture(copies, src, built, sequential=False):
     os.makedirs(BENCH_DIR, exist_ok=True)
-    path = os.path.join(BENCH_DIR, f"tiled-{copies}.pcap")
+    name = f"hours-{copies}.pcap" if sequential else f"tiled-{copies}.pcap"
+    path = os.path.join(BENCH_DIR, name)
     if os.path.exists(path):
         print(f"reusing {os.path.relpath(path, ROOT)}")
     else:
         cmd = [sys.executable, TILE, path, "--copies", str(copies)]
+        if sequential:
+            cmd += ["--offset-us", str(SEQUENTIAL_US), "--same-addresses"]
         if src:
             cmd += ["--src", src]
         print("building:", " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd))
@@ -404,24 +414,30 @@ def timing(args, botd, argus, ra, tmp_argus, built):
 
 
 def rss_series(args, botd, argus, ra, tmp_argus, built):
-    widths = (7, 10, 10, 12, 10, 12)
-    print(fmt_row(("copies", "packets", "botd s", "botd RSS MiB", "argus s", "argus RSS MiB"), widths))
-    for n in (8, 16, 32, 64):
-        capture, packets = ensure_capture(n, args.src, built)
-        bw = br = aw = ar = None
-        if botd:
-            try:
-                bw, _, br = run_botd(botd, capture)
-            except RuntimeError as e:
-                print(f"botd: {e}", file=sys.stderr)
-        if argus:
-            aw, _, ar, _ = run_argus(argus, ra, capture, args.argus_conf, args.ra_rc, tmp_argus)
-        f = lambda x, d=1024: "-" if x is None else f"{x / d:.1f}" if d != 1 else f"{x:.2f}"
-        print(fmt_row((n, packets, f(bw, 1), f(br), f(aw, 1), f(ar)), widths))
-        if not args.keep and capture in built:
-            os.remove(capture)
-            if os.path.exists(capture + ".packets"):
-                os.remove(capture + ".packets")
+    """Peak RSS as the capture grows: denser (copies side by side in time, more concurrent flows)
+    and longer (copies one after the other: same density, more hours)."""
+    widths = (12, 10, 8, 11, 10, 13, 8, 12)
+    print(fmt_row(("capture", "packets", "flows s", "flows MiB", "analyze s", "analyze MiB",
+                   "argus s", "argus MiB"), widths))
+    for sequential, sizes in ((False, (8, 16, 32, 64)), (True, (1, 4, 16, 32))):
+        for n in sizes:
+            capture, packets = ensure_capture(n, args.src, built, sequential)
+            bw = br = nw = nr = aw = ar = None
+            if botd:
+                try:
+                    bw, _, br = run_botd(botd, capture)
+                    nw, _, nr = run_botd_analyze(botd, capture)
+                except RuntimeError as e:
+                    print(f"botd: {e}", file=sys.stderr)
+            if argus:
+                aw, _, ar, _ = run_argus(argus, ra, capture, args.argus_conf, args.ra_rc, tmp_argus)
+            f = lambda x, d=1024: "-" if x is None else f"{x / d:.1f}" if d != 1 else f"{x:.2f}"
+            label = f"{n} h" if sequential else f"{n} copies"
+            print(fmt_row((label, packets, f(bw, 1), f(br), f(nw, 1), f(nr), f(aw, 1), f(ar)), widths))
+            if not args.keep and capture in built:
+                os.remove(capture)
+                if os.path.exists(capture + ".packets"):
+                    os.remove(capture + ".packets")
 
 
 if __name__ == "__main__":

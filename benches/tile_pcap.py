@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build a large benchmark capture by tiling one real capture into disjoint address ranges.
 
-    python3 benches/tile_pcap.py OUT.pcap [--copies N] [--offset-us US]
+    python3 benches/tile_pcap.py OUT.pcap [--copies N] [--offset-us US] [--same-addresses]
                                  [--src /work/shared/data/debian-registry/pathspider/real.pcap]
 
 The source (by default one hour of real, anonymised LAN traffic shipped in Debian's pathspider
@@ -183,6 +183,9 @@ def main():
     ap.add_argument("--src", default=DEFAULT_SRC, help="source classic pcap (Ethernet)")
     ap.add_argument("--offset-us", type=int, default=7000,
                     help="timestamp shift between consecutive copies in microseconds (default 7000)")
+    ap.add_argument("--same-addresses", action="store_true",
+                    help="every copy keeps the source's addresses (with a shift longer than the "
+                         "source: the same LAN for longer)")
     args = ap.parse_args()
     if args.copies < 1:
         sys.exit("--copies must be >= 1")
@@ -192,8 +195,12 @@ def main():
     if linktype != 1:
         sys.exit(f"{args.src}: link type {linktype}, only Ethernet (1) is supported")
     addrs, macs, layout = collect(pkts)
-    ipmaps = build_ip_maps(addrs, args.copies)
-    macmaps = build_mac_maps(macs, args.copies)
+    if args.same_addresses:
+        ipmaps = [{a: a for a in addrs}] * args.copies
+        macmaps = [{m: m for m in macs}] * args.copies
+    else:
+        ipmaps = build_ip_maps(addrs, args.copies)
+        macmaps = build_mac_maps(macs, args.copies)
 
     # Pre-build every copy's record header + frame lazily; merge by (ts, copy, index).
     n = len(pkts)

@@ -765,43 +765,6 @@ fn pcapng_tsoffset_tsresol_and_interface_bound() {
     );
 }
 
-/// Throughput on a page-cached file; run with
-/// `cargo test --release --test capture -- --ignored --nocapture read_speed`.
-#[test]
-#[ignore]
-fn read_speed() {
-    let p = reg("pathspider/real.pcap");
-    let start = std::time::Instant::now();
-    let mut frames = 0u64;
-    let mut bytes = 0u64;
-    for _ in 0..50 {
-        let mut r = FileReader::open(&p).unwrap();
-        while let Some(f) = r.next_frame().unwrap() {
-            frames += 1;
-            bytes += f.data.len() as u64;
-        }
-    }
-    let s = start.elapsed().as_secs_f64();
-    println!(
-        "FileReader: {frames} frames, {bytes} bytes in {s:.3} s: {:.2} M frames/s, {:.0} MB/s",
-        frames as f64 / s / 1e6,
-        bytes as f64 / s / 1e6
-    );
-    let start = std::time::Instant::now();
-    let mut frames = 0u64;
-    for _ in 0..10 {
-        let mut m = MergedCapture::open(&[p.clone(), p.clone(), p.clone()]).unwrap();
-        while m.next_frame().unwrap().is_some() {
-            frames += 1;
-        }
-    }
-    let s = start.elapsed().as_secs_f64();
-    println!(
-        "MergedCapture (3 files): {frames} frames in {s:.3} s: {:.2} M frames/s",
-        frames as f64 / s / 1e6
-    );
-}
-
 #[test]
 fn truncated_gzip_returns_frames_before_the_cut() {
     let src = reg("python3-libtrace/anon-v4.pcap.gz");
