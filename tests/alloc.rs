@@ -216,3 +216,76 @@ fn counting_allocator_counts() {
     assert_eq!(allocations() - before, 1);
     assert!(TOTAL.load(Ordering::Relaxed) > 0);
 }
+
+/// The detector behind the engine: its flow path (features, batches, scoring with every model
+/// and the score cache, per-host counts) allocates nothing in steady state; a window's close
+/// (host scores, alerts) may, and is counted apart.
+struct Detecting<'a> {
+    detector: &'a mut botd::detect::Detector,
+    in_flow: u64,
+    in_close: u64,
+    closes: u64,
+}
+
+impl FlowSink for Detecting<'_> {
+    fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
+        let before = allocations();
+        self.detector.flow(flow, reason, window);
+        self.in_flow += allocations() - before;
+    }
+    fn window_closed(&mut self, window: &WindowInfo, flows: u64) {
+        let before = allocations();
+        self.detector.window_closed(window, flows);
+        drop(self.detector.take_alerts());
+        self.in_close += allocations() - before;
+        self.closes += 1;
+    }
+}
+
+#[test]
+fn detector_flow_path_allocates_nothing_in_steady_state() {
+    use botd::config::Config;
+    let frames = Frames::load(&real_pcap());
+    let shift = frames.span() + 3600 * SEC;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let models = std::sync::Arc::new(
+        botd::analyze::load_models(&root.join("models")).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let cfg = Config::default();
+    let ecfg = cfg.engine_config();
+    let window = ecfg.window;
+    let concurrent = window.map_or(1, |w| w.concurrent());
+    let mut detector = botd::detect::Detector::new(
+        models,
+        botd::analyze::parse_home(&["10.0.0.0/8".into()]).unwrap_or_else(|e| panic!("{e}")),
+        cfg.scoring.clone(),
+        concurrent,
+    )
+    .with_score_cache(window, ecfg.flow_capacity);
+    let mut engine = Engine::new(ecfg);
+    let mut sink = Detecting {
+        detector: &mut detector,
+        in_flow: 0,
+        in_close: 0,
+        closes: 0,
+    };
+    for (ts, link, data, orig_len) in &frames.frames {
+        engine.on_frame(*ts, *link, data, *orig_len, &mut sink);
+    }
+    sink.in_flow = 0;
+    sink.in_close = 0;
+    sink.closes = 0;
+    for (ts, link, data, orig_len) in &frames.frames {
+        engine.on_frame(ts + shift, *link, data, *orig_len, &mut sink);
+    }
+    let (in_flow, in_close, closes) = (sink.in_flow, sink.in_close, sink.closes);
+    let c = &detector.counters;
+    assert!(closes > 20, "only {closes} windows closed");
+    assert!(c.flows_scored > 10_000, "{c:?}");
+    assert!(c.flows_score_reused > 1_000, "{c:?}");
+    assert_eq!(in_flow, 0, "{in_flow} allocations in Detector::flow over {closes} windows");
+    println!(
+        "window closes: {in_close} allocations over {closes} windows ({:.1} each)",
+        in_close as f64 / closes as f64
+    );
+}
