@@ -232,7 +232,7 @@ pub(crate) fn run_pipeline(
         clock_ns: 0,
     };
     // The detector runs on a second thread, fed in order (crate::relay): same results as inline.
-    let read_error = relay::with_sink_thread(&mut sink, |relay| {
+    let read_error = relay::with_sink_thread(&mut sink, relay::MAX_BATCHES, |relay| {
         let read_error = loop {
             match capture.next_frame() {
                 Ok(Some(f)) => {

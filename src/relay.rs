@@ -34,6 +34,7 @@ pub struct Relay {
     /// Emptied batches coming back for reuse.
     returned: Receiver<Vec<Call>>,
     made: usize,
+    max_batches: usize,
     /// The sink's thread is gone (it panicked): calls from then on are lost.
     lost: bool,
 }
@@ -45,7 +46,7 @@ impl Relay {
         }
         let next = match self.returned.try_recv() {
             Ok(b) => b,
-            Err(_) if self.made < MAX_BATCHES => {
+            Err(_) if self.made < self.max_batches => {
                 self.made += 1;
                 Vec::with_capacity(BATCH)
             }
@@ -85,14 +86,21 @@ impl FlowSink for Relay {
 }
 
 /// Runs `run` with a [`Relay`] whose calls reach `sink` on a second thread, in order; returns
-/// what `run` returns once the sink has taken every call. Errors when the thread could not be
-/// started or stopped early (then `sink` saw only some of the calls).
-pub fn with_sink_thread<S, R>(sink: &mut S, run: impl FnOnce(&mut Relay) -> R) -> Result<R, String>
+/// what `run` returns once the sink has taken every call. At most `max_batches` batches exist
+/// (at least 2; [`MAX_BATCHES`] is what `botd analyze` uses). Errors when the thread could not
+/// be started or stopped early (then `sink` saw only some of the calls).
+pub fn with_sink_thread<S, R>(
+    sink: &mut S,
+    max_batches: usize,
+    run: impl FnOnce(&mut Relay) -> R,
+) -> Result<R, String>
 where
     S: FlowSink + Send,
 {
-    let (to_sink, from_engine) = sync_channel::<Vec<Call>>(MAX_BATCHES);
-    let (to_engine, returned) = sync_channel::<Vec<Call>>(MAX_BATCHES);
+    let max_batches = max_batches.max(2);
+    // Never more batches than either channel holds, so neither side blocks on a full channel.
+    let (to_sink, from_engine) = sync_channel::<Vec<Call>>(max_batches);
+    let (to_engine, returned) = sync_channel::<Vec<Call>>(max_batches);
     std::thread::scope(|scope| {
         let consumer = std::thread::Builder::new()
             .name("botd-detector".into())
@@ -114,6 +122,7 @@ where
             to_sink: Some(to_sink),
             returned,
             made: 1,
+            max_batches,
             lost: false,
         };
         let out = run(&mut relay);
@@ -126,4 +135,117 @@ where
             _ => Err("the detector thread stopped early".to_string()),
         }
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::capture::MergedCapture;
+    use crate::engine::{Engine, EngineConfig, WindowConfig};
+    use std::path::PathBuf;
+
+    /// What a sink saw, in order.
+    #[derive(Debug, Default, PartialEq)]
+    struct Recorder {
+        calls: Vec<String>,
+        /// Sleeps this long per window close (a sink slower than the engine).
+        slow: Option<std::time::Duration>,
+        /// Panics at this call.
+        panic_at: Option<usize>,
+    }
+
+    impl FlowSink for Recorder {
+        fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
+            assert_ne!(Some(self.calls.len()), self.panic_at, "the sink fails");
+            self.calls.push(format!(
+                "{:?} {} {} {reason:?} {:?}",
+                flow.key,
+                flow.start_ns,
+                flow.total_pkts(),
+                window.map(|w| w.index)
+            ));
+        }
+        fn window_closed(&mut self, window: &WindowInfo, flows: u64) {
+            if let Some(d) = self.slow {
+                std::thread::sleep(d);
+            }
+            self.calls.push(format!("close {} {flows}", window.index));
+        }
+    }
+
+    /// The engine over demo.pcap into `sink`: inline, or through a relay of `max_batches`
+    /// (then the batches it made).
+    fn demo_run(sink: &mut Recorder, threaded: Option<usize>) -> Result<usize, String> {
+        let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/demo.pcap");
+        let mut engine = Engine::new(EngineConfig {
+            // Short windows: many closes, each a burst of records.
+            window: WindowConfig::from_secs(20.0, 10.0),
+            flow_capacity: 64,
+            ..EngineConfig::default()
+        });
+        let mut cap = MergedCapture::open(&[demo]).unwrap();
+        let Some(max_batches) = threaded else {
+            while let Some(f) = cap.next_frame().unwrap() {
+                engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, sink);
+            }
+            engine.finish(sink);
+            return Ok(0);
+        };
+        with_sink_thread(sink, max_batches, |relay| {
+            while let Some(f) = cap.next_frame().unwrap() {
+                engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, relay);
+            }
+            engine.finish(relay);
+            relay.made
+        })
+    }
+
+    #[test]
+    fn the_sink_sees_the_same_calls_in_the_same_order() {
+        let mut inline = Recorder::default();
+        demo_run(&mut inline, None).unwrap();
+        assert!(
+            inline.calls.len() > 3 * BATCH,
+            "{} calls",
+            inline.calls.len()
+        );
+        assert!(
+            inline
+                .calls
+                .iter()
+                .filter(|c| c.starts_with("close"))
+                .count()
+                > 10
+        );
+
+        let mut threaded = Recorder::default();
+        demo_run(&mut threaded, Some(MAX_BATCHES)).unwrap();
+        assert_eq!(threaded.calls, inline.calls);
+    }
+
+    #[test]
+    fn a_slow_sink_holds_the_engine_at_the_batch_limit() {
+        let mut inline = Recorder::default();
+        demo_run(&mut inline, None).unwrap();
+        let mut slow = Recorder {
+            slow: Some(std::time::Duration::from_millis(5)),
+            ..Recorder::default()
+        };
+        // Two batches: the engine fills one while the sink takes the other, then waits.
+        let made = demo_run(&mut slow, Some(2)).unwrap();
+        assert_eq!(made, 2);
+        assert_eq!(slow.calls, inline.calls);
+    }
+
+    #[test]
+    fn a_sink_that_stops_is_an_error_not_a_hang() {
+        let mut failing = Recorder {
+            panic_at: Some(100),
+            ..Recorder::default()
+        };
+        let got = demo_run(&mut failing, Some(MAX_BATCHES));
+        assert_eq!(got, Err("the detector thread stopped early".to_string()));
+        assert_eq!(failing.calls.len(), 100);
+    }
 }

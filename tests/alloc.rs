@@ -283,7 +283,10 @@ fn detector_flow_path_allocates_nothing_in_steady_state() {
     assert!(closes > 20, "only {closes} windows closed");
     assert!(c.flows_scored > 10_000, "{c:?}");
     assert!(c.flows_score_reused > 1_000, "{c:?}");
-    assert_eq!(in_flow, 0, "{in_flow} allocations in Detector::flow over {closes} windows");
+    assert_eq!(
+        in_flow, 0,
+        "{in_flow} allocations in Detector::flow over {closes} windows"
+    );
     println!(
         "window closes: {in_close} allocations over {closes} windows ({:.1} each)",
         in_close as f64 / closes as f64

@@ -443,7 +443,7 @@ mod same_results {
         };
         let mut cap = botd::capture::MergedCapture::open(&[capture.to_path_buf()]).unwrap();
         if threaded {
-            botd::relay::with_sink_thread(&mut sink, |relay| {
+            botd::relay::with_sink_thread(&mut sink, botd::relay::MAX_BATCHES, |relay| {
                 while let Some(f) = cap.next_frame().unwrap() {
                     engine.on_frame(f.ts_ns, f.link, f.data, f.orig_len, relay);
                 }
