@@ -87,6 +87,19 @@ fn forest(c: &mut Criterion) {
                 sum
             })
         });
+        // Verdicts only (what the detector asks for): rows stop once their side is certain.
+        g.bench_function(format!("argus-rf/{kernel:?}/decide/batch{BATCH}"), |b| {
+            b.iter(|| {
+                let mut sum = 0f32;
+                for batch in &batches {
+                    model
+                        .decide(black_box(batch), &mut out)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    sum += out[0];
+                }
+                sum
+            })
+        });
     }
     g.finish();
 

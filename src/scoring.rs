@@ -348,7 +348,8 @@ impl Scoring {
             let (Some(rows), Some(out)) = (rows, self.scored.get_mut(..n_miss)) else {
                 continue;
             };
-            if model.score(rows, out).is_err() {
+            // Only the verdicts (>= threshold) are used: scoring may stop at a certain side.
+            if model.decide(rows, out).is_err() {
                 batch.score_errors += 1;
                 failed = true;
                 out.fill(0.0);

@@ -297,8 +297,12 @@ impl HashbrownIndex {
         }
         let mask = self.table.num_buckets().wrapping_sub(1);
         let pos = HashbrownIndex::spread(tag) as usize & mask;
-        let bucket = self.ctrl.wrapping_sub((pos + 1) * std::mem::size_of::<u64>());
-        prefetch(std::ptr::without_provenance::<u8>(self.ctrl.wrapping_add(pos)));
+        let bucket = self
+            .ctrl
+            .wrapping_sub((pos + 1) * std::mem::size_of::<u64>());
+        prefetch(std::ptr::without_provenance::<u8>(
+            self.ctrl.wrapping_add(pos),
+        ));
         prefetch(std::ptr::without_provenance::<u8>(bucket));
     }
 
@@ -918,7 +922,10 @@ mod tests {
         for &(tag, idx) in &entries {
             let entry = LinearIndex::entry(tag, idx);
             let hash = HashbrownIndex::spread(tag);
-            let i = index.table.find_bucket_index(hash, |&e| e == entry).unwrap();
+            let i = index
+                .table
+                .find_bucket_index(hash, |&e| e == entry)
+                .unwrap();
             let at = std::ptr::from_ref(index.table.get_bucket(i).unwrap()) as usize;
             assert_eq!(at, index.ctrl - (i + 1) * 8, "bucket {i}");
             let start = hash as usize & mask;
@@ -927,7 +934,11 @@ mod tests {
             }
         }
         // Half full: nearly every entry is in the first group probed.
-        assert!(near * 10 > entries.len() * 9, "{near} of {} near", entries.len());
+        assert!(
+            near * 10 > entries.len() * 9,
+            "{near} of {} near",
+            entries.len()
+        );
     }
 
     /// The index against a map, with tags crowded into a few home buckets (long runs that wrap

@@ -87,6 +87,53 @@ struct TreeInfo {
     depth: u32,
 }
 
+/// What the trees after some point can still add to a row's sum of leaf weights.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rest {
+    lo: f64,
+    hi: f64,
+    /// Sum of the largest magnitudes, which bounds float rounding.
+    magnitude: f64,
+    trees: usize,
+}
+
+/// Early exit for [`Forest::decide_class`].
+pub(crate) struct Stop<'a> {
+    rest: &'a [Rest],
+    threshold: f32,
+}
+
+impl Stop<'_> {
+    /// Whether a row whose sum is `acc` after `done` trees ends at or above the threshold
+    /// (`Some(true)`), below it (`Some(false)`), or may do either. The sum goes on in f32, one
+    /// rounding per tree of at most 2^-24 of a partial sum bounded by `|acc| + magnitude`; the
+    /// margin is four times that.
+    #[inline]
+    fn decided(&self, acc: f32, done: usize) -> Option<bool> {
+        let r = self.rest.get(done)?;
+        let a = f64::from(acc);
+        let t = f64::from(self.threshold);
+        let margin = 4.0 * (r.trees as f64 + 1.0) * (a.abs() + r.magnitude + 1.0) * 2f64.powi(-24);
+        if a + r.lo - margin >= t {
+            Some(true)
+        } else if a + r.hi + margin < t {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The value a decided row gets.
+    #[inline]
+    fn value(&self, above: bool) -> f32 {
+        if above {
+            self.threshold
+        } else {
+            self.threshold.next_down()
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Forest {
     pub n_features: usize,
@@ -107,6 +154,9 @@ pub struct Forest {
     /// Binary models may carry weights for the positive class only; the other is 1 - p.
     positive_only: bool,
     kernel: Kernel,
+    /// Per class, for each count of trees done (0..=n_trees), what the trees after can still add
+    /// (see [`Forest::decide_class`]).
+    rest: Vec<Vec<Rest>>,
     /// The x86-64 kernels' groups of 16 (AVX-512) or 8 (AVX2) trees.
     #[cfg(target_arch = "x86_64")]
     groups: Vec<simd::Group>,
@@ -387,9 +437,13 @@ impl Forest {
             base_values,
             positive_only,
             kernel: Kernel::Portable,
+            rest: Vec::new(),
             #[cfg(target_arch = "x86_64")]
             groups: Vec::new(),
         };
+        forest.rest = (0..forest.n_classes())
+            .map(|c| forest.rest_bounds(c))
+            .collect();
         let _ = forest.set_kernel(Kernel::Avx512) || forest.set_kernel(Kernel::Avx2);
         Ok(forest)
     }
@@ -438,7 +492,7 @@ impl Forest {
             if self.positive_only && class == 0 {
                 continue;
             }
-            self.score(rows, n_rows, class, out, nc, class);
+            self.score(rows, n_rows, class, out, nc, class, None);
         }
         if self.positive_only {
             for chunk in out.chunks_mut(2).take(n_rows) {
@@ -460,7 +514,65 @@ impl Forest {
             }
             return;
         }
-        self.score(rows, n_rows, class, out, 1, 0);
+        self.score(rows, n_rows, class, out, 1, 0, None);
+    }
+
+    /// For each count of trees done, the least, the most and the most in magnitude that the
+    /// remaining trees' leaf weights of `class` can add (a tree's nodes are a contiguous range,
+    /// branches weigh 0, so the range's extremes bound its leaves). Empty when the layout does
+    /// not allow it (then no early exit).
+    fn rest_bounds(&self, class: usize) -> Vec<Rest> {
+        let n_nodes = self.nodes.len();
+        let Some(weights) = self.weights.get(class * n_nodes..(class + 1) * n_nodes) else {
+            return Vec::new();
+        };
+        let mut per_tree = Vec::with_capacity(self.trees.len());
+        for (t, tree) in self.trees.iter().enumerate() {
+            let start = tree.root as usize;
+            let end = self.trees.get(t + 1).map_or(n_nodes, |n| n.root as usize);
+            let Some(w) = weights.get(start..end).filter(|w| !w.is_empty()) else {
+                return Vec::new();
+            };
+            let lo = w.iter().fold(f64::INFINITY, |m, &v| m.min(f64::from(v)));
+            let hi = w
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+            if !(lo.is_finite() && hi.is_finite()) {
+                return Vec::new();
+            }
+            per_tree.push((lo, hi));
+        }
+        let mut rest = vec![Rest::default(); per_tree.len() + 1];
+        for t in (0..per_tree.len()).rev() {
+            let (lo, hi) = per_tree.get(t).copied().unwrap_or_default();
+            let after = rest.get(t + 1).copied().unwrap_or_default();
+            if let Some(r) = rest.get_mut(t) {
+                *r = Rest {
+                    lo: after.lo + lo,
+                    hi: after.hi + hi,
+                    magnitude: after.magnitude + lo.abs().max(hi.abs()),
+                    trees: after.trees + 1,
+                };
+            }
+        }
+        rest
+    }
+
+    /// [`Forest::predict_class`] for a caller that only compares the result with `threshold`:
+    /// each row's value is on the same side of `threshold` as its probability (`>=` or `<`),
+    /// but a row whose side is certain before the last tree stops there, and gets `threshold`
+    /// (at or above) or the float just below it. Rows still uncertain get their probability.
+    /// Only the SIMD kernels stop early; the portable one scores every tree.
+    pub fn decide_class(&self, rows: &[f32], class: usize, threshold: f32, out: &mut [f32]) {
+        let rest = self.rest.get(class).filter(|r| !r.is_empty());
+        match rest {
+            Some(rest) if threshold.is_finite() && !(self.positive_only && class == 0) => {
+                let stop = Stop { rest, threshold };
+                let n_rows = self.rows_in(rows).min(out.len());
+                self.score(rows, n_rows, class, out, 1, 0, Some(&stop));
+            }
+            _ => self.predict_class(rows, class, out),
+        }
     }
 
     fn rows_in(&self, rows: &[f32]) -> usize {
@@ -470,6 +582,7 @@ impl Forest {
     /// Writes the sum of `class`'s leaf weights (plus its base value) of rows `0..n_rows` into
     /// `out[row * stride + offset]`. Each row's sum starts at 0, adds the base value when it is not
     /// zero, then each tree's leaf weight in tree order.
+    #[allow(clippy::too_many_arguments)]
     fn score(
         &self,
         rows: &[f32],
@@ -478,6 +591,7 @@ impl Forest {
         out: &mut [f32],
         stride: usize,
         offset: usize,
+        stop: Option<&Stop<'_>>,
     ) {
         let n_rows = n_rows.min(self.rows_in(rows));
         let n_nodes = self.nodes.len();
@@ -501,12 +615,12 @@ impl Forest {
             // these nodes; `weights` has a weight per node and `n_rows <= rows_in(rows)`.
             let done = unsafe {
                 match self.kernel {
-                    Kernel::Avx512 => {
-                        simd::avx512::score(self, rows, n_rows, weights, base, out, stride, offset)
-                    }
-                    Kernel::Avx2 => {
-                        simd::avx2::score(self, rows, n_rows, weights, base, out, stride, offset)
-                    }
+                    Kernel::Avx512 => simd::avx512::score(
+                        self, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    Kernel::Avx2 => simd::avx2::score(
+                        self, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
                     Kernel::Portable => 0,
                 }
             };
@@ -807,7 +921,7 @@ mod simd {
     pub(super) mod avx512 {
         use std::arch::x86_64::*;
 
-        use super::super::Forest;
+        use super::super::{Forest, Stop};
         use super::{HEAD, HEAD_LEVELS};
 
         /// Rows that go down a group together.
@@ -908,14 +1022,23 @@ mod simd {
             out: &mut [f32],
             stride: usize,
             offset: usize,
+            stop: Option<&Stop<'_>>,
         ) -> usize {
             // SAFETY: the caller's, for every K (registers per row).
             unsafe {
                 match forest.n_features.div_ceil(16) {
-                    0 | 1 => score_k::<1>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    2 => score_k::<2>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    3 => score_k::<3>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    4 => score_k::<4>(forest, rows, n_rows, weights, base, out, stride, offset),
+                    0 | 1 => score_k::<1>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    2 => score_k::<2>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    3 => score_k::<3>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    4 => score_k::<4>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
                     _ => 0,
                 }
             }
@@ -936,6 +1059,7 @@ mod simd {
             out: &mut [f32],
             stride: usize,
             offset: usize,
+            stop: Option<&Stop<'_>>,
         ) -> usize {
             let nf = forest.n_features;
             let nodes = forest.nodes.as_ptr().cast::<i64>();
@@ -968,6 +1092,9 @@ mod simd {
                         *a += base;
                     }
                 }
+                // With `stop`, the rows leave once each one's side of the threshold is certain.
+                let mut trees_done = 0;
+                let mut decided = false;
                 for g in &forest.groups {
                     let mut head = [(_mm512_setzero_ps(), _mm512_setzero_si512()); HEAD];
                     for (h, src) in head.iter_mut().zip(&g.head) {
@@ -1000,10 +1127,22 @@ mod simd {
                             *a += w;
                         }
                     }
+                    trees_done += g.len;
+                    if let Some(s) = stop
+                        && trees_done < forest.n_trees
+                        && acc.iter().all(|&a| s.decided(a, trees_done).is_some())
+                    {
+                        decided = true;
+                        break;
+                    }
                 }
                 for (j, &a) in acc.iter().enumerate() {
+                    let v = match stop.filter(|_| decided) {
+                        Some(s) => s.decided(a, trees_done).map_or(a, |above| s.value(above)),
+                        None => a,
+                    };
                     if let Some(o) = out.get_mut((done + j) * stride + offset) {
-                        *o = a;
+                        *o = v;
                     }
                 }
                 done += ROWS;
@@ -1015,7 +1154,7 @@ mod simd {
     pub(super) mod avx2 {
         use std::arch::x86_64::*;
 
-        use super::super::Forest;
+        use super::super::{Forest, Stop};
         use super::{HEAD, HEAD_LEVELS};
 
         /// Rows that go down a group together.
@@ -1138,18 +1277,35 @@ mod simd {
             out: &mut [f32],
             stride: usize,
             offset: usize,
+            stop: Option<&Stop<'_>>,
         ) -> usize {
             // SAFETY: the caller's, for every K (registers per row).
             unsafe {
                 match forest.n_features.div_ceil(8) {
-                    0 | 1 => score_k::<1>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    2 => score_k::<2>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    3 => score_k::<3>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    4 => score_k::<4>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    5 => score_k::<5>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    6 => score_k::<6>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    7 => score_k::<7>(forest, rows, n_rows, weights, base, out, stride, offset),
-                    8 => score_k::<8>(forest, rows, n_rows, weights, base, out, stride, offset),
+                    0 | 1 => score_k::<1>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    2 => score_k::<2>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    3 => score_k::<3>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    4 => score_k::<4>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    5 => score_k::<5>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    6 => score_k::<6>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    7 => score_k::<7>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
+                    8 => score_k::<8>(
+                        forest, rows, n_rows, weights, base, out, stride, offset, stop,
+                    ),
                     _ => 0,
                 }
             }
@@ -1170,6 +1326,7 @@ mod simd {
             out: &mut [f32],
             stride: usize,
             offset: usize,
+            stop: Option<&Stop<'_>>,
         ) -> usize {
             let nf = forest.n_features;
             let nodes = forest.nodes.as_ptr().cast::<i64>();
@@ -1203,6 +1360,9 @@ mod simd {
                         *a += base;
                     }
                 }
+                // With `stop`, the rows leave once each one's side of the threshold is certain.
+                let mut trees_done = 0;
+                let mut decided = false;
                 for g in &forest.groups {
                     let mut head = [(_mm256_setzero_ps(), _mm256_setzero_si256()); HEAD];
                     for (h, src) in head.iter_mut().zip(&g.head) {
@@ -1235,10 +1395,22 @@ mod simd {
                             *a += w;
                         }
                     }
+                    trees_done += g.len;
+                    if let Some(s) = stop
+                        && trees_done < forest.n_trees
+                        && acc.iter().all(|&a| s.decided(a, trees_done).is_some())
+                    {
+                        decided = true;
+                        break;
+                    }
                 }
                 for (j, &a) in acc.iter().enumerate() {
+                    let v = match stop.filter(|_| decided) {
+                        Some(s) => s.decided(a, trees_done).map_or(a, |above| s.value(above)),
+                        None => a,
+                    };
                     if let Some(o) = out.get_mut((done + j) * stride + offset) {
-                        *o = a;
+                        *o = v;
                     }
                 }
                 done += ROWS;
@@ -1570,9 +1742,44 @@ mod tests {
                     }
                     let col: Vec<f32> = want.chunks(nc).map(|p| p[class]).collect();
                     assert_eq!(bits(&one), bits(&col), "{kernel:?} class {class}");
+                    check_decide(&forest, rows, class, &col, batch);
                 }
             }
         }
+    }
+
+    /// `decide_class` gives each row the side of `t` its probability `exact` is on, for fixed
+    /// thresholds and for thresholds at, just above and just below rows' own probabilities.
+    /// Returns how many rows stopped early (their value is not their probability).
+    fn check_decide(
+        forest: &Forest,
+        rows: &[f32],
+        class: usize,
+        exact: &[f32],
+        batch: usize,
+    ) -> usize {
+        let nf = forest.n_features;
+        let mut thresholds = vec![0.0, 0.25, 0.5, 0.5629, 1.0, -0.3, 2.0];
+        for p in exact.iter().step_by(17).filter(|p| p.is_finite()) {
+            thresholds.extend([*p, p.next_up(), p.next_down()]);
+        }
+        let mut stopped = 0;
+        for t in thresholds {
+            let mut got = vec![f32::NAN; exact.len()];
+            for (r, o) in rows.chunks(batch * nf).zip(got.chunks_mut(batch)) {
+                forest.decide_class(r, class, t, o);
+            }
+            for (row, (g, e)) in got.iter().zip(exact).enumerate() {
+                assert_eq!(
+                    *g >= t,
+                    *e >= t,
+                    "{:?} class {class} t {t} row {row}: decided {g}, probability {e}",
+                    forest.kernel()
+                );
+                stopped += usize::from(g.to_bits() != e.to_bits());
+            }
+        }
+        stopped
     }
 
     #[test]
@@ -1825,6 +2032,14 @@ mod tests {
                 forest.predict_proba(r, o);
             }
             assert_eq!(bits(&got), bits(&want), "{kernel:?}");
+            // Decisions: the same verdicts; the SIMD kernels stop early on most rows.
+            let col: Vec<f32> = want.chunks(2).map(|p| p[1]).collect();
+            let stopped = check_decide(&forest, &rows, 1, &col, 1024);
+            if kernel == Kernel::Portable {
+                assert_eq!(stopped, 0);
+            } else {
+                assert!(stopped > n, "{kernel:?}: {stopped} rows stopped early");
+            }
         }
     }
 }

@@ -205,6 +205,20 @@ impl Model {
         }
     }
 
+    /// [`Model::score`] for a caller that only compares each value with `self.threshold`
+    /// (`>=`): every value is on the same side of it as the botnet probability, but a forest
+    /// stops scoring a row once its side is certain ([`forest::Forest::decide_class`]), so the
+    /// values are not probabilities. The verdicts are exactly those of `score`.
+    pub fn decide(&self, rows: &[f32], out: &mut [f32]) -> Result<(), String> {
+        match &self.scorer {
+            Scorer::Forest(forest) => {
+                forest.decide_class(rows, self.botnet_class, self.threshold, out);
+                Ok(())
+            }
+            Scorer::Tract(_) => self.score(rows, out),
+        }
+    }
+
     /// Botnet probability of each row (`rows.len() / features` rows) into `out`, sized by the
     /// caller once: the forest path allocates nothing.
     pub fn score(&self, rows: &[f32], out: &mut [f32]) -> Result<(), String> {
