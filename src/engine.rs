@@ -140,9 +140,11 @@ struct Deferred {
 
 /// How many packets [`Engine::on_frame_deferred`] holds back. A packet's index entries are
 /// prefetched when it comes in; `PROBE` frames later (by when they should have arrived) its
-/// flow is looked up and prefetched; `DEFER` frames after it came in, it is processed.
-const DEFER: usize = 4;
-const PROBE: usize = 2;
+/// flow is looked up and prefetched; `DEFER` frames after it came in, it is processed. Far
+/// enough ahead for memory that is slow at times: on the benchmark machine (a shared VM), 16/8
+/// kept `botd flows` on the 64-copy capture at 0.46-0.48 s in six runs where 4/2 took 0.46-0.79 s.
+const DEFER: usize = 16;
+const PROBE: usize = 8;
 
 /// The packets `on_frame_deferred` holds back, oldest at `head`. Boxed so that the engine can
 /// lend one out to its own processing by moving a pointer.
