@@ -41,7 +41,11 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+// hashbrown's maps (foldhash): loading hashes every node id, and std's SipHash was a third of the
+// load time.
+use hashbrown::{HashMap, HashSet};
 
 use tract_onnx::pb::{AttributeProto, NodeProto};
 
