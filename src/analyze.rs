@@ -496,7 +496,10 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
         }
         print_table(&mut stdout, &hosts, tty).map_err(|e| e.to_string())?;
         let capture_label = truth.as_ref().map(|_| name.as_str());
-        json_hosts.extend(hosts.iter().map(|h| host_json(h, capture_label)));
+        // Only for --json: with thousands of hosts and their histories it is not free.
+        if args.json.is_some() {
+            json_hosts.extend(hosts.iter().map(|h| host_json(h, capture_label)));
+        }
         json_counters.push(counters_json(&result));
         if truth.is_some() {
             evaluations.push(evaluate(entry, name, &hosts));
