@@ -268,47 +268,6 @@ pub fn model_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Loads every model of a folder; each result says what is wrong with a model that was refused.
-/// Models load independently (parse, check, compile: tens of ms each), so one thread per core
-/// takes a share of the files; results come in file order.
 pub fn load_dir(dir: &Path) -> Result<Vec<Result<Model, ModelError>>, String> {
-    let files = model_files(dir)?;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len());
-    if threads <= 1 {
-        return Ok(files.iter().map(|p| Model::load(p)).collect());
-    }
-    let share = files.len().div_ceil(threads);
-    let crashed = |files: &[PathBuf]| -> Vec<Result<Model, ModelError>> {
-        files
-            .iter()
-            .map(|p| {
-                Err(ModelError {
-                    path: p.clone(),
-                    what: "loading it crashed".into(),
-                })
-            })
-            .collect()
-    };
-    Ok(std::thread::scope(|scope| {
-        let loading: Vec<_> = files
-            .chunks(share)
-            .map(|part| {
-                let handle = std::thread::Builder::new()
-                    .name("botd-models".into())
-                    .spawn_scoped(scope, move || {
-                        part.iter().map(|p| Model::load(p)).collect::<Vec<_>>()
-                    });
-                (part, handle)
-            })
-            .collect();
-        loading
-            .into_iter()
-            .flat_map(|(part, handle)| match handle {
-                Ok(h) => h.join().unwrap_or_else(|_| crashed(part)),
-                // No thread: load here.
-                Err(_) => part.iter().map(|p| Model::load(p)).collect(),
-            })
-            .collect()
-    }))
+    Ok(model_files(dir)?.iter().map(|p| Model::load(p)).collect())
 }
