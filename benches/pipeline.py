@@ -350,8 +350,9 @@ def timing(args, botd, argus, ra, tmp_argus, built):
     size = os.path.getsize(capture)
     print(f"capture: {os.path.relpath(capture, ROOT)}: {packets} packets, {size / 2**20:.1f} MiB; "
           f"{args.runs} run(s) per tool, median reported")
-    # Runs are interleaved (flows, argus+ra, analyze, then again), so that a machine whose speed
-    # drifts during the benchmark (shared vCPUs) slows every tool alike.
+    # Runs are interleaved (flows, argus+ra, analyze, the original pipeline, then again), so that
+    # a machine whose speed drifts during the benchmark (shared vCPUs) slows every tool alike.
+    # The original pipeline runs in the first --original-runs rounds only (it is slow).
     rows = {}
     flows_ok = analyze_ok = bool(botd)
     for i in range(args.runs):
@@ -376,14 +377,11 @@ def timing(args, botd, argus, ra, tmp_argus, built):
             except RuntimeError as e:
                 print(f"botd analyze: {e}", file=sys.stderr)
                 analyze_ok = False
-    if argus and args.original_runs > 0:
-        runs = []
-        for i in range(args.original_runs):
+        if argus and i < args.original_runs:
             w, c, r, n = run_original(argus, ra, capture, args.argus_conf, args.ra_rc, BENCH_DIR)
-            runs.append((w, c, r))
+            rows.setdefault("original", []).append((w, c, r))
             print(f"  original pipeline run {i + 1}: {n} windows, wall {w:.2f} s, cpu {c:.2f} s, "
                   f"rss {r / 1024:.1f} MiB")
-        rows["original"] = runs
 
     med = {k: tuple(statistics.median(r[j] for r in v) for j in range(3)) for k, v in rows.items()}
     best = {k: min(r[0] for r in v) for k, v in rows.items()}
