@@ -101,12 +101,14 @@ struct Rest {
     trees: usize,
 }
 
-/// Early exit for [`Forest::decide_class`].
+/// Early exit for [`Forest::decide_class`] (read by the x86-64 SIMD kernels only).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Stop<'a> {
     rest: &'a [Rest],
     threshold: f32,
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl Stop<'_> {
     /// Whether a row whose sum is `acc` after `done` trees ends at or above the threshold
     /// (`Some(true)`), below it (`Some(false)`), or may do either. The sum goes on in f32, one
@@ -612,6 +614,9 @@ impl Forest {
             return;
         };
         let base = self.base_values.get(class).copied().unwrap_or(0.0);
+        // Only the SIMD kernels stop early; elsewhere every tree is scored.
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = stop;
         #[cfg(target_arch = "x86_64")]
         if self.kernel != Kernel::Portable {
             // SAFETY: `set_kernel` chose this kernel only after seeing its instruction set on
