@@ -129,13 +129,21 @@ impl Stop<'_> {
         }
     }
 
-    /// The value a decided row gets.
+    /// Whether a block of rows can stop after `done` trees: trees remain and every row's side
+    /// is certain.
     #[inline]
-    fn value(&self, above: bool) -> f32 {
-        if above {
-            self.threshold
-        } else {
-            self.threshold.next_down()
+    fn all_decided(&self, acc: &[f32], done: usize) -> bool {
+        self.rest.get(done).is_some_and(|r| r.trees > 0)
+            && acc.iter().all(|&a| self.decided(a, done).is_some())
+    }
+
+    /// What a row of a stopped block gets: the threshold (at or above) or the float just below.
+    #[inline]
+    fn stopped_value(&self, acc: f32, done: usize) -> f32 {
+        match self.decided(acc, done) {
+            Some(true) => self.threshold,
+            Some(false) => self.threshold.next_down(),
+            None => acc,
         }
     }
 }
@@ -1137,17 +1145,14 @@ mod simd {
                         }
                     }
                     trees_done += g.len;
-                    if let Some(s) = stop
-                        && trees_done < forest.n_trees
-                        && acc.iter().all(|&a| s.decided(a, trees_done).is_some())
-                    {
+                    if stop.is_some_and(|s| s.all_decided(&acc, trees_done)) {
                         decided = true;
                         break;
                     }
                 }
                 for (j, &a) in acc.iter().enumerate() {
                     let v = match stop.filter(|_| decided) {
-                        Some(s) => s.decided(a, trees_done).map_or(a, |above| s.value(above)),
+                        Some(s) => s.stopped_value(a, trees_done),
                         None => a,
                     };
                     if let Some(o) = out.get_mut((done + j) * stride + offset) {
@@ -1405,17 +1410,14 @@ mod simd {
                         }
                     }
                     trees_done += g.len;
-                    if let Some(s) = stop
-                        && trees_done < forest.n_trees
-                        && acc.iter().all(|&a| s.decided(a, trees_done).is_some())
-                    {
+                    if stop.is_some_and(|s| s.all_decided(&acc, trees_done)) {
                         decided = true;
                         break;
                     }
                 }
                 for (j, &a) in acc.iter().enumerate() {
                     let v = match stop.filter(|_| decided) {
-                        Some(s) => s.decided(a, trees_done).map_or(a, |above| s.value(above)),
+                        Some(s) => s.stopped_value(a, trees_done),
                         None => a,
                     };
                     if let Some(o) = out.get_mut((done + j) * stride + offset) {
