@@ -75,31 +75,22 @@ fn forest(c: &mut Criterion) {
         if !f.set_kernel(kernel) {
             continue;
         }
-        g.bench_function(format!("argus-rf/{kernel:?}/batch{BATCH}"), |b| {
-            b.iter(|| {
-                let mut sum = 0f32;
-                for batch in &batches {
-                    model
-                        .score(black_box(batch), &mut out)
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    sum += out[0];
-                }
-                sum
-            })
-        });
-        // Verdicts only (what the detector asks for): rows stop once their side is certain.
-        g.bench_function(format!("argus-rf/{kernel:?}/decide/batch{BATCH}"), |b| {
-            b.iter(|| {
-                let mut sum = 0f32;
-                for batch in &batches {
-                    model
-                        .decide(black_box(batch), &mut out)
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    sum += out[0];
-                }
-                sum
-            })
-        });
+        // Probabilities, and verdicts only (what the detector asks for: rows stop once their side
+        // of the threshold is certain).
+        type Scoring = fn(&Model, &[f32], &mut [f32]) -> Result<(), String>;
+        for (path, scoring) in [("", Model::score as Scoring), ("decide/", Model::decide)] {
+            g.bench_function(format!("argus-rf/{kernel:?}/{path}batch{BATCH}"), |b| {
+                b.iter(|| {
+                    let mut sum = 0f32;
+                    for batch in &batches {
+                        scoring(&model, black_box(batch), &mut out)
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        sum += out[0];
+                    }
+                    sum
+                })
+            });
+        }
     }
     g.finish();
 
