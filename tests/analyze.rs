@@ -401,24 +401,9 @@ mod same_results {
     use botd::alert::Alert;
     use botd::analyze::{host_json, load_config, load_models, parse_home};
     use botd::detect::{Detector, DetectorCounters};
-    use botd::engine::{Engine, FlowSink, WindowInfo};
-    use botd::flow::{CloseReason, Flow};
+    use botd::engine::Engine;
+    use common::offline::Offline;
     use std::sync::Arc;
-
-    struct Collect<'a> {
-        detector: &'a mut Detector,
-        alerts: Vec<Alert>,
-    }
-
-    impl FlowSink for Collect<'_> {
-        fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
-            self.detector.flow(flow, reason, window);
-        }
-        fn window_closed(&mut self, window: &WindowInfo, flows: u64) {
-            self.detector.window_closed(window, flows);
-            self.alerts.extend(self.detector.take_alerts());
-        }
-    }
 
     /// Hosts (as `analyze --json` writes them), alerts and detector counters of one run.
     fn run(
@@ -437,7 +422,7 @@ mod same_results {
             detector = detector.with_score_cache(ecfg.window, capacity);
         }
         let mut engine = Engine::new(ecfg);
-        let mut sink = Collect {
+        let mut sink = Offline {
             detector: &mut detector,
             alerts: Vec::new(),
         };

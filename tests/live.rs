@@ -23,14 +23,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::offline::Offline;
 use common::rsyslog::{Rsyslog, temp_dir};
 
 use botd::alert::{Alert, Level};
 use botd::capture::FileReader;
 use botd::config::Config;
 use botd::detect::Detector;
-use botd::engine::{Engine, FlowSink, WindowInfo};
-use botd::flow::{CloseReason, Flow};
+use botd::engine::Engine;
 use botd::live::LiveLoop;
 
 // ------------------------------------------------------------------------------------------
@@ -113,22 +113,6 @@ fn test_config() -> Config {
 
 fn models(cfg: &Config) -> Arc<Vec<botd::model::Model>> {
     Arc::new(botd::analyze::load_models(&cfg.models.dir).unwrap())
-}
-
-/// The offline pipeline (as `botd analyze` wires it): engine + detector, alerts in order.
-struct Offline<'a> {
-    detector: &'a mut Detector,
-    alerts: Vec<Alert>,
-}
-
-impl FlowSink for Offline<'_> {
-    fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
-        self.detector.flow(flow, reason, window);
-    }
-    fn window_closed(&mut self, window: &WindowInfo, flows: u64) {
-        self.detector.window_closed(window, flows);
-        self.alerts.extend(self.detector.take_alerts());
-    }
 }
 
 fn offline_alerts(cfg: &Config, frames: &[(u64, Vec<u8>, u32)], shift: u64) -> Vec<Alert> {

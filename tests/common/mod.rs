@@ -1,1 +1,4 @@
+// Not every test binary uses every helper.
+#[allow(dead_code)]
+pub mod offline;
 pub mod rsyslog;
