@@ -361,15 +361,6 @@ pub enum IndexKind {
     Linear,
 }
 
-impl IndexKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            IndexKind::Hashbrown => "hashbrown",
-            IndexKind::Linear => "linear",
-        }
-    }
-}
-
 enum Index {
     Hashbrown(HashbrownIndex),
     Linear(LinearIndex),
