@@ -54,6 +54,10 @@ pub const MAX_DEPTH: u32 = 16;
 
 /// Rows that descend a tree together in the portable kernel.
 const LANES: usize = 16;
+/// Rows of one block of the portable early exit (its list of active rows lives on the stack).
+const DECIDE_BLOCK: usize = 256;
+/// Trees between two checks of the portable early exit (the SIMD kernels check per group of 16).
+const DECIDE_EVERY: usize = 16;
 
 /// Most classes accepted (botd's models have two); bounds the per-leaf weight vectors.
 pub const MAX_CLASSES: usize = 256;
@@ -101,14 +105,12 @@ struct Rest {
     trees: usize,
 }
 
-/// Early exit for [`Forest::decide_class`] (read by the x86-64 SIMD kernels only).
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+/// Early exit for [`Forest::decide_class`].
 pub(crate) struct Stop<'a> {
     rest: &'a [Rest],
     threshold: f32,
 }
 
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl Stop<'_> {
     /// Whether a row whose sum is `acc` after `done` trees ends at or above the threshold
     /// (`Some(true)`), below it (`Some(false)`), or may do either. The sum goes on in f32, one
@@ -131,6 +133,7 @@ impl Stop<'_> {
 
     /// Whether a block of rows can stop after `done` trees: trees remain and every row's side
     /// is certain.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     #[inline]
     fn all_decided(&self, acc: &[f32], done: usize) -> bool {
         self.rest.get(done).is_some_and(|r| r.trees > 0)
@@ -576,7 +579,6 @@ impl Forest {
     /// each row's value is on the same side of `threshold` as its probability (`>=` or `<`),
     /// but a row whose side is certain before the last tree stops there, and gets `threshold`
     /// (at or above) or the float just below it. Rows still uncertain get their probability.
-    /// Only the SIMD kernels stop early; the portable one scores every tree.
     pub fn decide_class(&self, rows: &[f32], class: usize, threshold: f32, out: &mut [f32]) {
         let rest = self.rest.get(class).filter(|r| !r.is_empty());
         match rest {
@@ -622,9 +624,6 @@ impl Forest {
             return;
         };
         let base = self.base_values.get(class).copied().unwrap_or(0.0);
-        // Only the SIMD kernels stop early; elsewhere every tree is scored.
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = stop;
         #[cfg(target_arch = "x86_64")]
         if self.kernel != Kernel::Portable {
             // SAFETY: `set_kernel` chose this kernel only after seeing its instruction set on
@@ -643,18 +642,34 @@ impl Forest {
             };
             let rest_rows = rows.get(done * self.n_features..).unwrap_or_default();
             let rest_out = out.get_mut(done * stride..).unwrap_or_default();
-            self.score_portable(
-                rest_rows,
-                n_rows - done,
-                weights,
-                base,
-                rest_out,
-                stride,
-                offset,
+            let rest = n_rows - done;
+            self.portable(
+                rest_rows, rest, weights, base, rest_out, stride, offset, stop,
             );
             return;
         }
-        self.score_portable(rows, n_rows, weights, base, out, stride, offset);
+        self.portable(rows, n_rows, weights, base, out, stride, offset, stop);
+    }
+
+    /// The portable kernel: every tree, or with `stop` until each row's side is certain.
+    #[allow(clippy::too_many_arguments)]
+    fn portable(
+        &self,
+        rows: &[f32],
+        n_rows: usize,
+        weights: &[f32],
+        base: f32,
+        out: &mut [f32],
+        stride: usize,
+        offset: usize,
+        stop: Option<&Stop<'_>>,
+    ) {
+        match stop {
+            Some(stop) => {
+                self.decide_portable(rows, n_rows, weights, base, out, stride, offset, stop)
+            }
+            None => self.score_portable(rows, n_rows, weights, base, out, stride, offset),
+        }
     }
 
     /// Tree by tree (so one tree's nodes stay in cache for the whole batch), `LANES` rows at a time
@@ -701,34 +716,17 @@ impl Forest {
         offset: usize,
     ) {
         let nf = self.n_features;
-        let fb = if FB == 0 { self.feature_bits } else { FB };
-        let fmask = (1u32 << fb) - 1;
-        let nodes = self.nodes.as_slice();
         for tree in &self.trees {
-            let root = tree.root as usize;
             let mut start = 0;
             while start + LANES <= n_rows {
-                let mut idx = [root; LANES];
                 let mut row_at = [rows.as_ptr(); LANES];
                 for (lane, r) in row_at.iter_mut().enumerate() {
                     *r = r.wrapping_add((start + lane) * nf);
                 }
-                for _ in 0..tree.depth {
-                    for (i, &r) in idx.iter_mut().zip(&row_at) {
-                        // SAFETY: established at load: `i` starts at a root and only follows
-                        // links, and compile_tree made every root and link (+ 1 for a branch's
-                        // false child) an index of `nodes`; from_node checked every branch's
-                        // feature < n_features (leaves have feature 0, and n_rows > 0 implies
-                        // n_features > 0). Here: row start + lane < n_rows, so the row's
-                        // n_features values are in `rows` and `r` points at the first.
-                        unsafe {
-                            let node = *nodes.get_unchecked(*i);
-                            let x = *r.add((node.link & fmask) as usize);
-                            *i = (node.link >> fb) as usize + usize::from(x <= node.threshold);
-                        }
-                    }
-                }
-                for (lane, &i) in idx.iter().enumerate() {
+                // SAFETY: rows start.. start + LANES are < n_rows <= rows_in(rows), so each
+                // pointer is the first of a row's n_features values in `rows`.
+                let leaves = unsafe { self.leaves::<FB>(tree, &row_at) };
+                for (lane, &i) in leaves.iter().enumerate() {
                     if let Some(o) = out.get_mut((start + lane) * stride + offset) {
                         *o += weights.get(i).copied().unwrap_or(0.0);
                     }
@@ -736,18 +734,171 @@ impl Forest {
                 start += LANES;
             }
             for row in start..n_rows {
-                let mut i = root;
-                for _ in 0..tree.depth {
-                    let Some(node) = nodes.get(i) else { break };
-                    let x = rows
-                        .get(row * nf + (node.link & fmask) as usize)
-                        .copied()
-                        .unwrap_or(0.0);
-                    i = (node.link >> fb) as usize + usize::from(x <= node.threshold);
-                }
+                let leaf = self.leaf::<FB>(tree, rows.get(row * nf..).unwrap_or_default());
                 if let Some(o) = out.get_mut(row * stride + offset) {
-                    *o += weights.get(i).copied().unwrap_or(0.0);
+                    *o += weights.get(leaf).copied().unwrap_or(0.0);
                 }
+            }
+        }
+    }
+
+    /// The leaves `tree` sends `LANES` rows to, stepping them together (so their loads overlap).
+    ///
+    /// # Safety
+    /// Each pointer is the first of `n_features` readable values (a row).
+    #[inline(always)]
+    unsafe fn leaves<const FB: u32>(
+        &self,
+        tree: &TreeInfo,
+        row_at: &[*const f32; LANES],
+    ) -> [usize; LANES] {
+        let fb = if FB == 0 { self.feature_bits } else { FB };
+        let fmask = (1u32 << fb) - 1;
+        let nodes = self.nodes.as_slice();
+        let mut idx = [tree.root as usize; LANES];
+        for _ in 0..tree.depth {
+            for (i, &r) in idx.iter_mut().zip(row_at) {
+                // SAFETY: established at load: `i` starts at a root and only follows links, and
+                // compile_tree made every root and link (+ 1 for a branch's false child) an index
+                // of `nodes`; from_node checked every branch's feature < n_features (leaves have
+                // feature 0, and a row exists only when n_features > 0). `r` points at a row's
+                // n_features values (the caller's promise).
+                unsafe {
+                    let node = *nodes.get_unchecked(*i);
+                    let x = *r.add((node.link & fmask) as usize);
+                    *i = (node.link >> fb) as usize + usize::from(x <= node.threshold);
+                }
+            }
+        }
+        idx
+    }
+
+    /// The leaf `tree` sends one row to (bounds-checked: for the rows that do not fill `LANES`).
+    #[inline(always)]
+    fn leaf<const FB: u32>(&self, tree: &TreeInfo, row: &[f32]) -> usize {
+        let fb = if FB == 0 { self.feature_bits } else { FB };
+        let fmask = (1u32 << fb) - 1;
+        let mut i = tree.root as usize;
+        for _ in 0..tree.depth {
+            let Some(node) = self.nodes.get(i) else { break };
+            let x = row
+                .get((node.link & fmask) as usize)
+                .copied()
+                .unwrap_or(0.0);
+            i = (node.link >> fb) as usize + usize::from(x <= node.threshold);
+        }
+        i
+    }
+
+    /// [`Forest::score_portable`] with the early exit of [`Forest::decide_class`]: rows go in
+    /// blocks of `DECIDE_BLOCK`; after every `DECIDE_EVERY` trees, a row whose side of the
+    /// threshold is certain leaves its block's list of active rows with its stopped value, and
+    /// later trees walk only the rows still active. A row that stays to the last tree gets the sum
+    /// `score_portable` gives it (same additions, same order).
+    #[allow(clippy::too_many_arguments)]
+    fn decide_portable(
+        &self,
+        rows: &[f32],
+        n_rows: usize,
+        weights: &[f32],
+        base: f32,
+        out: &mut [f32],
+        stride: usize,
+        offset: usize,
+        stop: &Stop<'_>,
+    ) {
+        let n_rows = n_rows.min(self.rows_in(rows));
+        let mut start = 0;
+        while start < n_rows {
+            let len = (n_rows - start).min(DECIDE_BLOCK);
+            let block = rows.get(start * self.n_features..).unwrap_or_default();
+            let mut acc = [0f32; DECIDE_BLOCK];
+            if self.feature_bits == 6 {
+                self.decide_block::<6>(block, len, weights, base, stop, &mut acc);
+            } else {
+                self.decide_block::<0>(block, len, weights, base, stop, &mut acc);
+            }
+            for (j, &a) in acc.iter().take(len).enumerate() {
+                if let Some(o) = out.get_mut((start + j) * stride + offset) {
+                    *o = a;
+                }
+            }
+            start += len;
+        }
+    }
+
+    /// One block of [`Forest::decide_portable`]: rows `0..len` of `rows` into `acc`.
+    #[inline(never)]
+    fn decide_block<const FB: u32>(
+        &self,
+        rows: &[f32],
+        len: usize,
+        weights: &[f32],
+        base: f32,
+        stop: &Stop<'_>,
+        acc: &mut [f32; DECIDE_BLOCK],
+    ) {
+        let nf = self.n_features;
+        let len = len.min(DECIDE_BLOCK).min(self.rows_in(rows));
+        if base != 0.0 {
+            for a in acc.iter_mut().take(len) {
+                *a += base;
+            }
+        }
+        // Block-relative indices of the rows still walking, in row order.
+        let mut active = [0u16; DECIDE_BLOCK];
+        for (j, a) in active.iter_mut().enumerate() {
+            *a = j as u16;
+        }
+        let mut n_active = len;
+        let mut done = 0;
+        for trees in self.trees.chunks(DECIDE_EVERY) {
+            let live = active.get(..n_active).unwrap_or_default();
+            for tree in trees {
+                let mut lanes = live.chunks_exact(LANES);
+                for group in &mut lanes {
+                    let mut row_at = [rows.as_ptr(); LANES];
+                    for (r, &j) in row_at.iter_mut().zip(group) {
+                        *r = r.wrapping_add(usize::from(j) * nf);
+                    }
+                    // SAFETY: every active index is < len <= rows_in(rows), so each pointer is
+                    // the first of a row's n_features values in `rows`.
+                    let leaves = unsafe { self.leaves::<FB>(tree, &row_at) };
+                    for (&j, &i) in group.iter().zip(&leaves) {
+                        if let Some(a) = acc.get_mut(usize::from(j)) {
+                            *a += weights.get(i).copied().unwrap_or(0.0);
+                        }
+                    }
+                }
+                for &j in lanes.remainder() {
+                    let row = rows.get(usize::from(j) * nf..).unwrap_or_default();
+                    let leaf = self.leaf::<FB>(tree, row);
+                    if let Some(a) = acc.get_mut(usize::from(j)) {
+                        *a += weights.get(leaf).copied().unwrap_or(0.0);
+                    }
+                }
+            }
+            done += trees.len();
+            if done >= self.trees.len() {
+                break;
+            }
+            // Retire the rows whose side is certain; keep the others in order.
+            let mut kept = 0;
+            for k in 0..n_active {
+                let Some(&j) = active.get(k) else { break };
+                let Some(a) = acc.get_mut(usize::from(j)) else {
+                    continue;
+                };
+                if stop.decided(*a, done).is_some() {
+                    *a = stop.stopped_value(*a, done);
+                } else if let Some(slot) = active.get_mut(kept) {
+                    *slot = j;
+                    kept += 1;
+                }
+            }
+            n_active = kept;
+            if n_active == 0 {
+                break;
             }
         }
     }
@@ -2043,14 +2194,10 @@ mod tests {
                 forest.predict_proba(r, o);
             }
             assert_eq!(bits(&got), bits(&want), "{kernel:?}");
-            // Decisions: the same verdicts; the SIMD kernels stop early on most rows.
+            // Decisions: the same verdicts; every kernel stops early on most rows.
             let col: Vec<f32> = want.chunks(2).map(|p| p[1]).collect();
             let stopped = check_decide(&forest, &rows, 1, &col, 1024);
-            if kernel == Kernel::Portable {
-                assert_eq!(stopped, 0);
-            } else {
-                assert!(stopped > n, "{kernel:?}: {stopped} rows stopped early");
-            }
+            assert!(stopped > n, "{kernel:?}: {stopped} rows stopped early");
         }
     }
 }
