@@ -2,6 +2,13 @@
 //! windowed flows of real.pcap (300 s / 150 s windows, as `botd features` makes them), with every
 //! kernel this CPU runs (AVX-512, AVX2, portable; their results are bit-identical), throughput in
 //! rows. And feature extraction (`Schema::extract`) over the same flows, throughput in flows.
+//!
+//! And the floor of any tree walk on this CPU: it prints how many branch nodes a row of these
+//! batches passes through (each needs its node and its feature value read), and `floor/gather`
+//! times AVX-512 gathers (16 lanes, 8 independent dependent chains, from a table the size of
+//! argus-rf's nodes), throughput in gathered lanes, and `floor/load` the same chase with scalar
+//! loads (16 chains). Two reads per branch step bound a walk: rows/s <= reads/s / (2 x steps per
+//! row).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -61,6 +68,14 @@ fn forest(c: &mut Criterion) {
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/argus-rf.onnx");
     let mut model = Model::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    if let Scorer::Forest(f) = &model.scorer {
+        let steps: u64 = batches.iter().map(|b| f.branch_steps(b)).sum();
+        let rows = (BATCH * batches.len()) as f64;
+        println!(
+            "argus-rf: {:.1} branch steps per row of these batches",
+            steps as f64 / rows
+        );
+    }
     let mut out = vec![0f32; BATCH];
     let mut g = c.benchmark_group("forest");
     g.sample_size(20)
@@ -113,5 +128,73 @@ fn forest(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, forest);
+/// Dependent AVX-512 gathers (`i = table[i]`, 16 lanes), 8 chains at once so that their latency
+/// overlaps: the throughput a tree walk's node and feature reads cannot beat.
+#[cfg(target_arch = "x86_64")]
+fn floor(c: &mut Criterion) {
+    use std::arch::x86_64::*;
+    const CHAINS: usize = 8;
+    const STEPS: usize = 4096;
+    if !is_x86_feature_detected!("avx512f") {
+        return;
+    }
+    // argus-rf has 42,872 nodes; a power of two near it keeps the index mask simple.
+    let n = 1usize << 15;
+    let mut x = 0x2545_f491_u32;
+    let table: Vec<i32> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x as usize % n) as i32
+        })
+        .collect();
+    #[target_feature(enable = "avx512f")]
+    fn chase(table: &[i32]) -> i32 {
+        let mask = _mm512_set1_epi32(table.len() as i32 - 1);
+        let mut idx = [_mm512_setzero_si512(); CHAINS];
+        for (k, v) in idx.iter_mut().enumerate() {
+            *v = _mm512_add_epi32(
+                _mm512_set_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(16 * k as i32),
+            );
+        }
+        for _ in 0..STEPS {
+            for v in &mut idx {
+                // SAFETY: every lane is masked to an index of `table` (a power of two long).
+                let g = unsafe { _mm512_i32gather_epi32::<4>(*v, table.as_ptr()) };
+                *v = _mm512_and_si512(g, mask);
+            }
+        }
+        idx.iter()
+            .fold(0, |s, v| s.wrapping_add(_mm512_reduce_add_epi32(*v)))
+    }
+    let mut g = c.benchmark_group("floor");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements((CHAINS * STEPS * 16) as u64));
+    // SAFETY: avx512f was detected above.
+    g.bench_function("gather", |b| b.iter(|| unsafe { chase(black_box(&table)) }));
+    // The same chase with scalar loads, 16 chains: what a scalar walk (two loads a step) gets.
+    g.bench_function("load", |b| {
+        b.iter(|| {
+            let table = black_box(&table);
+            let mask = table.len() - 1;
+            let mut idx: [usize; 16] = std::array::from_fn(|k| k * 1021);
+            for _ in 0..STEPS * CHAINS {
+                for i in &mut idx {
+                    *i = table.get(*i & mask).copied().unwrap_or(0) as usize;
+                }
+            }
+            idx.iter().sum::<usize>()
+        })
+    });
+    g.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn floor(_: &mut Criterion) {}
+
+criterion_group!(benches, forest, floor);
 criterion_main!(benches);

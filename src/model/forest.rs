@@ -591,6 +591,33 @@ impl Forest {
         }
     }
 
+    /// How many branch nodes `rows` pass through on their way to their leaves, over all trees
+    /// (the work any tree walk must do: one node and one feature value read per branch).
+    pub fn branch_steps(&self, rows: &[f32]) -> u64 {
+        let nf = self.n_features.max(1);
+        let fmask = (1u32 << self.feature_bits) - 1;
+        let mut steps = 0;
+        for row in rows.chunks_exact(nf) {
+            for tree in &self.trees {
+                let mut i = tree.root as usize;
+                // A leaf links to itself; a branch to a later node.
+                while let Some(node) = self.nodes.get(i) {
+                    let child = (node.link >> self.feature_bits) as usize;
+                    if child <= i {
+                        break;
+                    }
+                    let x = row
+                        .get((node.link & fmask) as usize)
+                        .copied()
+                        .unwrap_or(0.0);
+                    i = child + usize::from(x <= node.threshold);
+                    steps += 1;
+                }
+            }
+        }
+        steps
+    }
+
     fn rows_in(&self, rows: &[f32]) -> usize {
         rows.len().checked_div(self.n_features).unwrap_or(0)
     }
@@ -2018,6 +2045,27 @@ mod tests {
     /// NaN takes the side `nodes_missing_value_tracks_true` names (absent: false), numbers the
     /// side their comparison says, for every threshold kind, in every kernel and at every row
     /// position (SIMD blocks and the portable tail).
+    #[test]
+    fn branch_steps_count_the_branches_rows_pass() {
+        let forest = Forest::from_node(&stump(b"BRANCH_LEQ", 0.5, None), 1).unwrap();
+        assert_eq!(forest.branch_steps(&[0.0, 1.0, f32::NAN]), 3);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/argus-rf.onnx");
+        let model = crate::model::Model::load(&path).unwrap();
+        let crate::model::Scorer::Forest(forest) = &model.scorer else {
+            panic!("argus-rf is a forest");
+        };
+        let mut rng = Rng(5);
+        let n = 100;
+        let rows: Vec<f32> = (0..n * forest.n_features)
+            .map(|_| rng.unit() * 1000.0)
+            .collect();
+        let steps = forest.branch_steps(&rows);
+        let most: u64 = forest.trees.iter().map(|t| u64::from(t.depth)).sum();
+        // Every tree of argus-rf has a root branch; no row goes deeper than its tree.
+        assert!(steps >= (n * forest.n_trees) as u64, "{steps}");
+        assert!(steps <= n as u64 * most, "{steps}");
+    }
+
     #[test]
     fn nan_takes_the_side_tracks_true_names() {
         let xs = [
