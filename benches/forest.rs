@@ -69,11 +69,13 @@ fn forest(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/argus-rf.onnx");
     let mut model = Model::load(&path).unwrap_or_else(|e| panic!("{e}"));
     if let Scorer::Forest(f) = &model.scorer {
-        let steps: u64 = batches.iter().map(|b| f.branch_steps(b)).sum();
         let rows = (BATCH * batches.len()) as f64;
+        let per_row =
+            |from| batches.iter().map(|b| f.branch_steps(b, from)).sum::<u64>() as f64 / rows;
         println!(
-            "argus-rf: {:.1} branch steps per row of these batches",
-            steps as f64 / rows
+            "argus-rf: {:.1} branch steps per row of these batches, {:.1} below level 3",
+            per_row(0),
+            per_row(3)
         );
     }
     let mut out = vec![0f32; BATCH];

@@ -592,8 +592,9 @@ impl Forest {
     }
 
     /// How many branch nodes `rows` pass through on their way to their leaves, over all trees
-    /// (the work any tree walk must do: one node and one feature value read per branch).
-    pub fn branch_steps(&self, rows: &[f32]) -> u64 {
+    /// (the work any tree walk must do: one node and one feature value read per branch), counting
+    /// only branches at depth `from_level` or deeper (the root is at 0).
+    pub fn branch_steps(&self, rows: &[f32], from_level: u32) -> u64 {
         let nf = self.n_features.max(1);
         let fmask = (1u32 << self.feature_bits) - 1;
         let mut steps = 0;
@@ -601,6 +602,7 @@ impl Forest {
             for tree in &self.trees {
                 let mut i = tree.root as usize;
                 // A leaf links to itself; a branch to a later node.
+                let mut level = 0;
                 while let Some(node) = self.nodes.get(i) {
                     let child = (node.link >> self.feature_bits) as usize;
                     if child <= i {
@@ -611,7 +613,8 @@ impl Forest {
                         .copied()
                         .unwrap_or(0.0);
                     i = child + usize::from(x <= node.threshold);
-                    steps += 1;
+                    steps += u64::from(level >= from_level);
+                    level += 1;
                 }
             }
         }
@@ -2048,7 +2051,8 @@ mod tests {
     #[test]
     fn branch_steps_count_the_branches_rows_pass() {
         let forest = Forest::from_node(&stump(b"BRANCH_LEQ", 0.5, None), 1).unwrap();
-        assert_eq!(forest.branch_steps(&[0.0, 1.0, f32::NAN]), 3);
+        assert_eq!(forest.branch_steps(&[0.0, 1.0, f32::NAN], 0), 3);
+        assert_eq!(forest.branch_steps(&[0.0, 1.0, f32::NAN], 1), 0);
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/argus-rf.onnx");
         let model = crate::model::Model::load(&path).unwrap();
         let crate::model::Scorer::Forest(forest) = &model.scorer else {
@@ -2059,7 +2063,13 @@ mod tests {
         let rows: Vec<f32> = (0..n * forest.n_features)
             .map(|_| rng.unit() * 1000.0)
             .collect();
-        let steps = forest.branch_steps(&rows);
+        let steps = forest.branch_steps(&rows, 0);
+        let below = forest.branch_steps(&rows, 3);
+        // Every path through a root branch of depth d passes min(d, 3) nodes above level 3.
+        assert!(
+            below < steps && below + (n * forest.n_trees) as u64 <= steps,
+            "{below}"
+        );
         let most: u64 = forest.trees.iter().map(|t| u64::from(t.depth)).sum();
         // Every tree of argus-rf has a root branch; no row goes deeper than its tree.
         assert!(steps >= (n * forest.n_trees) as u64, "{steps}");
