@@ -601,10 +601,10 @@ impl Forest {
         for row in rows.chunks_exact(nf) {
             for tree in &self.trees {
                 let mut i = tree.root as usize;
-                // A leaf links to itself; a branch to a later node.
                 let mut level = 0;
                 while let Some(node) = self.nodes.get(i) {
                     let child = (node.link >> self.feature_bits) as usize;
+                    // A leaf links to itself; a branch to a later node.
                     if child <= i {
                         break;
                     }
