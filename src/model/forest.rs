@@ -16,8 +16,8 @@
 //! in f32: 0, the base value when not 0, then each tree's weight in tree order), so their results
 //! are bit-identical to each other and to the complete-layout evaluator botd had before:
 //!
-//! * portable (any target, and the fallback): 16 rows descend one tree together, tree after tree,
-//!   so the loads of 16 independent walks overlap;
+//! * portable (any target, and the fallback): rows in blocks of 256, 16 of them descend one tree
+//!   together, tree after tree, so the loads of 16 independent walks overlap;
 //! * AVX-512F and AVX2 (x86-64, detected at run time, schemas of at most 64 features): the lanes
 //!   of a vector are 16 (8) consecutive trees and 4 (8) rows go down them together. A row's
 //!   features sit in registers and each lane's is picked by a permute; each step gathers the
@@ -54,8 +54,8 @@ pub const MAX_DEPTH: u32 = 16;
 
 /// Rows that descend a tree together in the portable kernel.
 const LANES: usize = 16;
-/// Rows of one block of the portable early exit (its list of active rows lives on the stack).
-const DECIDE_BLOCK: usize = 256;
+/// Rows of one block of the portable kernel (its list of active rows lives on the stack).
+const PORTABLE_BLOCK: usize = 256;
 /// Trees between two checks of the portable early exit (the SIMD kernels check per group of 16).
 const DECIDE_EVERY: usize = 16;
 
@@ -673,103 +673,12 @@ impl Forest {
             let rest_rows = rows.get(done * self.n_features..).unwrap_or_default();
             let rest_out = out.get_mut(done * stride..).unwrap_or_default();
             let rest = n_rows - done;
-            self.portable(
+            self.score_portable(
                 rest_rows, rest, weights, base, rest_out, stride, offset, stop,
             );
             return;
         }
-        self.portable(rows, n_rows, weights, base, out, stride, offset, stop);
-    }
-
-    /// The portable kernel: every tree, or with `stop` until each row's side is certain.
-    #[allow(clippy::too_many_arguments)]
-    fn portable(
-        &self,
-        rows: &[f32],
-        n_rows: usize,
-        weights: &[f32],
-        base: f32,
-        out: &mut [f32],
-        stride: usize,
-        offset: usize,
-        stop: Option<&Stop<'_>>,
-    ) {
-        match stop {
-            Some(stop) => {
-                self.decide_portable(rows, n_rows, weights, base, out, stride, offset, stop)
-            }
-            None => self.score_portable(rows, n_rows, weights, base, out, stride, offset),
-        }
-    }
-
-    /// Tree by tree (so one tree's nodes stay in cache for the whole batch), `LANES` rows at a time
-    /// (so their loads overlap), each row takes `depth` branch-free steps to its leaf.
-    #[allow(clippy::too_many_arguments)]
-    fn score_portable(
-        &self,
-        rows: &[f32],
-        n_rows: usize,
-        weights: &[f32],
-        base: f32,
-        out: &mut [f32],
-        stride: usize,
-        offset: usize,
-    ) {
-        let n_rows = n_rows.min(self.rows_in(rows));
-        for row in 0..n_rows {
-            if let Some(o) = out.get_mut(row * stride + offset) {
-                *o = 0.0;
-                if base != 0.0 {
-                    *o += base;
-                }
-            }
-        }
-        // Schemas of up to 64 features (botd's) get shifts and masks by constants.
-        if self.feature_bits == 6 {
-            self.walk_portable::<6>(rows, n_rows, weights, out, stride, offset);
-        } else {
-            self.walk_portable::<0>(rows, n_rows, weights, out, stride, offset);
-        }
-    }
-
-    /// Adds each tree's leaf weight of rows `0..n_rows` to their cells. `FB` is `feature_bits`,
-    /// or 0 to read it from the forest. Called once per batch; kept out of line so that every
-    /// caller gets the code that was measured.
-    #[inline(never)]
-    fn walk_portable<const FB: u32>(
-        &self,
-        rows: &[f32],
-        n_rows: usize,
-        weights: &[f32],
-        out: &mut [f32],
-        stride: usize,
-        offset: usize,
-    ) {
-        let nf = self.n_features;
-        for tree in &self.trees {
-            let mut start = 0;
-            while start + LANES <= n_rows {
-                let mut row_at = [rows.as_ptr(); LANES];
-                for (lane, r) in row_at.iter_mut().enumerate() {
-                    *r = r.wrapping_add((start + lane) * nf);
-                }
-                // SAFETY: rows start.. start + LANES are < n_rows <= rows_in(rows), so each
-                // pointer is the first of a row's n_features values in `rows`.
-                let leaves = unsafe { self.leaves::<FB>(tree, &row_at) };
-                for (lane, &i) in leaves.iter().enumerate() {
-                    if let Some(o) = out.get_mut((start + lane) * stride + offset) {
-                        *o += weights.get(i).copied().unwrap_or(0.0);
-                    }
-                }
-                start += LANES;
-            }
-            for row in start..n_rows {
-                let leaf = self.leaf::<FB>(tree, rows.get(row * nf..).unwrap_or_default());
-                if let Some(o) = out.get_mut(row * stride + offset) {
-                    *o += weights.get(leaf).copied().unwrap_or(0.0);
-                }
-            }
-        }
+        self.score_portable(rows, n_rows, weights, base, out, stride, offset, stop);
     }
 
     /// The leaves `tree` sends `LANES` rows to, stepping them together (so their loads overlap).
@@ -820,13 +729,15 @@ impl Forest {
         i
     }
 
-    /// [`Forest::score_portable`] with the early exit of [`Forest::decide_class`]: rows go in
-    /// blocks of `DECIDE_BLOCK`; after every `DECIDE_EVERY` trees, a row whose side of the
+    /// The portable kernel. Rows go in blocks of `PORTABLE_BLOCK`, tree by tree (so one tree's
+    /// nodes stay in cache for the block), `LANES` rows at a time (so their loads overlap), each
+    /// row `depth` branch-free steps to its leaf. With `stop` (the early exit of
+    /// [`Forest::decide_class`]), after every `DECIDE_EVERY` trees a row whose side of the
     /// threshold is certain leaves its block's list of active rows with its stopped value, and
-    /// later trees walk only the rows still active. A row that stays to the last tree gets the sum
-    /// `score_portable` gives it (same additions, same order).
+    /// later trees walk only the rows still active; a row that stays to the last tree gets the
+    /// same sum as without `stop` (same additions, same order).
     #[allow(clippy::too_many_arguments)]
-    fn decide_portable(
+    fn score_portable(
         &self,
         rows: &[f32],
         n_rows: usize,
@@ -835,18 +746,19 @@ impl Forest {
         out: &mut [f32],
         stride: usize,
         offset: usize,
-        stop: &Stop<'_>,
+        stop: Option<&Stop<'_>>,
     ) {
         let n_rows = n_rows.min(self.rows_in(rows));
         let mut start = 0;
         while start < n_rows {
-            let len = (n_rows - start).min(DECIDE_BLOCK);
+            let len = (n_rows - start).min(PORTABLE_BLOCK);
             let block = rows.get(start * self.n_features..).unwrap_or_default();
-            let mut acc = [0f32; DECIDE_BLOCK];
+            let mut acc = [0f32; PORTABLE_BLOCK];
+            // Schemas of up to 64 features (botd's) get shifts and masks by constants.
             if self.feature_bits == 6 {
-                self.decide_block::<6>(block, len, weights, base, stop, &mut acc);
+                self.score_block::<6>(block, len, weights, base, stop, &mut acc);
             } else {
-                self.decide_block::<0>(block, len, weights, base, stop, &mut acc);
+                self.score_block::<0>(block, len, weights, base, stop, &mut acc);
             }
             for (j, &a) in acc.iter().take(len).enumerate() {
                 if let Some(o) = out.get_mut((start + j) * stride + offset) {
@@ -857,26 +769,28 @@ impl Forest {
         }
     }
 
-    /// One block of [`Forest::decide_portable`]: rows `0..len` of `rows` into `acc`.
+    /// One block of [`Forest::score_portable`]: rows `0..len` of `rows` into `acc`. `FB` is
+    /// `feature_bits`, or 0 to read it from the forest. Kept out of line so that every caller
+    /// gets the code that was measured.
     #[inline(never)]
-    fn decide_block<const FB: u32>(
+    fn score_block<const FB: u32>(
         &self,
         rows: &[f32],
         len: usize,
         weights: &[f32],
         base: f32,
-        stop: &Stop<'_>,
-        acc: &mut [f32; DECIDE_BLOCK],
+        stop: Option<&Stop<'_>>,
+        acc: &mut [f32; PORTABLE_BLOCK],
     ) {
         let nf = self.n_features;
-        let len = len.min(DECIDE_BLOCK).min(self.rows_in(rows));
+        let len = len.min(PORTABLE_BLOCK).min(self.rows_in(rows));
         if base != 0.0 {
             for a in acc.iter_mut().take(len) {
                 *a += base;
             }
         }
         // Block-relative indices of the rows still walking, in row order.
-        let mut active = [0u16; DECIDE_BLOCK];
+        let mut active = [0u16; PORTABLE_BLOCK];
         for (j, a) in active.iter_mut().enumerate() {
             *a = j as u16;
         }
@@ -909,9 +823,9 @@ impl Forest {
                 }
             }
             done += trees.len();
-            if done >= self.trees.len() {
-                break;
-            }
+            let Some(stop) = stop.filter(|_| done < self.trees.len()) else {
+                continue;
+            };
             // Retire the rows whose side is certain; keep the others in order.
             let mut kept = 0;
             for k in 0..n_active {
@@ -2045,9 +1959,6 @@ mod tests {
         }
     }
 
-    /// NaN takes the side `nodes_missing_value_tracks_true` names (absent: false), numbers the
-    /// side their comparison says, for every threshold kind, in every kernel and at every row
-    /// position (SIMD blocks and the portable tail).
     #[test]
     fn branch_steps_count_the_branches_rows_pass() {
         let forest = Forest::from_node(&stump(b"BRANCH_LEQ", 0.5, None), 1).unwrap();
@@ -2076,6 +1987,9 @@ mod tests {
         assert!(steps <= n as u64 * most, "{steps}");
     }
 
+    /// NaN takes the side `nodes_missing_value_tracks_true` names (absent: false), numbers the
+    /// side their comparison says, for every threshold kind, in every kernel and at every row
+    /// position (SIMD blocks and the portable tail).
     #[test]
     fn nan_takes_the_side_tracks_true_names() {
         let xs = [
