@@ -34,7 +34,6 @@ pub const BEACON_STARTS: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 struct FlowSummary {
-    window: u64,
     src: IpAddr,
     dst: IpAddr,
     sport: u16,
@@ -241,9 +240,8 @@ pub struct Detector {
     /// Shared, so several detectors (one per capture under evaluation, or a reload) can use the
     /// same loaded models.
     models: Arc<Vec<Model>>,
-    /// The distinct schemas the models use, and each model's index into it.
+    /// The distinct schemas the models use (the feature rows of each flow).
     schemas: Vec<&'static Schema>,
-    model_schema: Vec<usize>,
     home: NetworkConfig,
     max_hosts: usize,
     /// The flows waiting to be scored, with their feature rows.
@@ -278,7 +276,7 @@ impl Detector {
             model_schema.push(i);
         }
         let batch = Batch::new(&schemas);
-        let inline = Scoring::new(Arc::clone(&models), &schemas, model_schema.clone());
+        let flow_scoring = Scoring::new(Arc::clone(&models), &schemas, model_schema);
         let max_hosts = scoring.max_hosts;
         let names = models
             .iter()
@@ -289,11 +287,10 @@ impl Detector {
         Detector {
             models,
             schemas,
-            model_schema,
             home,
             max_hosts,
             batch,
-            scoring: inline,
+            scoring: flow_scoring,
             window: None,
             open: (0..concurrent_windows.max(1) + 1)
                 .map(|_| OpenWindow::new(max_hosts))
@@ -311,12 +308,7 @@ impl Detector {
     /// `capacity` records' scores per window (see [`crate::scoring`]). Results are unchanged.
     pub fn with_score_cache(mut self, window: Option<WindowConfig>, capacity: usize) -> Detector {
         self.window = window;
-        self.scoring = Scoring::new(
-            Arc::clone(&self.models),
-            &self.schemas,
-            self.model_schema.clone(),
-        )
-        .with_cache(window, capacity);
+        self.scoring = self.scoring.with_cache(window, capacity);
         self
     }
 
@@ -479,7 +471,9 @@ impl Detector {
             let max_hosts = self.max_hosts;
             let mut dropped = 0;
             let mut series_dropped = 0;
-            if let Some(open) = self.open_for(f.window) {
+            // The flow's window is kept beside it in the batch (the score cache reads it too).
+            let window = batch.reuse.get(i).map_or(0, |&(w, _)| w);
+            if let Some(open) = self.open_for(window) {
                 for facts in out.iter().chain(inbound.iter()) {
                     let verdicts = verdicts.get(..n_models).unwrap_or(&[]);
                     if !host::add_flow(&mut open.hosts, max_hosts, facts, verdicts) {
@@ -521,7 +515,6 @@ impl FlowSink for Detector {
             )
         }));
         batch.flows.push(FlowSummary {
-            window: window.map_or(0, |w| w.index),
             src: flow.src.to_ip(),
             dst: flow.dst.to_ip(),
             sport: flow.sport,

@@ -394,8 +394,8 @@ fn reload(
         .iter()
         .map(|m| &m.name));
     let keep_hosts = same_names && new.scoring == current.scoring;
-    let concurrent = new.engine_config().window.map_or(1, |w| w.concurrent());
     let engine_cfg = new.engine_config();
+    let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
     let detector = Detector::new(
         models.clone(),
         new.network.clone(),
