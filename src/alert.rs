@@ -79,6 +79,9 @@ pub struct Peer {
     pub port: u16,
     pub flows: u64,
     pub bytes: u64,
+    /// The name a DNS answer gave for the address, when the sensor saw one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// One alert about one host.
@@ -102,6 +105,12 @@ pub struct Alert {
     pub flagged_windows: u64,
     /// Top remote peers behind the verdict.
     pub peers: Vec<Peer>,
+    /// The detectors that fired in the window, each with its figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// The device behind the address (MAC, DHCP hostname, its other addresses), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::devices::DeviceInfo>,
 }
 
 /// RFC 5424 structured data: SD-ID to parameters, the type of syslog 7's
@@ -156,8 +165,13 @@ impl Alert {
     /// The free text of the alert, e.g. `host 10.0.0.5 is RED (was CLEAR; score 0.91, 40 of 55
     /// flows botnet in window 12 by argus-rf,ctu-rf; flagged in 3 windows; top peer 1.2.3.4:443)`.
     pub fn summary(&self) -> String {
+        let device = match &self.device {
+            Some(d) if !d.hostname.is_empty() => format!(" ({} {})", d.hostname, d.mac),
+            Some(d) => format!(" ({})", d.mac),
+            None => String::new(),
+        };
         let mut s = format!(
-            "host {} is {} (was {}; score {:.2}, {} of {} flows botnet in window {}",
+            "host {}{device} is {} (was {}; score {:.2}, {} of {} flows botnet in window {}",
             self.host,
             self.level.as_str().to_uppercase(),
             self.previous.as_str().to_uppercase(),
@@ -172,13 +186,19 @@ impl Alert {
         let _ = write!(s, "; flagged in {} windows", self.flagged_windows);
         if let Some(p) = self.peers.first() {
             let _ = write!(s, "; top peer {}", SocketAddr::new(p.addr, p.port));
+            if let Some(n) = &p.name {
+                let _ = write!(s, " ({n})");
+            }
         }
         s.push(')');
+        if let Some(r) = self.rules.first() {
+            let _ = write!(s, ": {r}");
+        }
         s
     }
 
     fn fields(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut fields = vec![
             ("host", self.host.to_string()),
             ("level", self.level.as_str().to_string()),
             ("previous", self.previous.as_str().to_string()),
@@ -190,7 +210,15 @@ impl Alert {
             ("botnetFlows", self.botnet_flows.to_string()),
             ("flows", self.flows.to_string()),
             ("flaggedWindows", self.flagged_windows.to_string()),
-        ]
+        ];
+        // The device, when botd knows it (DHCP, ARP, neighbour discovery).
+        if let Some(d) = &self.device {
+            fields.push(("mac", d.mac.clone()));
+            if !d.hostname.is_empty() {
+                fields.push(("hostname", d.hostname.clone()));
+            }
+        }
+        fields
     }
 
     /// RFC 5424 structured data: `[botd@32473 host=.. level=.. previous=.. score=.. window=..
@@ -211,11 +239,13 @@ impl Alert {
                 ("port", p.port.to_string()),
                 ("flows", p.flows.to_string()),
                 ("bytes", p.bytes.to_string()),
+                ("name", p.name.clone().unwrap_or_default()),
             ];
             sd.insert(
                 format!("peer{}@32473", i + 1),
                 params
                     .into_iter()
+                    .filter(|(k, v)| *k != "name" || !v.is_empty())
                     .map(|(k, v)| (k.to_string(), v))
                     .collect(),
             );

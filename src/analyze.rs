@@ -151,6 +151,21 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
     }
 }
 
+/// The threat-intelligence feeds of `[intel] dir` (`None` when off); a broken feed is an error
+/// naming the file and line, and the caller keeps what it had.
+pub fn load_intel(cfg: &Config) -> Result<Option<std::sync::Arc<crate::intel::IntelSet>>, String> {
+    let Some(dir) = cfg.intel.dir() else {
+        return Ok(None);
+    };
+    let limits = crate::intel::IntelLimits {
+        max_entries: cfg.intel.max_entries,
+        max_feeds: cfg.intel.max_feeds,
+    };
+    let (set, _reports) =
+        crate::intel::IntelSet::load_dir(dir, &limits).map_err(|e| format!("intel: {e}"))?;
+    Ok(Some(std::sync::Arc::new(set)))
+}
+
 /// Loads every model of the folder; any invalid model stops the run with the file and reason.
 pub fn load_models(dir: &Path) -> Result<Vec<Model>, String> {
     let mut models = Vec::new();
@@ -221,7 +236,8 @@ pub(crate) fn run_pipeline(
     let mut engine = Engine::new(engine_cfg.clone());
     // Flows repeated by the window overlap reuse their scores (same results, crate::scoring).
     let mut detector = Detector::new(models, home, cfg.scoring.clone(), concurrent)
-        .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity);
+        .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity)
+        .with_rules(cfg.rules.clone(), load_intel(cfg)?);
     let mut capture = MergedCapture::open(captures).map_err(|e| e.to_string())?;
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();

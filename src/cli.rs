@@ -115,6 +115,10 @@ pub struct FlowsArgs {
     /// on large captures, see the README's Performance section).
     #[arg(long, value_enum, value_name = "KIND", default_value = "hashbrown")]
     pub flow_index: IndexKind,
+    /// CSV: add the application columns (App, AppName, DnsRcode, Ja3, Ja4, HttpUserAgent) after
+    /// the Argus ones. JSON always carries the application summary (`App`).
+    #[arg(long)]
+    pub app: bool,
     /// Capture files (pcap or pcapng, optionally gzip) or directories, read as one stream.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<PathBuf>,
@@ -337,7 +341,7 @@ fn flows(args: FlowsArgs) -> Result<(), String> {
         None => Box::new(io::stdout().lock()),
     };
     // FlowWriter hands its records over in large batches: no second buffer in between.
-    let mut writer = FlowWriter::new(out, format, window.is_some());
+    let mut writer = FlowWriter::new(out, format, window.is_some()).with_app_columns(args.app);
     let mut engine = Engine::new(cfg);
     let read_result = replay(&args.captures, &mut engine, &mut writer);
     engine.finish(&mut writer);

@@ -47,6 +47,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub privileges: PrivilegesConfig,
     pub state: StateConfig,
+    pub rules: RulesConfig,
+    pub intel: IntelConfig,
 }
 
 /// `[capture]`: the live interface.
@@ -235,6 +237,106 @@ impl Default for ScoringConfig {
             max_hosts: 4096,
             top_peers: 5,
         }
+    }
+}
+
+/// `[rules]`: the protocol detectors' thresholds (src/evidence.rs; docs/detection.md has the
+/// data behind each default).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Detectors switched off, by name (for ablation or a known local exception).
+    pub disable: Vec<String>,
+    /// dga: distinct random-looking names that failed (NXDOMAIN) in a window, under at least
+    /// half as many distinct domains.
+    pub dga_failed_names: u32,
+    /// dns-tunnel: characters (dots left out) below the parent domain that make a name long.
+    pub tunnel_label_chars: u32,
+    /// dns-tunnel: distinct long names under one parent domain in a window.
+    pub tunnel_long_names: u32,
+    /// dns-tunnel: TXT queries under one parent domain (of at least half as many names).
+    pub tunnel_txt_queries: u32,
+    /// dns-tunnel: NULL or private-type queries under one parent domain.
+    pub tunnel_null_queries: u32,
+    /// spam: distinct outside mail servers handed mail in a window.
+    pub spam_servers: u32,
+    /// p2p: distinct unnamed outside peers on high ports with small exchanges in a window.
+    pub p2p_peers: u32,
+    /// p2p: most bytes per connection of a "small exchange".
+    pub p2p_max_bytes: u32,
+    /// Addresses named by DNS answers the sensor remembers (oldest forgotten first).
+    pub dns_view_capacity: usize,
+    /// Devices (MAC addresses) the sensor remembers (the one seen longest ago forgotten first).
+    pub device_capacity: usize,
+}
+
+/// The detectors `[rules] disable` may name.
+pub const DETECTORS: &[&str] = &[
+    "sweep",
+    "lateral",
+    "beacon",
+    "intel",
+    "dga",
+    "dns-tunnel",
+    "spam",
+    "smtp-client",
+    "irc",
+    "miner",
+    "raw-address",
+    "p2p",
+    "http-no-agent",
+];
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            disable: Vec::new(),
+            dga_failed_names: 8,
+            tunnel_label_chars: 24,
+            tunnel_long_names: 6,
+            tunnel_txt_queries: 8,
+            tunnel_null_queries: 3,
+            spam_servers: 3,
+            p2p_peers: 24,
+            p2p_max_bytes: 2048,
+            dns_view_capacity: 16_384,
+            device_capacity: 1024,
+        }
+    }
+}
+
+impl RulesConfig {
+    pub fn enabled(&self, detector: &str) -> bool {
+        !self.disable.iter().any(|d| d == detector)
+    }
+}
+
+/// `[intel]`: threat-intelligence feed files (docs/intel.md).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntelConfig {
+    /// Folder of feed files; "" = no feeds.
+    pub dir: PathBuf,
+    /// Most entries over all feeds; a larger set is refused (the running one is kept).
+    pub max_entries: usize,
+    /// Most feed files.
+    pub max_feeds: usize,
+}
+
+impl Default for IntelConfig {
+    fn default() -> Self {
+        IntelConfig {
+            dir: PathBuf::new(),
+            max_entries: 2_000_000,
+            max_feeds: 64,
+        }
+    }
+}
+
+impl IntelConfig {
+    /// The feed folder, `None` when off.
+    pub fn dir(&self) -> Option<&Path> {
+        non_empty(&self.dir)
     }
 }
 
@@ -918,6 +1020,54 @@ impl Config {
             bad("models.dir", &[], "must not be empty".into());
         }
 
+        let r = &self.rules;
+        for d in &r.disable {
+            if !DETECTORS.contains(&d.as_str()) {
+                bad(
+                    "rules.disable",
+                    &[],
+                    format!("{d:?} is not a detector ({})", DETECTORS.join(", ")),
+                );
+            }
+        }
+        for (key, v, min, max) in [
+            ("rules.dga_failed_names", r.dga_failed_names, 2, 1000),
+            ("rules.tunnel_label_chars", r.tunnel_label_chars, 8, 250),
+            ("rules.tunnel_long_names", r.tunnel_long_names, 2, 1000),
+            ("rules.tunnel_txt_queries", r.tunnel_txt_queries, 2, 1000),
+            ("rules.tunnel_null_queries", r.tunnel_null_queries, 1, 1000),
+            ("rules.spam_servers", r.spam_servers, 2, 1000),
+            ("rules.p2p_peers", r.p2p_peers, 4, 1000),
+            ("rules.p2p_max_bytes", r.p2p_max_bytes, 64, 1 << 24),
+        ] {
+            if !(min..=max).contains(&v) {
+                bad(key, &[], format!("{v} is not in {min}..={max}"));
+            }
+        }
+        for (key, v) in [
+            ("rules.dns_view_capacity", r.dns_view_capacity),
+            ("rules.device_capacity", r.device_capacity),
+        ] {
+            if !(1..=1 << 24).contains(&v) {
+                bad(key, &[], format!("{v} is not in 1..=16777216"));
+            }
+        }
+        let i = &self.intel;
+        if !(1..=1 << 28).contains(&i.max_entries) {
+            bad(
+                "intel.max_entries",
+                &[],
+                format!("{} is not in 1..=268435456", i.max_entries),
+            );
+        }
+        if !(1..=4096).contains(&i.max_feeds) {
+            bad(
+                "intel.max_feeds",
+                &[],
+                format!("{} is not in 1..=4096", i.max_feeds),
+            );
+        }
+
         let s = &self.scoring;
         if !(s.alpha > 0.0 && s.alpha <= 1.0) {
             bad(
@@ -1075,9 +1225,19 @@ impl Config {
             Some(p) => format!("{} every {} s", p.display(), self.state.interval_secs),
             None => "off".to_owned(),
         };
+        let intel = match self.intel.dir() {
+            Some(p) => format!("feeds in {}", p.display()),
+            None => "off".to_owned(),
+        };
+        let rules = if self.rules.disable.is_empty() {
+            "every detector on".to_owned()
+        } else {
+            format!("off: {}", self.rules.disable.join(", "))
+        };
         format!(
             "  interface {} (snaplen {}, {})\n  home      {}\n  windows   {} s, a new one every {} s\n  \
-             flows     capacity {} per window\n  models    {}/*.onnx\n  alerts    {syslog}; {json}\n  \
+             flows     capacity {} per window\n  models    {}/*.onnx\n  rules     {rules}\n  \
+             intel     {intel}\n  alerts    {syslog}; {json}\n  \
              state     {state}\n  run as    {}:{}",
             c.interface,
             c.snaplen,
@@ -1151,6 +1311,8 @@ const TABLE_KEYS: &[&str] = &[
     "alerts",
     "privileges",
     "state",
+    "rules",
+    "intel",
 ];
 
 /// Every key of a parsed document with the spans of its key and value.

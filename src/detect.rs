@@ -15,12 +15,17 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 
 use crate::alert::Alert;
-use crate::config::{NetworkConfig, ScoringConfig};
+use crate::config::{NetworkConfig, RulesConfig, ScoringConfig};
+use crate::devices::DeviceTable;
+use crate::dnsview::DnsView;
 use crate::engine::WindowConfig;
 use crate::engine::{FlowSink, WindowInfo};
+use crate::evidence::{IntelNote, OutsidePeer, ProtoWindow, Sighting, note};
 use crate::features::{Schema, is_service_flow, target_hash};
+use crate::flow::app::App;
 use crate::flow::{CloseReason, Flow};
 use crate::host::{self, Beacon, FlowFacts, HostScorer, HostWindow, MAX_MODELS};
+use crate::intel::IntelSet;
 use crate::model::Model;
 use crate::scoring::{Batch, Reuse, Scoring};
 use crate::wire::proto;
@@ -114,6 +119,7 @@ impl Series {
             same_size: same_size as u64,
             flagged: self.flagged,
             bytes: sizes.iter().sum(),
+            unnamed: false,
         })
     }
 }
@@ -146,6 +152,8 @@ struct OpenWindow {
     /// Window index; `u64::MAX` when the slot is free.
     index: u64,
     hosts: HashMap<IpAddr, HostWindow>,
+    /// What the protocols said of each host.
+    proto: HashMap<IpAddr, ProtoWindow>,
     series_index: HashMap<SeriesKey, usize>,
     series: Vec<Series>,
 }
@@ -155,6 +163,7 @@ impl OpenWindow {
         OpenWindow {
             index: u64::MAX,
             hosts: HashMap::with_capacity(max_hosts.min(65_536)),
+            proto: HashMap::with_capacity(max_hosts.min(65_536)),
             series_index: HashMap::with_capacity(BEACON_SERIES),
             series: Vec::with_capacity(BEACON_SERIES),
         }
@@ -163,6 +172,7 @@ impl OpenWindow {
     fn reset(&mut self, index: u64) {
         self.index = index;
         self.hosts.clear();
+        self.proto.clear();
         self.series_index.clear();
         self.series.clear();
     }
@@ -200,12 +210,15 @@ impl OpenWindow {
         true
     }
 
-    /// Gives every host its most connected regular series (the beacon rule's candidate).
-    fn attach_beacons(&mut self) {
+    /// Gives every host its most connected regular series (the beacon rule's candidate);
+    /// `unnamed(host, peer, first start)` says whether no DNS answer named the peer in time.
+    fn attach_beacons(&mut self, unnamed: impl Fn(IpAddr, IpAddr, u64) -> bool) {
         for s in &self.series {
-            let Some(b) = s.beacon() else {
+            let Some(mut b) = s.beacon() else {
                 continue;
             };
+            let first = s.starts.get(..s.len).and_then(|v| v.iter().min().copied());
+            b.unnamed = first.is_some_and(|t| unnamed(s.key.host, s.key.peer, t));
             let Some(w) = self.hosts.get_mut(&s.key.host) else {
                 continue;
             };
@@ -234,6 +247,12 @@ pub struct DetectorCounters {
     pub flows_score_reused: u64,
     /// Flows whose scores could not be kept for the next window (the cache was full).
     pub score_cache_full: u64,
+    /// Payloads of a recognised protocol that could not be read (in the flows' summaries).
+    pub app_malformed: u64,
+    /// Hosts whose protocol evidence was not kept (per-window host table full).
+    pub evidence_hosts_dropped: u64,
+    /// Threat-intelligence hits.
+    pub intel_hits: u64,
 }
 
 pub struct Detector {
@@ -253,6 +272,14 @@ pub struct Detector {
     pub scorer: HostScorer,
     pending: Vec<Alert>,
     pub counters: DetectorCounters,
+    rules: RulesConfig,
+    /// Answer address -> name, for every DNS answer seen.
+    pub dns: DnsView,
+    /// MAC -> addresses, DHCP name, roles.
+    pub devices: DeviceTable,
+    /// Home hosts whose DNS queries the sensor has seen.
+    dns_hosts: hashbrown::HashSet<IpAddr>,
+    intel: Option<Arc<IntelSet>>,
 }
 
 impl Detector {
@@ -301,7 +328,32 @@ impl Detector {
                 flows_botnet: vec![0; n_models],
                 ..DetectorCounters::default()
             },
+            dns: DnsView::new(RulesConfig::default().dns_view_capacity),
+            devices: DeviceTable::new(RulesConfig::default().device_capacity),
+            rules: RulesConfig::default(),
+            dns_hosts: hashbrown::HashSet::with_capacity(max_hosts.min(65_536)),
+            intel: None,
         }
+    }
+
+    /// The protocol detectors' settings and the threat-intelligence feeds (none by default).
+    pub fn with_rules(mut self, rules: RulesConfig, intel: Option<Arc<IntelSet>>) -> Detector {
+        self.dns = DnsView::new(rules.dns_view_capacity);
+        self.devices = DeviceTable::new(rules.device_capacity);
+        self.scorer.set_rules(rules.clone());
+        self.rules = rules;
+        self.intel = intel;
+        self
+    }
+
+    /// The feeds in use.
+    pub fn intel(&self) -> Option<&Arc<IntelSet>> {
+        self.intel.as_ref()
+    }
+
+    /// Replaces the feeds (SIGHUP), keeping everything the detector has learnt.
+    pub fn set_intel(&mut self, intel: Option<Arc<IntelSet>>) {
+        self.intel = intel;
     }
 
     /// Reuses the scores of records repeated by overlapping `window`s, keeping at most
@@ -366,25 +418,7 @@ impl Detector {
     }
 
     fn open_for(&mut self, window: u64) -> Option<&mut OpenWindow> {
-        if let Some(i) = self.open.iter().position(|o| o.index == window) {
-            return self.open.get_mut(i);
-        }
-        // A free slot (closed windows are reset to u64::MAX), else the oldest window's.
-        let i = self
-            .open
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, o)| {
-                if o.index == u64::MAX {
-                    0
-                } else {
-                    o.index.saturating_add(1)
-                }
-            })
-            .map(|(i, _)| i)?;
-        let slot = self.open.get_mut(i)?;
-        slot.reset(window);
-        Some(slot)
+        open_slot(&mut self.open, window)
     }
 
     /// What a flow tells about its home hosts: the facts for its source (when the source is a
@@ -404,7 +438,10 @@ impl Detector {
                 proto::ICMP if f.sport == 8 && dst_unicast => {
                     Some((target_hash(f.dst, 0, f.proto), f.answered))
                 }
-                proto::ARP => Some((target_hash(f.dst, 0, f.proto), f.answered)),
+                // A gateway, DHCP or DNS server ARPs for departed hosts as part of its duties.
+                proto::ARP if !self.devices.roles(f.src).any() => {
+                    Some((target_hash(f.dst, 0, f.proto), f.answered))
+                }
                 _ => None,
             };
             FlowFacts {
@@ -501,8 +538,335 @@ impl Detector {
     }
 }
 
+/// The open window `window`'s slot: its own, else a free one, else the oldest window's.
+fn open_slot(open: &mut [OpenWindow], window: u64) -> Option<&mut OpenWindow> {
+    if let Some(i) = open.iter().position(|o| o.index == window) {
+        return open.get_mut(i);
+    }
+    // A free slot (closed windows are reset to u64::MAX), else the oldest window's.
+    let i = open
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, o)| {
+            if o.index == u64::MAX {
+                0
+            } else {
+                o.index.saturating_add(1)
+            }
+        })
+        .map(|(i, _)| i)?;
+    let slot = open.get_mut(i)?;
+    slot.reset(window);
+    Some(slot)
+}
+
+/// Whether an address is a literal IP (an HTTP Host header of `1.2.3.4`, `1.2.3.4:8080` or
+/// `[2001:db8::1]:80`).
+fn host_is_address(host: &str) -> bool {
+    let h = host.trim();
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    if h.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    h.rsplit_once(':').is_some_and(|(a, port)| {
+        port.bytes().all(|b| b.is_ascii_digit()) && a.parse::<std::net::Ipv4Addr>().is_ok()
+    })
+}
+
+/// An IRC dialogue that looks like a bot's rather than a person's: a nick with machine-made
+/// parts (three or more digits, brackets or pipes as bots tag country and OS, or a random-looking
+/// nick), or a server port outside the ones IRC networks publish (6660-6669, 6697, 7000, 194,
+/// 994, 8000, 8001).
+fn irc_botlike(nick: &str, port: u16) -> bool {
+    let digits = nick.bytes().filter(u8::is_ascii_digit).count();
+    let tagged = nick
+        .bytes()
+        .any(|b| matches!(b, b'[' | b']' | b'|' | b'{' | b'}'));
+    let irc_port = matches!(port, 194 | 994 | 6660..=6669 | 6697 | 7000 | 8000 | 8001);
+    digits >= 3 || tagged || crate::evidence::looks_random(nick) || !irc_port
+}
+
+impl Detector {
+    /// What a flow's application summary tells: DNS answers for the view, device identity,
+    /// and the home host's protocol evidence in the flow's window.
+    fn observe_protocols(&mut self, flow: &Flow, window: u64) {
+        self.counters.app_malformed += u64::from(flow.app.malformed);
+        let src = flow.src.to_ip();
+        let dst = flow.dst.to_ip();
+        let now = flow.start_ns;
+        let mut intel_hits: heapless::Vec<IntelNote, 4> = heapless::Vec::new();
+        match &flow.app.app {
+            App::Dhcp(d) => {
+                let mac = d.client_mac;
+                for ip in [d.your_ip, d.requested_ip, d.client_ip]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.devices.observe(mac, IpAddr::V4(ip.into()), now);
+                }
+                self.devices.name(mac, &d.hostname, &d.vendor_class, now);
+                // The server that answered (its own MAC is the reply's source).
+                let server_mac = (flow.rev.pkts > 0).then_some(flow.rev.mac);
+                if let Some(sid) = d.server_id {
+                    let sid = IpAddr::V4(sid.into());
+                    if let Some(m) = server_mac {
+                        self.devices.observe(m, sid, now);
+                    }
+                    self.devices
+                        .set_role(sid, server_mac, |r| r.dhcp_server = true);
+                }
+                if let Some(r) = d.router {
+                    self.devices
+                        .set_role(IpAddr::V4(r.into()), None, |r| r.gateway = true);
+                }
+                if let Some(ds) = d.dns_server {
+                    self.devices
+                        .set_role(IpAddr::V4(ds.into()), None, |r| r.dns_server = true);
+                }
+            }
+            App::Arp(a) => {
+                for (mac, ip) in [(a.request_mac, a.request_ip), (a.reply_mac, a.reply_ip)] {
+                    if let (Some(m), Some(i)) = (mac, ip) {
+                        self.devices.observe(m, IpAddr::V4(i.into()), now);
+                    }
+                }
+            }
+            App::Ndp(n) => {
+                for (nd, from) in [(n.first, src), (n.second, dst)] {
+                    let Some(nd) = nd else {
+                        continue;
+                    };
+                    use crate::proto::ndp::NdpKind;
+                    let (Some(ll), addr) = (nd.link_addr, nd.target) else {
+                        continue;
+                    };
+                    match nd.kind {
+                        // An advertisement's link-layer option is the target's.
+                        NdpKind::NeighbourAdvert => {
+                            if let Some(t) = addr {
+                                self.devices.observe(ll, IpAddr::V6(t.into()), now);
+                            }
+                        }
+                        NdpKind::RouterAdvert => {
+                            self.devices.observe(ll, from, now);
+                            self.devices.set_role(from, Some(ll), |r| r.gateway = true);
+                        }
+                        // A solicitation's option is its sender's.
+                        _ => self.devices.observe(ll, from, now),
+                    }
+                }
+            }
+            App::Dns(d) if d.response => {
+                let seen = if flow.rev.pkts > 0 {
+                    flow.rev.first_ns
+                } else {
+                    flow.last_ns
+                };
+                for a in &d.answers {
+                    self.dns.insert(a.ip(), &d.qname, src, seen, a.ttl);
+                }
+                if flow.dport == 53 && self.is_scored_host(dst) && self.is_scored_host(src) {
+                    self.devices.set_role(dst, None, |r| r.dns_server = true);
+                }
+            }
+            _ => {}
+        }
+        if !self.is_scored_host(src) {
+            return;
+        }
+        let dst_home = self.is_scored_host(dst);
+        let outside =
+            !dst_home && self.is_unicast(dst) && !self.home.home.iter().any(|c| c.contains(dst));
+        let max_hosts = self.max_hosts;
+        let rules = &self.rules;
+        let intel = self.intel.as_deref();
+        // Intel: the remote address, and the names the flow carries.
+        if let Some(set) = intel {
+            let mut hit = |on: &'static str, h: Option<crate::intel::Hit<'_>>| {
+                if let Some(h) = h {
+                    let r = h.record();
+                    let _ = intel_hits.push(IntelNote {
+                        feed: note(&r.feed),
+                        entry: note(&r.entry),
+                        on,
+                        peer: dst,
+                    });
+                }
+            };
+            if outside {
+                hit("address", set.match_addr(dst));
+            }
+            match &flow.app.app {
+                App::Dns(d) if !d.qname.is_empty() => hit("name", set.match_name(&d.qname)),
+                App::Tls(t) => {
+                    if !t.sni.is_empty() {
+                        hit("sni", set.match_name(&t.sni));
+                    }
+                    if let Some(ja3) = t.ja3 {
+                        let mut hex = heapless::String::<32>::new();
+                        for b in ja3 {
+                            let _ = core::fmt::Write::write_fmt(&mut hex, format_args!("{b:02x}"));
+                        }
+                        hit("ja3", set.match_ja3(&hex));
+                    }
+                    if !t.ja4.is_empty() {
+                        hit("ja4", set.match_ja4(&t.ja4));
+                    }
+                }
+                App::Http(h) if !h.host.is_empty() => {
+                    let host = h.host.rsplit_once(':').map_or(h.host.as_str(), |(a, _)| a);
+                    hit("http-host", set.match_name(host));
+                }
+                _ => {}
+            }
+        }
+        self.counters.intel_hits += intel_hits.len() as u64;
+        let established = matches!(flow.state().as_str(), "FIN" | "CON");
+        let directed = !flow.dir().contains('?');
+        let answered = flow.rev.pkts > 0;
+        let Some(open) = open_slot(&mut self.open, window) else {
+            return;
+        };
+        if !open.proto.contains_key(&src) && open.proto.len() >= max_hosts {
+            self.counters.evidence_hosts_dropped += 1;
+            return;
+        }
+        let w = open.proto.entry(src).or_default();
+        let mut dns_query = false;
+        for h in intel_hits {
+            w.intel_hit(h);
+        }
+        let mut peer = OutsidePeer {
+            addr: dst,
+            port: flow.dport,
+            proto: flow.proto,
+            connections: 1,
+            first_ns: flow.start_ns,
+            bytes: flow.total_bytes(),
+            tls_no_sni: false,
+            http_addr_host: false,
+            http_post_or_no_agent: false,
+            http_name_host: false,
+            home: dst_home,
+            resolved: false,
+        };
+        match &flow.app.app {
+            App::Dns(d) if flow.dport == 53 && d.queries > 0 => {
+                w.dns_query(&d.qname, d.qtype, d.rcode, rules);
+                dns_query = true;
+            }
+            App::Tls(t) if t.client_hello => {
+                peer.tls_no_sni = t.sni.is_empty();
+            }
+            App::Http(h) if h.requests > 0 => {
+                let no_agent = h.user_agent.is_empty();
+                peer.http_addr_host = host_is_address(&h.host);
+                peer.http_name_host = !h.host.is_empty() && !peer.http_addr_host;
+                peer.http_post_or_no_agent = h.method.as_str() == "POST" || no_agent;
+                if no_agent && outside {
+                    w.http_no_agent = w.http_no_agent.saturating_add(1);
+                    if w.http_no_agent_example.is_none() {
+                        let mut text = note(h.method.as_str());
+                        let _ = text.push(' ');
+                        for c in h.host.chars().chain(h.uri.chars()) {
+                            if text.push(c).is_err() {
+                                break;
+                            }
+                        }
+                        w.http_no_agent_example = Some(Sighting {
+                            peer: dst,
+                            port: flow.dport,
+                            text,
+                        });
+                    }
+                }
+                if dst_home && peer.http_addr_host && h.method.as_str() == "POST" {
+                    // A listener inside the LAN posted to by address: a C2 server there looks
+                    // so, and so do printers and home automation: weak evidence only.
+                    w.outside_connection(peer);
+                }
+            }
+            App::Smtp(m) if outside && (m.mail_from || m.rcpt_to > 0 || m.data) => {
+                w.smtp_servers.add(dst);
+                w.smtp_sessions = w.smtp_sessions.saturating_add(1);
+                if w.smtp_example.is_none() {
+                    let mut text = note("EHLO ");
+                    for c in m.ehlo.chars() {
+                        if text.push(c).is_err() {
+                            break;
+                        }
+                    }
+                    w.smtp_example = Some(Sighting {
+                        peer: dst,
+                        port: flow.dport,
+                        text,
+                    });
+                }
+            }
+            App::Irc(i)
+                if outside
+                    && (!i.nick.is_empty() || !i.user.is_empty() || i.joins > 0)
+                    && w.irc.is_none() =>
+            {
+                w.irc_botlike = irc_botlike(&i.nick, flow.dport)
+                    || (self.dns_hosts.contains(&src) && !self.dns.resolved_before(dst, now));
+                let mut text = note("NICK ");
+                for c in i.nick.chars() {
+                    let _ = text.push(c);
+                }
+                if !i.channel.is_empty() {
+                    for c in " JOIN ".chars().chain(i.channel.chars()) {
+                        let _ = text.push(c);
+                    }
+                }
+                w.irc = Some(Sighting {
+                    peer: dst,
+                    port: flow.dport,
+                    text,
+                });
+            }
+            App::Mining(m) if !m.method.is_empty() && w.mining.is_none() => {
+                let mut text = note(m.method.as_str());
+                if !m.user.is_empty() {
+                    for c in " ".chars().chain(m.user.chars()) {
+                        let _ = text.push(c);
+                    }
+                }
+                w.mining = Some(Sighting {
+                    peer: dst,
+                    port: flow.dport,
+                    text,
+                });
+            }
+            App::Bittorrent => w.p2p_protocol = true,
+            _ => {}
+        }
+        // A connection the host made to an outside address (its start seen, answered).
+        let connection = match flow.proto {
+            proto::TCP => directed && established,
+            proto::UDP => answered && !is_service_flow(flow.proto, flow.sport, flow.dport),
+            _ => false,
+        };
+        if outside && connection && !is_service_flow(flow.proto, flow.sport, flow.dport) {
+            w.outside_connection(peer);
+        }
+        if dns_query {
+            // Bounded like the host tables; a host not remembered only loses this nuance.
+            if self.dns_hosts.len() < max_hosts {
+                self.dns_hosts.insert(src);
+            }
+        }
+    }
+}
+
 impl FlowSink for Detector {
     fn flow(&mut self, flow: &Flow, _reason: CloseReason, window: Option<&WindowInfo>) {
+        self.observe_protocols(flow, window.map_or(0, |w| w.index));
         if self.batch.is_full() {
             self.score_batch();
         }
@@ -541,12 +905,30 @@ impl FlowSink for Detector {
         let empty = HashMap::new();
         let idx = self.open.iter().position(|o| o.index == window.index);
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
-            open.attach_beacons();
+            let (dns, dns_hosts) = (&self.dns, &self.dns_hosts);
+            open.attach_beacons(|host, peer, first| {
+                dns_hosts.contains(&host) && !dns.resolved_before(peer, first)
+            });
+        }
+        let mut findings = HashMap::new();
+        if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
+            for (host, p) in open.proto.iter_mut() {
+                p.finish(&self.dns, self.dns_hosts.contains(host), &self.rules);
+                let f = crate::evidence::findings(p, &self.rules, &self.dns);
+                if !f.is_empty() {
+                    findings.insert(*host, f);
+                }
+            }
         }
         let counts = idx
             .and_then(|i| self.open.get(i))
             .map_or(&empty, |o| &o.hosts);
-        let alerts = self.scorer.close_window(window, counts);
+        let ctx = host::WindowContext {
+            findings: &findings,
+            dns: &self.dns,
+            devices: &self.devices,
+        };
+        let alerts = self.scorer.close_window(window, counts, &ctx);
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
             open.reset(u64::MAX);
         }

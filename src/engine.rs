@@ -13,6 +13,7 @@ use crate::flow::table::Lookup;
 use crate::flow::{
     CloseReason, Flow, FlowKey, FlowTable, IndexKind, Nanos, TIMEOUT_CLASSES, TableStats,
 };
+use crate::proto::{PAYLOAD_CAP, worth_inspecting};
 use crate::wire::{self, Packet, ParseError};
 
 const SEC: Nanos = 1_000_000_000;
@@ -136,6 +137,8 @@ struct Deferred {
     key: FlowKey,
     forward: bool,
     hash: u64,
+    /// Bytes of the packet's payload kept in the ring's payload slot (0: none worth reading).
+    payload_len: u16,
 }
 
 /// How many packets [`Engine::on_frame_deferred`] holds back. A packet's index entries are
@@ -150,6 +153,8 @@ const PROBE: usize = 8;
 /// lend one out to its own processing by moving a pointer.
 struct Ring {
     entries: [Deferred; DEFER],
+    /// The payloads [`crate::proto::worth_inspecting`] keeps, one slot per entry.
+    payloads: [[u8; PAYLOAD_CAP]; DEFER],
     head: usize,
     len: usize,
 }
@@ -204,7 +209,9 @@ impl Engine {
                     key: FlowKey::default(),
                     forward: false,
                     hash: 0,
+                    payload_len: 0,
                 }; DEFER],
+                payloads: [[0; PAYLOAD_CAP]; DEFER],
                 head: 0,
                 len: 0,
             })),
@@ -257,7 +264,7 @@ impl Engine {
         self.counters.frames += 1;
         self.counters.bytes += u64::from(wire_len);
         match wire::parse(link, frame, wire_len) {
-            Ok(pkt) => self.on_packet(ts, &pkt, sink),
+            Ok(pkt) => self.on_packet_payload(ts, &pkt, kept_payload(&pkt, frame), sink),
             Err(e) => self.parse_error(ts, e, sink),
         }
     }
@@ -287,15 +294,17 @@ impl Engine {
         // The oldest packet's turn, once DEFER are held: its index entries were prefetched DEFER
         // calls ago, its flow DEFER - PROBE calls ago.
         if ring.len == DEFER {
-            if let Some(d) = ring.entries.get(ring.head) {
-                self.process(d, sink);
+            if let (Some(d), Some(p)) = (ring.entries.get(ring.head), ring.payloads.get(ring.head))
+            {
+                self.process(d, p.get(..usize::from(d.payload_len)).unwrap_or(&[]), sink);
             }
             ring.head = (ring.head + 1) % DEFER;
             ring.len -= 1;
         }
         let tail = (ring.head + ring.len) % DEFER;
         let probed = (tail + DEFER - PROBE) % DEFER;
-        let Some(e) = ring.entries.get_mut(tail) else {
+        let (Some(e), Some(slot)) = (ring.entries.get_mut(tail), ring.payloads.get_mut(tail))
+        else {
             self.ring = Some(ring);
             return;
         };
@@ -304,6 +313,13 @@ impl Engine {
             self.run_deferred(sink);
             self.parse_error(ts, err, sink);
             return;
+        }
+        // The frame is gone by the time the packet is processed: the few payloads a flow
+        // summary may read are copied (bulk data fails `worth_inspecting` at its first byte).
+        let payload = kept_payload(&e.pkt, frame);
+        e.payload_len = payload.len() as u16;
+        if let Some(dst) = slot.get_mut(..payload.len()) {
+            dst.copy_from_slice(payload);
         }
         // Hashed before it is stored: reading it back from the entry at once would wait for
         // the stores to land.
@@ -336,8 +352,9 @@ impl Engine {
             return;
         };
         while ring.len > 0 {
-            if let Some(d) = ring.entries.get(ring.head) {
-                self.process(d, sink);
+            if let (Some(d), Some(p)) = (ring.entries.get(ring.head), ring.payloads.get(ring.head))
+            {
+                self.process(d, p.get(..usize::from(d.payload_len)).unwrap_or(&[]), sink);
             }
             ring.head = (ring.head + 1) % DEFER;
             ring.len -= 1;
@@ -367,9 +384,22 @@ impl Engine {
         }
     }
 
-    /// One parsed packet.
+    /// One parsed packet, without its payload.
     #[inline]
     pub fn on_packet(&mut self, ts: Nanos, pkt: &Packet, sink: &mut impl FlowSink) {
+        self.on_packet_payload(ts, pkt, &[], sink);
+    }
+
+    /// One parsed packet and the payload its flow's application summary may read (see
+    /// [`kept_payload`]).
+    #[inline]
+    pub fn on_packet_payload(
+        &mut self,
+        ts: Nanos,
+        pkt: &Packet,
+        payload: &[u8],
+        sink: &mut impl FlowSink,
+    ) {
         self.run_deferred(sink);
         let (key, forward) = self.key_of(pkt);
         let hash = self.hasher.hash_one(key);
@@ -379,18 +409,20 @@ impl Engine {
             key,
             forward,
             hash,
+            payload_len: 0,
         };
-        self.process(&d, sink);
+        self.process(&d, payload, sink);
     }
 
     #[inline]
-    fn process(&mut self, d: &Deferred, sink: &mut impl FlowSink) {
+    fn process(&mut self, d: &Deferred, payload: &[u8], sink: &mut impl FlowSink) {
         let Deferred {
             ts,
             ref pkt,
             ref key,
             forward,
             hash,
+            ..
         } = *d;
         self.counters.packets += 1;
         if ts < self.clock {
@@ -421,12 +453,18 @@ impl Engine {
             let reopened = match table.lookup(key, hash) {
                 Lookup::Open(idx, flow) if !flow.state.reset_then_syn(pkt) => {
                     flow.update(pkt, forward, ts);
+                    if !payload.is_empty() {
+                        flow.inspect(pkt, forward, payload);
+                    }
                     table.touch(idx);
                     continue;
                 }
                 Lookup::Lingering(idx, flow) => {
                     flow.continue_at(ts);
                     flow.update(pkt, forward, ts);
+                    if !payload.is_empty() {
+                        flow.inspect(pkt, forward, payload);
+                    }
                     table.touch(idx);
                     continue;
                 }
@@ -446,6 +484,9 @@ impl Engine {
             }
             let mut flow = Flow::new(*key, forward, pkt, ts, info.index);
             flow.update(pkt, forward, ts);
+            if !payload.is_empty() {
+                flow.inspect(pkt, forward, payload);
+            }
             table.insert(flow, hash, &mut emit);
             slot.flows_in_window += 1;
         }
@@ -579,6 +620,18 @@ impl Engine {
         }
         slot.flows_in_window = 0;
     }
+}
+
+/// The part of a packet's payload that a flow's application summary may read: at most
+/// [`PAYLOAD_CAP`] bytes, and nothing when its first bytes say it is not worth reading. Both
+/// ways of driving the engine offer flows exactly this.
+#[inline]
+pub fn kept_payload<'a>(pkt: &Packet, frame: &'a [u8]) -> &'a [u8] {
+    let payload = pkt.payload(frame);
+    if !worth_inspecting(pkt, payload) {
+        return &[];
+    }
+    payload.get(..PAYLOAD_CAP).unwrap_or(payload)
 }
 
 fn window_info(cfg: Option<WindowConfig>, anchor: Nanos, index: u64) -> WindowInfo {

@@ -43,8 +43,19 @@ use std::net::IpAddr;
 use hashbrown::HashMap;
 
 use crate::alert::{Alert, Level, Peer};
-use crate::config::ScoringConfig;
+use crate::config::{RulesConfig, ScoringConfig};
+use crate::devices::{DeviceInfo, DeviceTable};
+use crate::dnsview::DnsView;
 use crate::engine::WindowInfo;
+use crate::evidence::{Finding, Weight};
+
+/// What the detector knows beside the counts when a window closes: the protocol detectors'
+/// findings per host, the DNS view (names of peers) and the device table.
+pub struct WindowContext<'a> {
+    pub findings: &'a HashMap<IpAddr, Vec<Finding>>,
+    pub dns: &'a DnsView,
+    pub devices: &'a DeviceTable,
+}
 
 /// Most models scored at once.
 pub const MAX_MODELS: usize = 8;
@@ -80,6 +91,9 @@ pub mod rules {
     pub const BEACON_SAME_SIZE: f64 = 2.0 / 3.0;
     /// beacon: share of the connections a model predicted botnet.
     pub const BEACON_FLAGGED: f64 = 0.25;
+    /// beacon: connections of a regular series to a peer no DNS answer named that fire without
+    /// a model's word (software that names its servers resolves them).
+    pub const BEACON_UNNAMED_CONNECTIONS: usize = 10;
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -129,6 +143,9 @@ pub struct Beacon {
     pub flagged: u64,
     /// Bytes of the measured connections.
     pub bytes: u64,
+    /// No DNS answer named the peer before the series began, though the host's DNS is visible.
+    #[serde(default)]
+    pub unnamed: bool,
 }
 
 impl Beacon {
@@ -142,9 +159,12 @@ impl Beacon {
                 || self.same_size as f64 >= rules::BEACON_SAME_SIZE * n)
     }
 
-    /// Whether the series is regular and corroborated by a model (the beacon rule).
+    /// Whether the series is regular and corroborated by a model, or long and to a peer no DNS
+    /// answer named (the beacon rule).
     pub fn fires(&self) -> bool {
-        self.regular() && self.flagged as f64 >= rules::BEACON_FLAGGED * self.connections as f64
+        self.regular()
+            && (self.flagged as f64 >= rules::BEACON_FLAGGED * self.connections as f64
+                || (self.unnamed && self.connections >= rules::BEACON_UNNAMED_CONNECTIONS as u64))
     }
 }
 
@@ -328,6 +348,10 @@ pub struct HistoryEntry {
     /// The host's regular connection series in this window (the beacon rule's candidate), also
     /// when no model corroborated it: `flagged` says how many of its connections a model flagged.
     pub series: Option<Beacon>,
+    /// Findings of the protocol detectors too weak to act alone (they need another weak one or
+    /// a model's word in the same window), each with its figures.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weak: Vec<String>,
 }
 
 /// Everything botd knows about one home host.
@@ -344,10 +368,13 @@ pub struct HostState {
     pub changes: Vec<Alert>,
     /// Whether the host was ever red.
     pub was_red: bool,
+    /// The device behind the address, when known.
+    pub device: Option<DeviceInfo>,
 }
 
 pub struct HostScorer {
     cfg: ScoringConfig,
+    rules: RulesConfig,
     models: Vec<String>,
     hosts: HashMap<IpAddr, HostState>,
     /// Hosts not tracked because `max_hosts` was reached.
@@ -384,14 +411,19 @@ fn fired_rules(c: &HostWindow) -> Vec<(&'static str, String)> {
         fired.push((
             "beacon",
             format!(
-                "beacon: {} connections to {} port {} every {:.1} s (spread {:.0}%), {} of one size, {} predicted botnet",
+                "beacon: {} connections to {} port {} every {:.1} s (spread {:.0}%), {} of one size, {} predicted botnet{}",
                 b.connections,
                 b.peer,
                 b.port,
                 b.gap_ns as f64 / 1e9,
                 b.spread * 100.0,
                 b.same_size,
-                b.flagged
+                b.flagged,
+                if b.unnamed {
+                    "; no DNS answer named the peer"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -403,6 +435,7 @@ impl HostScorer {
         let cap = cfg.max_hosts;
         HostScorer {
             cfg,
+            rules: RulesConfig::default(),
             models,
             hosts: HashMap::with_capacity(cap),
             hosts_dropped: 0,
@@ -413,11 +446,17 @@ impl HostScorer {
         &self.models
     }
 
+    /// Which detectors are on.
+    pub fn set_rules(&mut self, rules: RulesConfig) {
+        self.rules = rules;
+    }
+
     /// Folds one closed window's counts into the hosts' scores; returns the level changes.
     pub fn close_window(
         &mut self,
         window: &WindowInfo,
         counts: &HashMap<IpAddr, HostWindow>,
+        ctx: &WindowContext<'_>,
     ) -> Vec<Alert> {
         let n_models = self.models.len().min(MAX_MODELS);
         // New hosts first (deterministic order), bounded by max_hosts.
@@ -443,6 +482,7 @@ impl HostScorer {
                     history: VecDeque::with_capacity(self.cfg.history_windows.min(1024)),
                     changes: Vec::new(),
                     was_red: false,
+                    device: None,
                 },
             );
         }
@@ -457,7 +497,41 @@ impl HostScorer {
             let c = counts.get(&addr).unwrap_or(&empty);
             let denom = c.scored.max(u64::from(self.cfg.min_flows)).max(1) as f64;
             let best_botnet = c.botnet.iter().take(n_models).copied().max().unwrap_or(0);
-            let fired = fired_rules(c);
+            let mut fired: Vec<(&'static str, String)> = fired_rules(c)
+                .into_iter()
+                .filter(|(name, _)| self.rules.enabled(name))
+                .collect();
+            // The protocol detectors: a strong finding acts alone; weak ones need another weak
+            // one or a model's word in the same window.
+            let found: Vec<&Finding> = ctx
+                .findings
+                .get(&addr)
+                .map(|f| f.iter().filter(|f| self.rules.enabled(f.rule)).collect())
+                .unwrap_or_default();
+            let weak: Vec<&Finding> = found
+                .iter()
+                .filter(|f| f.weight == Weight::Weak)
+                .copied()
+                .collect();
+            let corroborated = weak.len() >= 2 || (!weak.is_empty() && c.agreed > 0);
+            for f in &found {
+                if f.weight == Weight::Strong || corroborated {
+                    fired.push((f.rule, f.text.clone()));
+                }
+            }
+            let weak_texts: Vec<String> = if corroborated {
+                Vec::new()
+            } else {
+                weak.iter().map(|f| f.text.clone()).collect()
+            };
+            let finding_peers: Vec<(IpAddr, u16)> = found
+                .iter()
+                .filter(|f| f.weight == Weight::Strong || corroborated)
+                .filter_map(|f| f.peer)
+                .collect();
+            if host.device.is_none() || !fired.is_empty() {
+                host.device = ctx.devices.info(addr);
+            }
             let value = if fired.is_empty() {
                 c.agreed as f64 / denom
             } else {
@@ -485,7 +559,10 @@ impl HostScorer {
             } else {
                 Level::Clear
             };
-            let peers = evidence_peers(c, self.cfg.top_peers);
+            let mut peers = evidence_peers(c, &finding_peers, self.cfg.top_peers);
+            for p in &mut peers {
+                p.name = ctx.dns.name(p.addr).map(String::from);
+            }
             if c.flows > 0 || host.score > 0.0 {
                 if host.history.len() >= self.cfg.history_windows.max(1) {
                     host.history.pop_front();
@@ -508,6 +585,7 @@ impl HostScorer {
                     },
                     rules: fired.iter().map(|(_, d)| d.clone()).collect(),
                     series: c.beacon.filter(Beacon::regular),
+                    weak: weak_texts,
                 });
             }
             if new_level != host.level {
@@ -530,6 +608,8 @@ impl HostScorer {
                     flows: c.flows,
                     flagged_windows: host.flagged_windows,
                     peers,
+                    rules: fired.iter().map(|(_, d)| d.clone()).collect(),
+                    device: host.device.clone(),
                 };
                 host.was_red |= new_level == Level::Red;
                 host.level = new_level;
@@ -551,14 +631,27 @@ impl HostScorer {
 /// The peers behind a window's verdict: the beacon's peer when that rule fired, the lateral
 /// rule's home peers, then the `n` remote peers with most botnet-predicted flows (then bytes);
 /// at most `n` in all.
-fn evidence_peers(c: &HostWindow, n: usize) -> Vec<Peer> {
+fn evidence_peers(c: &HostWindow, found: &[(IpAddr, u16)], n: usize) -> Vec<Peer> {
     let mut out: Vec<Peer> = Vec::new();
+    // The peers the protocol detectors named come first.
+    for &(addr, port) in found {
+        if !out.iter().any(|o| o.addr == addr && o.port == port) {
+            out.push(Peer {
+                addr,
+                port,
+                flows: 0,
+                bytes: 0,
+                name: None,
+            });
+        }
+    }
     if let Some(b) = c.beacon_fires() {
         out.push(Peer {
             addr: b.peer,
             port: b.port,
             flows: b.connections,
             bytes: b.bytes,
+            name: None,
         });
     }
     if let Some(l) = c.lateral_fires() {
@@ -569,6 +662,7 @@ fn evidence_peers(c: &HostWindow, n: usize) -> Vec<Peer> {
                 port: l.port,
                 flows,
                 bytes,
+                name: None,
             })
             .collect();
         lateral.sort_by_key(|p| std::cmp::Reverse((p.flows, p.bytes)));
@@ -591,6 +685,7 @@ fn evidence_peers(c: &HostWindow, n: usize) -> Vec<Peer> {
                 port: p.port,
                 flows: p.flows,
                 bytes: p.bytes,
+                name: None,
             });
         }
     }

@@ -7,6 +7,7 @@ use std::fmt;
 use std::io::{self, Write};
 
 use crate::engine::{FlowSink, WindowInfo};
+use crate::flow::app::App;
 use crate::flow::metrics::{ArgusMetrics, METRIC_NAMES};
 use crate::flow::{CloseReason, Flow};
 use crate::wire::{Addr, proto};
@@ -89,6 +90,8 @@ pub struct FlowWriter<W: Write> {
     buf: Vec<u8>,
     format: Format,
     windowed: bool,
+    /// CSV: the application columns after the Argus ones.
+    app_columns: bool,
     header_done: bool,
     /// The day last printed and its `YYYY/MM/DD ` prefix: consecutive records mostly share a day.
     day: Option<(u64, [u8; 11])>,
@@ -103,11 +106,19 @@ impl<W: Write> FlowWriter<W> {
             buf: Vec::with_capacity(BATCH + (16 << 10)),
             format,
             windowed,
+            app_columns: false,
             header_done: false,
             day: None,
             error: None,
             records: 0,
         }
+    }
+
+    /// CSV: adds the application columns (App, AppName, DnsRcode, Ja3, Ja4, HttpUserAgent) after
+    /// every Argus column, so scripts reading the CTU-13 and Argus columns by position still work.
+    pub fn with_app_columns(mut self, on: bool) -> FlowWriter<W> {
+        self.app_columns = on;
+        self
     }
 
     /// Writes what is buffered and the CSV header (also for an empty capture), and flushes.
@@ -134,6 +145,9 @@ impl<W: Write> FlowWriter<W> {
         for name in METRIC_NAMES.iter().filter(|n| !IN_CTU.contains(n)) {
             b.push(b',');
             b.extend_from_slice(name.as_bytes());
+        }
+        if self.app_columns {
+            b.extend_from_slice(b",App,AppName,DnsRcode,Ja3,Ja4,HttpUserAgent");
         }
         b.push(b'\n');
     }
@@ -218,7 +232,20 @@ impl<W: Write> FlowWriter<W> {
             }
         }
         push_metrics(b, flow, &m, json);
-        b.extend_from_slice(if json { b"}\n" } else { b"\n" });
+        if json {
+            if !matches!(flow.app.app, App::None) {
+                b.extend_from_slice(b",\"App\":");
+                // Serialising into the reused buffer cannot fail; an error would only cut
+                // this record's summary short.
+                let _ = serde_json::to_writer(&mut *b, &flow.app.app);
+            }
+            b.extend_from_slice(b"}\n");
+        } else {
+            if self.app_columns {
+                push_app_columns(b, &flow.app.app);
+            }
+            b.push(b'\n');
+        }
     }
 
     /// Hands the buffered records to the writer once there are enough of them.
@@ -229,6 +256,59 @@ impl<W: Write> FlowWriter<W> {
             }
             self.buf.clear();
         }
+    }
+}
+
+/// The CSV application columns: protocol, the name it carries (DNS query, TLS server name, HTTP
+/// Host), the DNS response code, JA3, JA4 and the HTTP User-Agent; empty where not known.
+fn push_app_columns(b: &mut Vec<u8>, app: &App) {
+    let (name, rcode, ja3, ja4, agent): (&str, Option<u8>, Option<[u8; 16]>, &str, &str) = match app
+    {
+        App::Dns(d) => (&d.qname, d.rcode, None, "", ""),
+        App::Tls(t) => (&t.sni, None, t.ja3, &t.ja4, ""),
+        App::Http(h) => (&h.host, None, None, "", &h.user_agent),
+        App::Dhcp(d) => (&d.hostname, None, None, "", ""),
+        App::Irc(i) => (&i.nick, None, None, "", ""),
+        App::Mining(m) => (&m.method, None, None, "", ""),
+        App::Ssh(s) => (&s.client_banner, None, None, "", ""),
+        App::Smtp(s) => (&s.ehlo, None, None, "", ""),
+        _ => ("", None, None, "", ""),
+    };
+    b.push(b',');
+    if !matches!(app, App::None) {
+        b.extend_from_slice(app.name().as_bytes());
+    }
+    b.push(b',');
+    push_csv_text(b, name);
+    b.push(b',');
+    if let Some(r) = rcode {
+        push_u64(b, u64::from(r));
+    }
+    b.push(b',');
+    if let Some(j) = ja3 {
+        for x in j {
+            let _ = write!(b, "{x:02x}");
+        }
+    }
+    b.push(b',');
+    push_csv_text(b, ja4);
+    b.push(b',');
+    push_csv_text(b, agent);
+}
+
+/// A CSV field: quoted (quotes doubled) when it holds a comma, quote or line break.
+fn push_csv_text(b: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|c| matches!(c, b',' | b'"' | b'\n' | b'\r')) {
+        b.push(b'"');
+        for c in s.bytes() {
+            if c == b'"' {
+                b.push(b'"');
+            }
+            b.push(c);
+        }
+        b.push(b'"');
+    } else {
+        b.extend_from_slice(s.as_bytes());
     }
 }
 

@@ -90,7 +90,7 @@ impl Relay {
 
 impl FlowSink for Relay {
     fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
-        self.current.flows.push(*flow);
+        self.current.flows.push(flow.clone());
         self.push(Call::Flow(reason, window.copied()));
     }
 

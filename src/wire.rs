@@ -123,6 +123,32 @@ pub struct Packet {
     /// DNS transaction id for UDP port 53 traffic, used to split transactions as Argus does.
     pub dns_id: Option<u16>,
     pub fragment: Option<Fragment>,
+    /// Where the application payload starts in the frame and how many of its bytes were
+    /// captured: for TCP and UDP the data behind the header, for ICMPv6 the message from its
+    /// header (neighbour discovery), for ARP the ARP body; 0 and 0 otherwise. Read it with
+    /// [`Packet::payload`].
+    pub payload_off: usize,
+    pub payload_cap: u32,
+    /// The sender's hardware address: the Ethernet source (ARP: the sender hardware address);
+    /// zeros on other link types.
+    pub src_mac: [u8; 6],
+}
+
+impl Packet {
+    /// The captured application payload of this packet in `frame` (the frame it was parsed from).
+    #[inline]
+    pub fn payload<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        let end = self.payload_off.saturating_add(self.payload_cap as usize);
+        frame.get(self.payload_off..end).unwrap_or(&[])
+    }
+}
+
+/// Records where `payload` sits, as an address: [`parse_into`] turns it into an offset in the
+/// frame once the layers are read (the layers see only their own slices).
+#[inline]
+fn mark_payload(pkt: &mut Packet, payload: &[u8]) {
+    pkt.payload_off = payload.as_ptr() as usize;
+    pkt.payload_cap = u32::try_from(payload.len()).unwrap_or(u32::MAX);
 }
 
 /// Why a frame was not turned into a [`Packet`]. Counted per kind by the engine.
@@ -192,9 +218,13 @@ pub fn parse_into(
     wire_len: u32,
     pkt: &mut Packet,
 ) -> Result<(), ParseError> {
+    let mut src_mac = [0u8; 6];
     let (ethertype, l3, link_header) = match link {
         LinkType::Ethernet => {
             let (ethertype, l3) = ethernet(frame)?;
+            if let Some(mac) = bytes_at::<6>(frame, 6) {
+                src_mac = mac;
+            }
             (ethertype, l3, 0)
         }
         LinkType::RawIp => match frame.first().map(|b| b >> 4) {
@@ -231,14 +261,25 @@ pub fn parse_into(
     // Argus counts the whole Ethernet frame but only the IP packet behind other link headers.
     *pkt = Packet {
         wire_len: wire_len.saturating_sub(link_header),
+        src_mac,
         ..Packet::default()
     };
-    match ethertype {
+    let parsed = match ethertype {
         ETHERTYPE_IPV4 => ipv4(l3, pkt, 0),
         ETHERTYPE_IPV6 => ipv6(l3, pkt, 0),
         ETHERTYPE_ARP | ETHERTYPE_RARP => arp(l3, pkt),
         _ => Err(ParseError::NotIp),
+    };
+    // The payload's address becomes its offset in the frame (it always lies inside the frame;
+    // anything else is dropped rather than trusted).
+    let off = pkt.payload_off.wrapping_sub(frame.as_ptr() as usize);
+    if pkt.payload_cap == 0 || off.saturating_add(pkt.payload_cap as usize) > frame.len() {
+        pkt.payload_off = 0;
+        pkt.payload_cap = 0;
+    } else {
+        pkt.payload_off = off;
     }
+    parsed
 }
 
 /// The `N` bytes at `at`, if the slice holds them.
@@ -463,6 +504,9 @@ fn transport(
             pkt.tcp_ack = u32::from_be_bytes([a0, a1, a2, a3]);
             pkt.tcp_window = u16::from_be_bytes([w0, w1]);
             pkt.app_len = payload_len.saturating_sub(data_offset) as u32;
+            if let Some(data) = payload.get(data_offset..) {
+                mark_payload(pkt, data);
+            }
         }
         proto::UDP => {
             let [sp0, sp1, dp0, dp1, ..] = *payload
@@ -471,6 +515,9 @@ fn transport(
             pkt.sport = u16::from_be_bytes([sp0, sp1]);
             pkt.dport = u16::from_be_bytes([dp0, dp1]);
             pkt.app_len = payload_len.saturating_sub(8) as u32;
+            if let Some(data) = payload.get(8..) {
+                mark_payload(pkt, data);
+            }
             if pkt.sport == 53 || pkt.dport == 53 {
                 // The first two bytes after the 8-byte UDP header.
                 pkt.dns_id = be16(payload, 8);
@@ -494,6 +541,10 @@ fn transport(
             pkt.icmp_code = icmp_code;
             icmp_echo_fields(payload, pkt);
             pkt.app_len = payload_len.saturating_sub(8) as u32;
+            // Neighbour discovery (133-137) is read from the ICMPv6 header on.
+            if (133..=137).contains(&icmp_type) {
+                mark_payload(pkt, payload);
+            }
         }
         proto::IGMP => {
             // Argus shows the group of reports (the IGMP group field) as the destination; only
@@ -608,6 +659,10 @@ fn arp(l3: &[u8], pkt: &mut Packet) -> Result<(), ParseError> {
     };
     pkt.proto = proto::ARP;
     pkt.arp_op = u16::from_be_bytes([op0, op1]);
+    if let Some(sha) = bytes_at::<6>(rest, 0) {
+        pkt.src_mac = sha;
+    }
+    mark_payload(pkt, a.as_slice());
     pkt.src = Addr::v4(spa);
     pkt.dst = Addr::v4(tpa);
     Ok(())

@@ -6,6 +6,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod app;
 pub mod fragments;
 pub mod metrics;
 pub mod state;
@@ -211,6 +212,8 @@ pub struct DirStats {
     /// TCP: highest sequence end seen, for retransmission (loss) counting.
     pub tcp_next_seq: u32,
     pub tcp_retrans: u64,
+    /// Hardware source address of this direction's first packet (zeros when the link has none).
+    pub mac: [u8; 6],
 }
 
 impl DirStats {
@@ -252,6 +255,7 @@ impl DirStats {
     fn update(&mut self, ts: Nanos, pkt: &Packet) {
         if self.pkts == 0 {
             self.first_ns = ts;
+            self.mac = pkt.src_mac;
             self.min_size = pkt.wire_len;
             self.max_size = pkt.wire_len;
         } else {
@@ -309,7 +313,7 @@ pub enum CloseReason {
 }
 
 /// One bidirectional flow.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Flow {
     pub key: FlowKey,
     /// Whether the flow's source (first packet's sender) is `key.lo`.
@@ -327,6 +331,8 @@ pub struct Flow {
     pub state: state::ProtoState,
     /// Index of the window the flow belongs to (0 when not windowed).
     pub window: u64,
+    /// What the first payload bytes of each direction said.
+    pub app: app::AppState,
 }
 
 impl Flow {
@@ -363,6 +369,7 @@ impl Flow {
             rev: DirStats::default(),
             state: state::ProtoState::first(pkt),
             window,
+            app: app::AppState::default(),
         }
     }
 
@@ -406,6 +413,14 @@ impl Flow {
         std::mem::swap(&mut self.src, &mut self.dst);
         std::mem::swap(&mut self.sport, &mut self.dport);
         std::mem::swap(&mut self.fwd, &mut self.rev);
+    }
+
+    /// A packet's payload (already counted by [`Flow::update`]), for the application summary.
+    #[inline]
+    pub fn inspect(&mut self, pkt: &Packet, forward: bool, payload: &[u8]) {
+        let from_src = forward == self.src_is_lo;
+        self.app
+            .on_payload(self.proto, (pkt.sport, pkt.dport), from_src, payload);
     }
 
     /// Starts a continuation record of a flow reported at the status interval: same endpoints and

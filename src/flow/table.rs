@@ -48,7 +48,7 @@ const UNLINKED: Links = Links {
 };
 
 /// A flow, on cache-line boundaries: a packet touches as few lines as its fields span.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 #[repr(align(64))]
 struct Slot {
     flow: Flow,

@@ -1,0 +1,638 @@
+//! Protocol evidence per home host and window, and the detectors that read it: what the host
+//! looked up and whether the names existed, what it said in TLS, HTTP, SMTP, IRC and mining
+//! dialogue, which outside addresses it reached without any DNS answer naming them, and whether
+//! a loaded threat-intelligence feed lists what it touched.
+//!
+//! Each detector follows how a behaviour works, not a capture: a DGA tries many random names that
+//! do not exist; a DNS tunnel packs data into long subdomains (or TXT/NULL records) of one parent
+//! domain; a spam bot hands mail to many outside servers; an IRC bot speaks IRC to an outside
+//! server; a miner speaks stratum; hard-coded C2 is reached by address (TLS without a server name,
+//! HTTP with an address as its Host); a P2P bot talks to many outside peers that no name led to.
+//!
+//! A detector is **strong** (its finding alone makes the host red: it names something a benign
+//! home host does not do) or **weak** (generic: it needs another weak detector or a model's word
+//! in the same window). The weighing and the data behind every threshold are in
+//! docs/detection.md; the thresholds are `[rules]` keys (`config/botd.toml`).
+//!
+//! Everything per host and window has a fixed size: distinct counts are estimated from 256-bit
+//! sketches (linear counting), lists are `heapless`.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+use crate::config::RulesConfig;
+use crate::dnsview::DnsView;
+
+/// Short text kept as evidence (a name, a nick, a method).
+pub type Note = heapless::String<64>;
+
+/// Copies `s` into a note, cut at a character boundary.
+pub fn note(s: &str) -> Note {
+    let mut n = Note::new();
+    for c in s.chars() {
+        if n.push(c).is_err() {
+            break;
+        }
+    }
+    n
+}
+
+/// A fixed hash for sketches: the same input counts the same in every run (no per-process seed:
+/// the sketches' estimates are part of the evidence, which must be reproducible).
+fn hash64(v: impl Hash) -> u64 {
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    v.hash(&mut h);
+    // FNV-1a spreads its low bits poorly: mix before a sketch takes 8 of them.
+    let mut x = h.0;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x
+}
+
+/// FNV-1a, a fixed 64-bit hash.
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Distinct values, estimated by linear counting over 256 bits: exact enough below ~100,
+/// within a few percent to ~600, saturating near 1,400.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Distinct {
+    bits: [u64; 4],
+}
+
+impl Distinct {
+    pub fn add(&mut self, v: impl Hash) {
+        let h = hash64(v);
+        let bit = (h & 255) as usize;
+        if let Some(w) = self.bits.get_mut(bit / 64) {
+            *w |= 1 << (bit % 64);
+        }
+    }
+
+    /// The estimated number of distinct values added.
+    pub fn estimate(&self) -> u32 {
+        let set: u32 = self.bits.iter().map(|w| w.count_ones()).sum();
+        if set == 0 {
+            return 0;
+        }
+        let zeros = 256 - set;
+        if zeros == 0 {
+            return 1_420;
+        }
+        let m = 256f64;
+        (-m * (f64::from(zeros) / m).ln()).round() as u32
+    }
+}
+
+/// One parent domain a host queried, with what a tunnel would show.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParentDomain {
+    pub name: Note,
+    pub queries: u32,
+    /// Queries of type TXT.
+    pub txt: u32,
+    /// Queries of type NULL (10) or the private types a tunnel uses.
+    pub null: u32,
+    /// Distinct names asked under it.
+    pub names: Distinct,
+    /// Distinct names whose part below the parent is long (see `[rules] tunnel_label_chars`).
+    pub long_names: Distinct,
+    /// Distinct names asked with TXT.
+    pub txt_names: Distinct,
+}
+
+/// An outside address a host connected to in the window, as far as the connection showed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutsidePeer {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub proto: u8,
+    pub connections: u32,
+    pub first_ns: u64,
+    pub bytes: u64,
+    /// A TLS ClientHello without a server name.
+    pub tls_no_sni: bool,
+    /// An HTTP request whose Host header is an address (the client itself addressed it by
+    /// address).
+    pub http_addr_host: bool,
+    /// That request was a POST or carried no User-Agent.
+    pub http_post_or_no_agent: bool,
+    /// An HTTP request named a host (Host header a name, not an address).
+    pub http_name_host: bool,
+    /// The peer is a home address (a listener inside the LAN).
+    pub home: bool,
+    /// A DNS answer named the address before the first connection (set when the window closes).
+    pub resolved: bool,
+}
+
+/// Most outside peers remembered per host and window (the first ones; more are counted).
+pub const OUTSIDE_PEERS: usize = 32;
+/// Most parent domains tracked per host and window (the busiest stay: space-saving).
+pub const PARENT_SLOTS: usize = 4;
+/// Most intel hits kept per host and window.
+pub const INTEL_HITS: usize = 4;
+
+/// A finding of one protocol, with the peer and a short text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sighting {
+    pub peer: IpAddr,
+    pub port: u16,
+    pub text: Note,
+}
+
+/// A threat-intelligence hit: which feed, which entry, on what.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntelNote {
+    pub feed: Note,
+    pub entry: Note,
+    /// What matched: "address", "name", "sni", "http-host", "ja3", "ja4".
+    pub on: &'static str,
+    pub peer: IpAddr,
+}
+
+/// What the protocols said of one home host in one window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProtoWindow {
+    /// DNS queries the host sent to port 53 (not mDNS/LLMNR).
+    pub dns_queries: u32,
+    /// Answers NXDOMAIN to the host's queries.
+    pub dns_failed: u32,
+    pub failed_names: Distinct,
+    /// Distinct failed names that look machine-made (see [`looks_random`]).
+    pub random_failed: Distinct,
+    /// Distinct parent domains of those.
+    pub random_failed_parents: Distinct,
+    pub random_failed_example: Note,
+    /// Name statistics of the queries: sum of name lengths and the longest name.
+    pub name_len_sum: u64,
+    pub name_len_max: u32,
+    pub parents: heapless::Vec<ParentDomain, PARENT_SLOTS>,
+    /// Outside mail servers the host handed mail to (MAIL FROM, RCPT TO or DATA).
+    pub smtp_servers: Distinct,
+    pub smtp_sessions: u32,
+    pub smtp_example: Option<Sighting>,
+    pub irc: Option<Sighting>,
+    /// The IRC dialogue looked like a bot's: a machine-made nick, an unnamed server or a port
+    /// no IRC network uses.
+    pub irc_botlike: bool,
+    pub mining: Option<Sighting>,
+    pub intel: heapless::Vec<IntelNote, INTEL_HITS>,
+    pub intel_more: u32,
+    pub outside: heapless::Vec<OutsidePeer, OUTSIDE_PEERS>,
+    pub outside_dropped: u32,
+    /// HTTP requests without a User-Agent to outside servers.
+    pub http_no_agent: u32,
+    pub http_no_agent_example: Option<Sighting>,
+    /// BitTorrent (or another P2P protocol botd recognises) was spoken by the host.
+    pub p2p_protocol: bool,
+    /// Distinct outside peers on high ports, small exchanges, no name (set at window close).
+    pub p2p_peers: u32,
+    /// The host's DNS is visible to the sensor (it sent queries botd saw, in this window or
+    /// before): only then can "no DNS answer named it" mean anything.
+    pub dns_visible: bool,
+}
+
+/// Whether a domain label looks machine-made (a DGA's): at least 8 characters and letters mixed
+/// with digits, or too few vowels for a word (under 22% of the letters: random letters give about
+/// 19%, English and brand names 35-45%), or a run of 6 consonants. Dictionary-word DGAs pass for
+/// words here; what catches them is the count of distinct names that do not exist.
+pub fn looks_random(label: &str) -> bool {
+    let b = label.as_bytes();
+    if b.len() < 8 {
+        return false;
+    }
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
+    let vowels = b
+        .iter()
+        .filter(|c| matches!(c.to_ascii_lowercase(), b'a' | b'e' | b'i' | b'o' | b'u'))
+        .count();
+    let mut run = 0;
+    let mut longest_run = 0;
+    for c in b {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphabetic() && !matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y') {
+            run += 1;
+            longest_run = longest_run.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    (digits >= 2 && letters >= 2)
+        || (letters >= 8 && vowels * 100 < letters * 22)
+        || longest_run >= 6
+}
+
+impl ProtoWindow {
+    /// A DNS query of the host (to port 53) and its answer code.
+    pub fn dns_query(&mut self, name: &str, qtype: u16, rcode: Option<u8>, rules: &RulesConfig) {
+        self.dns_queries = self.dns_queries.saturating_add(1);
+        self.dns_visible = true;
+        let len = name.len() as u32;
+        self.name_len_sum += u64::from(len);
+        self.name_len_max = self.name_len_max.max(len);
+        if name.is_empty() {
+            return;
+        }
+        let parent = crate::proto::dns::parent_domain(name);
+        let sub = crate::proto::dns::subdomain_part(name);
+        if rcode == Some(3) {
+            self.dns_failed = self.dns_failed.saturating_add(1);
+            self.failed_names.add(name);
+            // The label a DGA makes is the leftmost one of the registrable domain.
+            let label = parent.split('.').next().unwrap_or(parent);
+            if looks_random(label) {
+                self.random_failed.add(name);
+                self.random_failed_parents.add(parent);
+                if self.random_failed_example.is_empty() {
+                    self.random_failed_example = note(name);
+                }
+            }
+        }
+        if parent == name && qtype != 10 {
+            // Nothing below the parent carries data.
+            return;
+        }
+        let slot = match self.parents.iter().position(|p| p.name == parent) {
+            Some(i) => i,
+            None => {
+                let fresh = ParentDomain {
+                    name: note(parent),
+                    ..ParentDomain::default()
+                };
+                if self.parents.push(fresh.clone()).is_ok() {
+                    self.parents.len() - 1
+                } else {
+                    // Space-saving: the least queried parent gives its slot to the newcomer,
+                    // which inherits its query count as an upper bound.
+                    let Some((i, least)) = self
+                        .parents
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, p)| p.queries)
+                        .map(|(i, p)| (i, p.queries))
+                    else {
+                        return;
+                    };
+                    if let Some(p) = self.parents.get_mut(i) {
+                        *p = ParentDomain {
+                            queries: least,
+                            ..fresh
+                        };
+                    }
+                    i
+                }
+            }
+        };
+        let Some(p) = self.parents.get_mut(slot) else {
+            return;
+        };
+        p.queries = p.queries.saturating_add(1);
+        p.names.add(name);
+        let data_chars = sub.bytes().filter(|&b| b != b'.').count();
+        if data_chars >= rules.tunnel_label_chars as usize {
+            p.long_names.add(name);
+        }
+        match qtype {
+            16 => {
+                p.txt = p.txt.saturating_add(1);
+                p.txt_names.add(name);
+            }
+            // NULL, and the private-use types some tunnels ask for.
+            10 | 65_399..=65_534 => p.null = p.null.saturating_add(1),
+            _ => {}
+        }
+    }
+
+    /// A connection of the host to an outside address.
+    pub fn outside_connection(&mut self, peer: OutsidePeer) {
+        if let Some(p) = self
+            .outside
+            .iter_mut()
+            .find(|p| p.addr == peer.addr && p.port == peer.port && p.proto == peer.proto)
+        {
+            p.connections = p.connections.saturating_add(1);
+            p.first_ns = p.first_ns.min(peer.first_ns);
+            p.bytes = p.bytes.saturating_add(peer.bytes);
+            p.tls_no_sni |= peer.tls_no_sni;
+            p.http_addr_host |= peer.http_addr_host;
+            p.http_post_or_no_agent |= peer.http_post_or_no_agent;
+            p.http_name_host |= peer.http_name_host;
+            return;
+        }
+        if self.outside.push(peer).is_err() {
+            self.outside_dropped = self.outside_dropped.saturating_add(1);
+        }
+    }
+
+    pub fn intel_hit(&mut self, hit: IntelNote) {
+        if self
+            .intel
+            .iter()
+            .any(|h| h.entry == hit.entry && h.on == hit.on)
+        {
+            return;
+        }
+        if self.intel.push(hit).is_err() {
+            self.intel_more = self.intel_more.saturating_add(1);
+        }
+    }
+
+    /// At the window's close: which outside peers a DNS answer named before the host reached
+    /// them, and how many look like peers of a P2P network.
+    pub fn finish(&mut self, view: &DnsView, dns_visible: bool, rules: &RulesConfig) {
+        self.dns_visible |= dns_visible;
+        let mut p2p = Distinct::default();
+        for p in self.outside.iter_mut() {
+            p.resolved = view.resolved_before(p.addr, p.first_ns);
+            let small = p.bytes <= u64::from(rules.p2p_max_bytes) * u64::from(p.connections.max(1));
+            if !p.resolved && p.port >= 1024 && small {
+                p2p.add(p.addr);
+            }
+        }
+        self.p2p_peers = p2p.estimate() + self.outside_dropped.min(1_000);
+    }
+}
+
+/// How much a detector's finding weighs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weight {
+    /// Needs corroboration: another weak finding or a model's word in the same window.
+    Weak,
+    /// Enough alone.
+    Strong,
+}
+
+/// A detector that fired, with its figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub weight: Weight,
+    pub text: String,
+    /// The peer it names, if one.
+    pub peer: Option<(IpAddr, u16)>,
+}
+
+fn label(view: &DnsView, a: IpAddr) -> String {
+    match view.name(a) {
+        Some(n) => format!("{a} ({n})"),
+        None => a.to_string(),
+    }
+}
+
+/// Every protocol detector that fires on a host's window.
+pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Finding> {
+    let mut out = Vec::new();
+    // Intel: a feed lists what the host touched.
+    if let Some(h) = w.intel.first() {
+        let more = w.intel.len() as u32 - 1 + w.intel_more;
+        out.push(Finding {
+            rule: "intel",
+            weight: Weight::Strong,
+            text: format!(
+                "intel: {} {} listed by {} (peer {}){}",
+                h.on,
+                h.entry,
+                h.feed,
+                label(view, h.peer),
+                if more > 0 {
+                    format!(", {more} more hits")
+                } else {
+                    String::new()
+                }
+            ),
+            peer: Some((h.peer, 0)),
+        });
+    }
+    // DGA: many distinct machine-made names that do not exist, under distinct domains.
+    let random = w.random_failed.estimate();
+    let parents = w.random_failed_parents.estimate();
+    if random >= rules.dga_failed_names && parents >= rules.dga_failed_names / 2 {
+        out.push(Finding {
+            rule: "dga",
+            weight: Weight::Strong,
+            text: format!(
+                "dga: {random} distinct random-looking names failed (NXDOMAIN) under {parents} domains, e.g. {}; {} of {} queries failed",
+                w.random_failed_example, w.dns_failed, w.dns_queries
+            ),
+            peer: None,
+        });
+    }
+    // DNS tunnel: data in the names (or TXT/NULL records) of one parent domain.
+    for p in &w.parents {
+        let long = p.long_names.estimate();
+        let txt_names = p.txt_names.estimate();
+        let why = if p.null >= rules.tunnel_null_queries {
+            Some(format!("{} NULL/private-type queries", p.null))
+        } else if long >= rules.tunnel_long_names {
+            Some(format!(
+                "{long} distinct names with >= {} characters below it",
+                rules.tunnel_label_chars
+            ))
+        } else if p.txt >= rules.tunnel_txt_queries && txt_names >= rules.tunnel_txt_queries / 2 {
+            Some(format!(
+                "{} TXT queries of {txt_names} distinct names",
+                p.txt
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            out.push(Finding {
+                rule: "dns-tunnel",
+                weight: Weight::Strong,
+                text: format!(
+                    "dns-tunnel: {why} under {} ({} queries, {} distinct names)",
+                    p.name,
+                    p.queries,
+                    p.names.estimate()
+                ),
+                peer: None,
+            });
+            break;
+        }
+    }
+    // Spam: mail handed to many outside servers.
+    let servers = w.smtp_servers.estimate();
+    if servers >= rules.spam_servers {
+        out.push(Finding {
+            rule: "spam",
+            weight: Weight::Strong,
+            text: format!(
+                "spam: mail handed to {servers} outside mail servers in {} SMTP sessions",
+                w.smtp_sessions
+            ),
+            peer: w.smtp_example.as_ref().map(|s| (s.peer, s.port)),
+        });
+    } else if let Some(s) = &w.smtp_example {
+        out.push(Finding {
+            rule: "smtp-client",
+            weight: Weight::Weak,
+            text: format!(
+                "smtp-client: mail handed to {} port {} ({})",
+                label(view, s.peer),
+                s.port,
+                s.text
+            ),
+            peer: Some((s.peer, s.port)),
+        });
+    }
+    if let Some(s) = &w.irc {
+        out.push(Finding {
+            rule: "irc",
+            // People chat on IRC too: alone, only a bot-like dialogue acts.
+            weight: if w.irc_botlike {
+                Weight::Strong
+            } else {
+                Weight::Weak
+            },
+            text: format!(
+                "irc: IRC client dialogue with {} port {} ({})",
+                label(view, s.peer),
+                s.port,
+                s.text
+            ),
+            peer: Some((s.peer, s.port)),
+        });
+    }
+    if let Some(s) = &w.mining {
+        out.push(Finding {
+            rule: "miner",
+            weight: Weight::Strong,
+            text: format!(
+                "miner: mining-pool dialogue with {} port {} ({})",
+                label(view, s.peer),
+                s.port,
+                s.text
+            ),
+            peer: Some((s.peer, s.port)),
+        });
+    }
+    // Raw-address C2: reached by address, and the connection itself says so.
+    let mut raw_strong: Option<&OutsidePeer> = None;
+    let mut raw_weak: Option<&OutsidePeer> = None;
+    for p in &w.outside {
+        let unnamed = !p.resolved && w.dns_visible;
+        let strong = !p.home
+            && ((p.http_addr_host && p.http_post_or_no_agent)
+                // A TLS client that names its server sends the name (SNI). One that looked a
+                // name up and still sends none, or keeps connecting without one to a port other
+                // than HTTPS's (or DNS over TLS's), runs its own TLS to its own server; on HTTPS's
+                // port, repeated connections to an address no DNS answer named.
+                || (p.tls_no_sni
+                    && if matches!(p.port, 443 | 853) {
+                        unnamed && p.connections >= 2
+                    } else {
+                        p.resolved || p.connections >= 2
+                    }));
+        let weak = p.http_addr_host || p.tls_no_sni;
+        if strong && raw_strong.is_none() {
+            raw_strong = Some(p);
+        } else if weak && raw_weak.is_none() {
+            raw_weak = Some(p);
+        }
+    }
+    for (p, weight) in [(raw_strong, Weight::Strong), (raw_weak, Weight::Weak)] {
+        let Some(p) = p else {
+            continue;
+        };
+        let how = if p.http_addr_host {
+            if p.http_post_or_no_agent {
+                "HTTP POST or no User-Agent, Host an address"
+            } else {
+                "HTTP with an address as Host"
+            }
+        } else if p.resolved {
+            "TLS without a server name, though a DNS answer named it"
+        } else {
+            "TLS without a server name, no DNS answer named it"
+        };
+        out.push(Finding {
+            rule: "raw-address",
+            weight,
+            text: format!(
+                "raw-address: {} connections to {}{} port {} ({how})",
+                p.connections,
+                if p.home { "home host " } else { "" },
+                p.addr,
+                p.port
+            ),
+            peer: Some((p.addr, p.port)),
+        });
+        // One finding of the two weights is enough evidence.
+        break;
+    }
+    // P2P bot: many outside peers, small exchanges, no names, no P2P protocol botd knows.
+    if w.dns_visible && !w.p2p_protocol && w.p2p_peers >= rules.p2p_peers {
+        out.push(Finding {
+            rule: "p2p",
+            weight: Weight::Strong,
+            text: format!(
+                "p2p: {} outside peers on high ports, small exchanges, none named by DNS, no known P2P protocol",
+                w.p2p_peers
+            ),
+            peer: None,
+        });
+    }
+    if w.http_no_agent > 0
+        && let Some(s) = &w.http_no_agent_example
+    {
+        out.push(Finding {
+            rule: "http-no-agent",
+            weight: Weight::Weak,
+            text: format!(
+                "http-no-agent: {} HTTP requests without a User-Agent, e.g. {} ({})",
+                w.http_no_agent,
+                label(view, s.peer),
+                s.text
+            ),
+            peer: Some((s.peer, s.port)),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_counts_are_close() {
+        for n in [0u32, 1, 5, 20, 60, 200] {
+            let mut d = Distinct::default();
+            for i in 0..n {
+                d.add(i);
+                d.add(i); // repeats do not count
+            }
+            let e = d.estimate();
+            let tol = (n / 5).max(2);
+            assert!(e.abs_diff(n) <= tol, "{n} estimated {e}");
+        }
+    }
+
+    #[test]
+    fn random_labels_and_words() {
+        for l in ["xkqzjvbwtr", "a8f3k2m9q1", "db54a845"] {
+            assert!(looks_random(l), "{l}");
+        }
+        for l in ["google", "facebook", "wikipedia", "mail", "windowsupdate"] {
+            assert!(!looks_random(l), "{l}");
+        }
+    }
+}
