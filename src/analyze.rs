@@ -371,6 +371,9 @@ pub fn host_json(h: &HostState, capture: Option<&str>) -> serde_json::Value {
         "windows": h.history,
         "evidence": h.changes,
     });
+    if let (Some(d), Some(obj)) = (&h.device, v.as_object_mut()) {
+        obj.insert("device".into(), serde_json::json!(d));
+    }
     if let (Some(c), Some(obj)) = (capture, v.as_object_mut()) {
         obj.insert("capture".into(), c.into());
     }
@@ -396,6 +399,18 @@ fn counters_json(r: &RunResult) -> serde_json::Value {
         "flow_table_high_water": t.high_water,
         "detector": r.detector.counters,
         "hosts_not_tracked": r.detector.scorer.hosts_dropped,
+        "dns_view": {
+            "names": r.detector.dns.len(),
+            "capacity": r.detector.dns.capacity(),
+            "answers": r.detector.dns.counters.answers,
+            "evicted": r.detector.dns.counters.evicted,
+        },
+        "devices": {
+            "known": r.detector.devices.len(),
+            "observations": r.detector.devices.counters.observations,
+            "evicted": r.detector.devices.counters.evicted,
+        },
+        "intel_entries": r.detector.intel().map_or(0, |i| i.entries()),
     })
 }
 

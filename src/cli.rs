@@ -51,6 +51,19 @@ pub enum Command {
     /// Write the per-host timeline report: one self-contained HTML page (from captures, or from
     /// a running sensor's --state file).
     Report(crate::report::ReportArgs),
+    /// List the threat-intelligence feeds of a folder (default `[intel] dir`) with their format,
+    /// entry counts and errors; exits non-zero when one is broken.
+    Intel(IntelArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IntelArgs {
+    /// The feed folder; without it `[intel] dir` of the configuration.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Configuration file (default: config/botd.toml when it exists, else built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -134,6 +147,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Models(args) => models(args),
+        Command::Intel(args) => intel(args),
         Command::Report(args) => crate::report::report(args),
         Command::Run(args) => crate::live::run(args),
         Command::Features(args) => features(args),
@@ -276,6 +290,46 @@ fn features(args: FeaturesArgs) -> Result<(), String> {
         Err(e) => return Err(format!("writing features: {e}")),
     }
     read_result
+}
+
+fn intel(args: IntelArgs) -> Result<(), String> {
+    let cfg = crate::analyze::load_config(args.config.as_deref())?;
+    let dir = match args.dir.as_deref().or(cfg.intel.dir()) {
+        Some(d) => d.to_path_buf(),
+        None => return Err("no feed folder: give --dir or set [intel] dir".into()),
+    };
+    let limits = crate::intel::IntelLimits {
+        max_entries: cfg.intel.max_entries,
+        max_feeds: cfg.intel.max_feeds,
+    };
+    let reports = crate::intel::IntelSet::inspect_dir(&dir, &limits).map_err(|e| e.to_string())?;
+    let mut broken = 0;
+    for r in &reports {
+        match r {
+            Ok(feed) => println!("{feed}"),
+            Err(e) => {
+                broken += 1;
+                println!("BROKEN {e}");
+            }
+        }
+    }
+    // The whole set as the sensor would load it: limits over all feeds, memory held.
+    match crate::intel::IntelSet::load_dir(&dir, &limits) {
+        Ok((set, _)) => println!(
+            "{} feeds, {} entries, {} KiB held",
+            set.feeds().len(),
+            set.entries(),
+            set.memory_bytes() / 1024
+        ),
+        Err(e) => {
+            println!("not loadable as a whole: {e}");
+            broken = broken.max(1);
+        }
+    }
+    if broken > 0 {
+        return Err(format!("{}: {broken} broken feed(s)", dir.display()));
+    }
+    Ok(())
 }
 
 fn models(args: ModelsArgs) -> Result<(), String> {

@@ -346,6 +346,18 @@ impl Detector {
         self
     }
 
+    /// Takes over what another detector learnt of DNS names, devices and which hosts' DNS is
+    /// visible (a reload), when the capacities allow it.
+    pub fn inherit_knowledge(&mut self, from: &Detector) {
+        if self.dns.capacity() == from.dns.capacity() {
+            self.dns = from.dns.clone();
+        }
+        if self.rules.device_capacity == from.rules.device_capacity {
+            self.devices = from.devices.clone();
+        }
+        self.dns_hosts = from.dns_hosts.clone();
+    }
+
     /// The feeds in use.
     pub fn intel(&self) -> Option<&Arc<IntelSet>> {
         self.intel.as_ref()
@@ -911,6 +923,7 @@ impl FlowSink for Detector {
             });
         }
         let mut findings = HashMap::new();
+        let mut figures = HashMap::new();
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
             for (host, p) in open.proto.iter_mut() {
                 p.finish(&self.dns, self.dns_hosts.contains(host), &self.rules);
@@ -918,6 +931,7 @@ impl FlowSink for Detector {
                 if !f.is_empty() {
                     findings.insert(*host, f);
                 }
+                figures.insert(*host, p.figures());
             }
         }
         let counts = idx
@@ -925,6 +939,7 @@ impl FlowSink for Detector {
             .map_or(&empty, |o| &o.hosts);
         let ctx = host::WindowContext {
             findings: &findings,
+            figures: &figures,
             dns: &self.dns,
             devices: &self.devices,
         };

@@ -77,6 +77,7 @@ pub struct DeviceCounters {
     pub evicted: u64,
 }
 
+#[derive(Clone)]
 pub struct DeviceTable {
     capacity: usize,
     by_mac: HashMap<[u8; 6], Device>,

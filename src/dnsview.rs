@@ -50,6 +50,7 @@ pub struct DnsViewCounters {
     pub evicted: u64,
 }
 
+#[derive(Clone)]
 pub struct DnsView {
     index: HashMap<IpAddr, usize>,
     slots: Vec<Option<Answer>>,

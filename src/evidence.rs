@@ -368,6 +368,68 @@ impl ProtoWindow {
     }
 }
 
+/// What a host's window shows of DNS and the feeds, as `botd analyze --json` windows carry it
+/// (`protocols`): stable names, documented in the README.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProtoFigures {
+    /// DNS queries to port 53.
+    pub dns_queries: u32,
+    /// Answers NXDOMAIN.
+    pub dns_failed: u32,
+    /// Distinct names that failed (estimated past ~100).
+    pub dns_failed_names: u32,
+    /// Distinct failed names that look machine-made.
+    pub dns_random_failed_names: u32,
+    /// Mean and longest length of the names asked.
+    pub dns_name_len_mean: f64,
+    pub dns_name_len_max: u32,
+    /// The parent domain with most distinct names below it, and that count.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dns_top_parent: String,
+    pub dns_top_parent_names: u32,
+    /// Distinct outside mail servers handed mail.
+    pub smtp_servers: u32,
+    /// Outside peers reached (first 32) and how many no DNS answer named.
+    pub outside_peers: u32,
+    pub outside_unnamed: u32,
+    /// Threat-intelligence hits: `on entry (feed)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intel: Vec<String>,
+}
+
+impl ProtoWindow {
+    /// The window's figures (after [`ProtoWindow::finish`]).
+    pub fn figures(&self) -> ProtoFigures {
+        let top = self.parents.iter().max_by_key(|p| p.names.estimate());
+        ProtoFigures {
+            dns_queries: self.dns_queries,
+            dns_failed: self.dns_failed,
+            dns_failed_names: self.failed_names.estimate(),
+            dns_random_failed_names: self.random_failed.estimate(),
+            dns_name_len_mean: if self.dns_queries > 0 {
+                self.name_len_sum as f64 / f64::from(self.dns_queries)
+            } else {
+                0.0
+            },
+            dns_name_len_max: self.name_len_max,
+            dns_top_parent: top.map(|p| p.name.to_string()).unwrap_or_default(),
+            dns_top_parent_names: top.map_or(0, |p| p.names.estimate()),
+            smtp_servers: self.smtp_servers.estimate(),
+            outside_peers: self.outside.len() as u32 + self.outside_dropped,
+            outside_unnamed: self
+                .outside
+                .iter()
+                .filter(|p| !p.resolved && !p.home)
+                .count() as u32,
+            intel: self
+                .intel
+                .iter()
+                .map(|h| format!("{} {} ({})", h.on, h.entry, h.feed))
+                .collect(),
+        }
+    }
+}
+
 /// How much a detector's finding weighs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -53,6 +53,8 @@ use crate::evidence::{Finding, Weight};
 /// findings per host, the DNS view (names of peers) and the device table.
 pub struct WindowContext<'a> {
     pub findings: &'a HashMap<IpAddr, Vec<Finding>>,
+    /// Each host's DNS and feed figures in the window.
+    pub figures: &'a HashMap<IpAddr, crate::evidence::ProtoFigures>,
     pub dns: &'a DnsView,
     pub devices: &'a DeviceTable,
 }
@@ -352,6 +354,9 @@ pub struct HistoryEntry {
     /// a model's word in the same window), each with its figures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub weak: Vec<String>,
+    /// What the host's DNS and the feeds showed in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocols: Option<crate::evidence::ProtoFigures>,
 }
 
 /// Everything botd knows about one home host.
@@ -586,6 +591,7 @@ impl HostScorer {
                     rules: fired.iter().map(|(_, d)| d.clone()).collect(),
                     series: c.beacon.filter(Beacon::regular),
                     weak: weak_texts,
+                    protocols: ctx.figures.get(&addr).cloned(),
                 });
             }
             if new_level != host.level {

@@ -180,8 +180,12 @@ impl LiveLoop {
     ) -> LiveLoop {
         let engine_cfg = cfg.engine_config();
         let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
+        // The feeds were checked by `run` before the capture started; a LiveLoop built without
+        // them (tests) runs with none.
+        let intel = crate::analyze::load_intel(cfg).ok().flatten();
         let detector = Detector::new(models, cfg.network.clone(), cfg.scoring.clone(), concurrent)
-            .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity);
+            .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity)
+            .with_rules(cfg.rules.clone(), intel);
         LiveLoop {
             engine: Engine::new(engine_cfg),
             gens: vec![Generation {
@@ -396,13 +400,26 @@ fn reload(
     let keep_hosts = same_names && new.scoring == current.scoring;
     let engine_cfg = new.engine_config();
     let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
-    let detector = Detector::new(
+    // A broken feed fails the reload: the running feeds stay.
+    let intel = crate::analyze::load_intel(&new)?;
+    let intel_note = match &intel {
+        Some(i) => format!(
+            "; intel {} entries in {} feeds",
+            i.entries(),
+            i.feeds().len()
+        ),
+        None => String::new(),
+    };
+    let mut detector = Detector::new(
         models.clone(),
         new.network.clone(),
         new.scoring.clone(),
         concurrent,
     )
-    .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity);
+    .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity)
+    .with_rules(new.rules.clone(), intel);
+    // What the sensor learnt of names and devices carries over.
+    detector.inherit_knowledge(lp.detector());
     let sink = if new.alerts != current.alerts {
         Some(alert_sink(&new)?)
     } else {
@@ -422,7 +439,7 @@ fn reload(
     };
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
     let mut msg = format!(
-        "reloaded config and {} models ({}); host states {}{sink_note}",
+        "reloaded config and {} models ({}); host states {}{sink_note}{intel_note}",
         models.len(),
         names.join(", "),
         if keep_hosts { "kept" } else { "start afresh" },
@@ -482,6 +499,15 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let who = privileges::drop_privileges(&cfg.privileges, args.allow_root)?;
     log!("{who}");
     let models = Arc::new(crate::analyze::load_models(&cfg.models.dir)?);
+    // A broken feed stops the start with its file and line (LiveLoop::new loads them again).
+    if let Some(i) = crate::analyze::load_intel(&cfg)? {
+        log!(
+            "intel: {} entries in {} feeds ({} KiB)",
+            i.entries(),
+            i.feeds().len(),
+            i.memory_bytes() / 1024
+        );
+    }
     let sink = alert_sink(&cfg)?;
     let mut lp = LiveLoop::new(&cfg, models.clone(), Some(sink), cap.link());
     log!(
