@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH="${1:-20}"
-TARGETS=(${TARGETS:-pcap_reader frame_to_table config_toml model_onnx})
+TARGETS=(${TARGETS:-pcap_reader frame_to_table config_toml model_onnx app_payload intel_feed})
 JOBS="${JOBS:-1}"
 export RUSTC_BOOTSTRAP=1
 if [[ -z "${CARGO_TARGET_DIR:-}" ]]; then

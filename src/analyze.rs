@@ -69,7 +69,17 @@ struct TruthFile {
 }
 
 /// Kinds whose malicious hosts the detection target counts.
-pub const TARGET_KINDS: [&str; 6] = ["botnet", "rat", "worm", "trojan", "ransomware", "beacon"];
+pub const TARGET_KINDS: [&str; 9] = [
+    "botnet",
+    "rat",
+    "worm",
+    "trojan",
+    "ransomware",
+    "beacon",
+    "miner",
+    "spam",
+    "tunnel",
+];
 
 pub struct Truth {
     dir: PathBuf,

@@ -27,7 +27,7 @@ import tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-TARGET_KINDS = ("botnet", "rat", "worm", "trojan", "ransomware", "beacon")
+TARGET_KINDS = ("botnet", "rat", "worm", "trojan", "ransomware", "beacon", "miner", "spam", "tunnel")
 
 
 def main(argv=None) -> int:
