@@ -272,6 +272,7 @@ pub struct RulesConfig {
 
 /// The detectors `[rules] disable` may name.
 pub const DETECTORS: &[&str] = &[
+    "models",
     "sweep",
     "lateral",
     "beacon",

@@ -590,6 +590,16 @@ fn host_is_address(host: &str) -> bool {
     })
 }
 
+/// A Gnutella download request (`GET /get/<index>/<file>` or `/uri-res/N2R?urn:sha1:...`, the
+/// forms of the Gnutella 0.6 protocol).
+fn is_gnutella_download(uri: &str) -> bool {
+    uri.strip_prefix("/get/").is_some_and(|rest| {
+        rest.split('/')
+            .next()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }) || uri.starts_with("/uri-res/")
+}
+
 /// An IRC dialogue that looks like a bot's rather than a person's: a nick with machine-made
 /// parts (three or more digits, brackets or pipes as bots tag country and OS, or a random-looking
 /// nick), or a server port outside the ones IRC networks publish (6660-6669, 6697, 7000, 194,
@@ -775,6 +785,10 @@ impl Detector {
             App::Tls(t) if t.client_hello => {
                 peer.tls_no_sni = t.sni.is_empty();
             }
+            App::Http(h) if h.requests > 0 && is_gnutella_download(&h.uri) => {
+                // Gnutella's file transfers are HTTP from the client's own stack.
+                w.p2p_protocol = true;
+            }
             App::Http(h) if h.requests > 0 => {
                 let no_agent = h.user_agent.is_empty();
                 peer.http_addr_host = host_is_address(&h.host);
@@ -855,7 +869,7 @@ impl Detector {
                     text,
                 });
             }
-            App::Bittorrent => w.p2p_protocol = true,
+            App::Bittorrent(_) => w.p2p_protocol = true,
             _ => {}
         }
         // A connection the host made to an outside address (its start seen, answered).

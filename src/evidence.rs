@@ -395,6 +395,9 @@ pub struct ProtoFigures {
     /// Threat-intelligence hits: `on entry (feed)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intel: Vec<String>,
+    /// The host spoke a P2P protocol botd recognises (BitTorrent, Gnutella).
+    #[serde(default)]
+    pub p2p_protocol: bool,
 }
 
 impl ProtoWindow {
@@ -426,6 +429,7 @@ impl ProtoWindow {
                 .iter()
                 .map(|h| format!("{} {} ({})", h.on, h.entry, h.feed))
                 .collect(),
+            p2p_protocol: self.p2p_protocol,
         }
     }
 }

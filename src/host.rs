@@ -518,7 +518,29 @@ impl HostScorer {
                 .filter(|f| f.weight == Weight::Weak)
                 .copied()
                 .collect();
-            let corroborated = weak.len() >= 2 || (!weak.is_empty() && c.agreed > 0);
+            // Corroboration: a second weak detector, or the models' word on the same peer (every
+            // model flagged flows to the address the finding names), or on half the host's
+            // scored flows in the window. One flagged flow somewhere else is not enough: the
+            // models flag a few flows of most benign hosts.
+            // `[rules] disable = ["models"]` leaves the models' votes out of the verdict (they
+            // are still counted and shown): the ablation of docs/detection.md.
+            // A host speaking a P2P protocol botd recognises (BitTorrent, Gnutella) makes many
+            // short connections to unnamed peers, which is what the models learnt from P2P
+            // botnets: the protocol tells them apart, so the models' votes wait that window out.
+            let p2p_client = ctx.figures.get(&addr).is_some_and(|f| f.p2p_protocol);
+            let models_on = self.rules.enabled("models") && !p2p_client;
+            let agreed = if models_on { c.agreed } else { 0 };
+            let model_value = agreed as f64 / denom;
+            let models_on_peer = |f: &&Finding| {
+                f.peer.is_some_and(|(a, _)| {
+                    c.peers
+                        .iter()
+                        .any(|p| p.addr == Some(a) && p.flows > 0 && agreed > 0)
+                })
+            };
+            let corroborated = weak.len() >= 2
+                || (!weak.is_empty() && model_value >= 0.5)
+                || weak.iter().any(models_on_peer);
             for f in &found {
                 if f.weight == Weight::Strong || corroborated {
                     fired.push((f.rule, f.text.clone()));
@@ -537,11 +559,7 @@ impl HostScorer {
             if host.device.is_none() || !fired.is_empty() {
                 host.device = ctx.devices.info(addr);
             }
-            let value = if fired.is_empty() {
-                c.agreed as f64 / denom
-            } else {
-                1.0
-            };
+            let value = if fired.is_empty() { model_value } else { 1.0 };
             let previous_score = host.score;
             host.score = if previous_score.is_nan() {
                 value

@@ -7,14 +7,16 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use crate::proto::{
-    bittorrent, dhcp::DhcpSummary, dns::DnsSummary, http::HttpSummary, irc::IrcSummary,
-    mining::MiningSummary, ndp, smtp::SmtpSummary, ssh::SshSummary, tls::TlsSummary,
+    bittorrent, bittorrent::BittorrentSummary, dhcp::DhcpSummary, dns::DnsSummary,
+    http::HttpSummary, irc::IrcSummary, mining::MiningSummary, ndp, smtp::SmtpSummary,
+    ssh::SshSummary, tls::TlsSummary,
 };
 use crate::proto::{dhcp, dns, http, irc, mining, smtp, ssh, tls};
 use crate::wire::proto;
 
-/// Payload-carrying packets read per direction of a flow.
-pub const INSPECT_SEGMENTS: u8 = 4;
+/// Payload-carrying packets read per direction of a flow: enough for SMTP's RCPT TO and IRC's
+/// JOIN, which follow a few exchanges after the greeting.
+pub const INSPECT_SEGMENTS: u8 = 8;
 
 /// What the payload of a flow was recognised as, with that protocol's summary.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -32,7 +34,7 @@ pub enum App {
     Mining(MiningSummary),
     Dhcp(DhcpSummary),
     /// The BitTorrent peer-wire handshake, DHT or uTP.
-    Bittorrent,
+    Bittorrent(BittorrentSummary),
     /// ARP: the sender of the flow's request and of its reply.
     Arp(ArpSummary),
     /// IPv6 neighbour discovery: the first message of each direction.
@@ -52,7 +54,7 @@ impl App {
             App::Ssh(_) => "ssh",
             App::Mining(_) => "mining",
             App::Dhcp(_) => "dhcp",
-            App::Bittorrent => "bittorrent",
+            App::Bittorrent(_) => "bittorrent",
             App::Arp(_) => "arp",
             App::Ndp(_) => "ndp",
         }
@@ -105,7 +107,11 @@ impl AppState {
             self.app = classify(ip_proto, ports, payload);
         }
         let ok = match &mut self.app {
-            App::None | App::Bittorrent => true,
+            App::None => true,
+            App::Bittorrent(b) => {
+                b.update(payload, from_src);
+                true
+            }
             App::Dns(d) => d.update(payload, ip_proto == proto::TCP).is_ok(),
             App::Tls(t) => {
                 t.update(payload, from_src);
@@ -186,7 +192,7 @@ fn classify(ip_proto: u8, (sport, dport): (u16, u16), p: &[u8]) -> App {
             } else if mining::looks_like_stratum(p) {
                 App::Mining(MiningSummary::default())
             } else if bittorrent::looks_like_bittorrent(p) {
-                App::Bittorrent
+                App::Bittorrent(BittorrentSummary::default())
             } else if sport == 53 || dport == 53 {
                 App::Dns(DnsSummary::default())
             } else {
@@ -202,7 +208,7 @@ fn classify(ip_proto: u8, (sport, dport): (u16, u16), p: &[u8]) -> App {
             {
                 App::Dns(DnsSummary::default())
             } else if bittorrent::looks_like_bittorrent_udp(p) {
-                App::Bittorrent
+                App::Bittorrent(BittorrentSummary::default())
             } else {
                 App::None
             }

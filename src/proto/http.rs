@@ -2,8 +2,11 @@
 //!
 //! botd sees only the first few payload segments of each direction of a TCP flow, so this keeps
 //! what identifies a client and what it fetched (method, path, Host, User-Agent) and what the
-//! server answered (status, media type). Parsing is httparse's, with a fixed header array on the
-//! stack: nothing is allocated and nothing is buffered across segments.
+//! server answered (status, media type). Parsing is httparse's (lenient settings), with a fixed
+//! header array on the stack: nothing is allocated, and nothing is buffered across segments but a
+//! two-byte note of where a cut request head stopped, so that a Host or User-Agent split between
+//! two segments is still read whole. A request line httparse refuses (spaces or control bytes in
+//! the target, as some bots send) still has its header lines read.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use heapless::String;
@@ -55,12 +58,10 @@ pub struct HttpSummary {
     pub requests: u8,
     /// Response heads seen from the server (saturating).
     pub responses: u8,
-    /// The last client segment ended inside a request head, so the next one continues it.
+    /// Set when the last client segment ended inside a request head, so that the next one
+    /// continues it; says which header line it ended inside.
     #[serde(skip)]
-    pending_head: bool,
-    /// ... and inside a header line, whose rest opens the next segment.
-    #[serde(skip)]
-    cut_line: CutLine,
+    pending: Option<CutLine>,
 }
 
 /// The header line a segment ended in, so that the next segment's first line completes it.
@@ -71,10 +72,27 @@ enum CutLine {
     None,
     /// A line whose rest is skipped.
     Other,
-    /// A Host value, whose rest is appended.
+    /// Inside the value of a kept header: the rest of the line is appended.
+    Value(Field),
+    /// Inside the name of a kept header, after this many bytes of `Field::name`.
+    Name(Field, u8),
+}
+
+/// The request headers kept.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Field {
     Host,
-    /// A User-Agent value, whose rest is appended.
     UserAgent,
+}
+
+impl Field {
+    /// The header name with its colon, lower case.
+    fn name(self) -> &'static [u8] {
+        match self {
+            Field::Host => b"host:",
+            Field::UserAgent => b"user-agent:",
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -106,11 +124,12 @@ impl HttpSummary {
     }
 
     fn update_client(&mut self, payload: &[u8]) {
-        if self.pending_head && !looks_like_http_request(payload) {
-            self.continue_head(payload);
+        if let Some(cut) = self.pending.take()
+            && !looks_like_http_request(payload)
+        {
+            self.continue_head(payload, cut);
             return;
         }
-        self.pending_head = false;
         let mut rest = payload;
         for _ in 0..MAX_REQUESTS_PER_SEGMENT {
             if !looks_like_http_request(rest) {
@@ -126,13 +145,13 @@ impl HttpSummary {
     /// Parses one request head at the start of `buf`; returns what follows it and its body
     /// when the head is complete, or `None` when the segment has nothing more to offer.
     fn parse_request<'b>(&mut self, buf: &'b [u8]) -> Option<&'b [u8]> {
+        self.requests = self.requests.saturating_add(1);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         let res = httparse::ParserConfig::default()
             .allow_multiple_spaces_in_request_line_delimiters(true)
             .ignore_invalid_headers_in_requests(true)
             .parse_request(&mut req, buf);
-        self.requests = self.requests.saturating_add(1);
         if self.method.is_empty() {
             if let Some(m) = req.method {
                 copy_printable(&mut self.method, m.as_bytes());
@@ -140,57 +159,101 @@ impl HttpSummary {
             if let Some(path) = req.path {
                 self.uri_truncated = copy_printable(&mut self.uri, path.as_bytes());
             } else {
-                // The request line is cut inside the target: keep what is there.
+                // The request line is cut inside the target, or httparse refused it (spaces,
+                // control bytes): keep what is there.
                 self.uri_truncated = partial_target(buf, &mut self.uri);
             }
         }
+        if res.is_err() && req.version.is_none() {
+            // httparse gave up on the request line (bots send `GET /a b HTTP/1.1` and worse);
+            // its header lines may still be fine.
+            let Some(line_end) = buf.iter().position(|&b| b == b'\n') else {
+                self.pending = Some(CutLine::Other);
+                return None;
+            };
+            let line_end = line_end.checked_add(1)?;
+            let (_, after_line) = buf.split_at_checked(line_end)?;
+            let (n, content_length) = self.read_headers(after_line)?;
+            return buf.get(line_end.checked_add(n)?.checked_add(content_length)?..);
+        }
         // On Partial and on Err httparse leaves the headers parsed so far in `headers`; the
         // unused slots keep an empty name.
-        let mut content_length: Option<usize> = None;
-        for h in req.headers.iter().take_while(|h| !h.name.is_empty()) {
-            self.take_request_header(h);
-            if h.name.eq_ignore_ascii_case("content-length") {
-                content_length = parse_usize(h.value);
-            }
-        }
+        let content_length = self.take_headers(req.headers);
         match res {
-            Ok(httparse::Status::Complete(n)) => {
-                let after = n.checked_add(content_length.unwrap_or(0))?;
-                buf.get(after..)
-            }
+            Ok(httparse::Status::Complete(n)) => buf.get(n.checked_add(content_length)?..),
             Ok(httparse::Status::Partial) => {
-                self.pending_head = true;
-                self.take_cut_line(buf);
+                self.pending = Some(self.cut_line(buf));
                 None
             }
             Err(_) => None,
         }
     }
 
-    /// Notes the header line `buf` ends inside (httparse gave back only whole lines); a cut
-    /// Host or User-Agent value is kept as far as it goes, for the next segment to complete.
-    fn take_cut_line(&mut self, buf: &[u8]) {
-        if buf.ends_with(b"\n") {
-            self.cut_line = CutLine::None;
-            return;
-        }
-        let last = buf.rsplit(|&b| b == b'\n').next().unwrap_or_default();
-        self.cut_line = CutLine::Other;
-        if let Some(v) = strip_prefix_ci(last, b"host:").filter(|_| self.host.is_empty()) {
-            copy_printable(&mut self.host, v.trim_ascii_start());
-            self.cut_line = CutLine::Host;
-        } else if let Some(v) =
-            strip_prefix_ci(last, b"user-agent:").filter(|_| self.user_agent.is_empty())
-        {
-            copy_printable(&mut self.user_agent, v.trim_ascii_start());
-            self.cut_line = CutLine::UserAgent;
+    /// Reads header lines; returns the head's length and Content-Length when the head ends
+    /// in `buf`, and notes a cut head in `pending` when it does not.
+    fn read_headers(&mut self, buf: &[u8]) -> Option<(usize, usize)> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let res = httparse::parse_headers(buf, &mut headers).map(|s| match s {
+            httparse::Status::Complete((n, _)) => Some(n),
+            httparse::Status::Partial => None,
+        });
+        let content_length = self.take_headers(&headers);
+        match res {
+            Ok(Some(n)) => Some((n, content_length)),
+            Ok(None) => {
+                self.pending = Some(self.cut_line(buf));
+                None
+            }
+            Err(_) => None,
         }
     }
 
+    /// Keeps Host and User-Agent from parsed headers; returns the Content-Length (0 if none).
+    fn take_headers(&mut self, headers: &[httparse::Header<'_>]) -> usize {
+        let mut content_length = 0;
+        for h in headers.iter().take_while(|h| !h.name.is_empty()) {
+            if self.host.is_empty() && h.name.eq_ignore_ascii_case("host") {
+                copy_printable(&mut self.host, h.value);
+            } else if self.user_agent.is_empty() && h.name.eq_ignore_ascii_case("user-agent") {
+                copy_printable(&mut self.user_agent, h.value);
+            } else if h.name.eq_ignore_ascii_case("content-length") {
+                content_length = parse_usize(h.value).unwrap_or(usize::MAX);
+            }
+        }
+        content_length
+    }
+
+    /// The header line `buf` ends inside (httparse gives back only whole lines): a cut Host or
+    /// User-Agent value is kept as far as it goes, and a cut name is remembered, for the next
+    /// segment to complete.
+    fn cut_line(&mut self, buf: &[u8]) -> CutLine {
+        if buf.is_empty() || buf.ends_with(b"\n") {
+            return CutLine::None;
+        }
+        let last = buf.rsplit(|&b| b == b'\n').next().unwrap_or_default();
+        let last = last.strip_suffix(b"\r").unwrap_or(last);
+        for field in [Field::Host, Field::UserAgent] {
+            if !self.field_is_empty(field) {
+                continue;
+            }
+            if let Some(v) = strip_prefix_ci(last, field.name()) {
+                self.push_field(field, v.trim_ascii_start());
+                return CutLine::Value(field);
+            }
+            if !last.is_empty()
+                && let Some(n) = u8::try_from(last.len()).ok()
+                && strip_prefix_ci(field.name(), last).is_some()
+            {
+                return CutLine::Name(field, n);
+            }
+        }
+        CutLine::Other
+    }
+
     /// A segment that continues a request head cut by the previous one.
-    fn continue_head(&mut self, payload: &[u8]) {
+    fn continue_head(&mut self, payload: &[u8], cut: CutLine) {
         let mut buf = payload;
-        if self.cut_line != CutLine::None {
+        if cut != CutLine::None {
             // The first line's start was in the previous segment.
             let (rest_of_line, next) = match buf.iter().position(|&b| b == b'\n') {
                 Some(i) => (
@@ -200,45 +263,50 @@ impl HttpSummary {
                 None => (buf, &b""[..]),
             };
             let rest_of_line = rest_of_line.strip_suffix(b"\r").unwrap_or(rest_of_line);
-            match self.cut_line {
-                CutLine::Host => {
-                    let start = self.host.is_empty();
-                    push_printable(&mut self.host, trim_if(rest_of_line, start));
+            match cut {
+                CutLine::Value(field) => {
+                    let v = if self.field_is_empty(field) {
+                        rest_of_line.trim_ascii_start()
+                    } else {
+                        rest_of_line
+                    };
+                    self.push_field(field, v);
                 }
-                CutLine::UserAgent => {
-                    let start = self.user_agent.is_empty();
-                    push_printable(&mut self.user_agent, trim_if(rest_of_line, start));
+                CutLine::Name(field, n) => {
+                    let rest_of_name = field.name().get(usize::from(n)..).unwrap_or_default();
+                    if let Some(v) = strip_prefix_ci(rest_of_line, rest_of_name) {
+                        self.push_field(field, v.trim_ascii_start());
+                    }
                 }
                 CutLine::None | CutLine::Other => {}
             }
-            if next.is_empty() && !buf.contains(&b'\n') {
-                return; // still inside the same line
+            if !buf.contains(&b'\n') {
+                // Still inside the same line: it goes on in the next segment.
+                self.pending = Some(match cut {
+                    CutLine::Name(..) => CutLine::Other,
+                    other => other,
+                });
+                return;
             }
-            self.cut_line = CutLine::None;
             buf = next;
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let partial = matches!(
-            httparse::parse_headers(buf, &mut headers),
-            Ok(httparse::Status::Partial)
-        );
-        for h in headers.iter().take_while(|h| !h.name.is_empty()) {
-            self.take_request_header(h);
-        }
-        if partial {
-            self.take_cut_line(buf);
-        } else {
-            self.pending_head = false;
-            self.cut_line = CutLine::None;
+        // Whatever follows the head (a body) is not looked at.
+        let _ = self.read_headers(buf);
+    }
+
+    fn field_is_empty(&self, field: Field) -> bool {
+        match field {
+            Field::Host => self.host.is_empty(),
+            Field::UserAgent => self.user_agent.is_empty(),
         }
     }
 
-    fn take_request_header(&mut self, h: &httparse::Header<'_>) {
-        if self.host.is_empty() && h.name.eq_ignore_ascii_case("host") {
-            copy_printable(&mut self.host, h.value);
-        } else if self.user_agent.is_empty() && h.name.eq_ignore_ascii_case("user-agent") {
-            copy_printable(&mut self.user_agent, h.value);
-        }
+    /// Appends to a kept header value (cut to fit).
+    fn push_field(&mut self, field: Field, v: &[u8]) {
+        match field {
+            Field::Host => push_printable(&mut self.host, v),
+            Field::UserAgent => push_printable(&mut self.user_agent, v),
+        };
     }
 
     fn update_server(&mut self, payload: &[u8]) {
@@ -304,11 +372,6 @@ fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     head.eq_ignore_ascii_case(prefix).then_some(rest)
 }
 
-/// `s` without leading blanks when `trim` (a value's start), else as is.
-fn trim_if(s: &[u8], trim: bool) -> &[u8] {
-    if trim { s.trim_ascii_start() } else { s }
-}
-
 /// Replaces `dst` with `src`, bytes outside printable ASCII as `.`; true if `src` was cut.
 fn copy_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
     dst.clear();
@@ -335,6 +398,24 @@ fn push_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// chrissanders-packets/http_espn.pcapng, tcp.stream==0 && tcp.len>0, payload 0
+    const ESPN_REQ: &str = "474554202f20485454502f312e310d0a486f73743a207777772e6573706e2e636f6d0d0a557365722d4167656e743a204d6f7a696c6c612f352e3020285831313b20553b204c696e757820693638363b20656e2d55533b2072763a312e392e312e3829204765636b6f2f3230313030323134205562756e74752f392e313020286b61726d6963292046697265666f782f332e352e380d0a4163636570743a20746578742f68746d6c2c6170706c69636174696f6e2f7868746d6c2b786d6c2c6170706c69636174696f6e2f786d6c3b713d302e392c2a2f2a3b713d302e380d0a4163636570742d4c616e67756167653a20656e2d75732c656e3b713d302e350d0a4163636570742d456e636f64696e673a20677a69702c6465666c6174650d0a4163636570742d436861727365743a2049534f2d383835392d312c7574662d383b713d302e372c2a3b713d302e370d0a4b6565702d416c6976653a203330300d0a436f6e6e656374696f6e3a206b6565702d616c6976650d0a0d0a";
+    /// chrissanders-packets/http_espn.pcapng, tcp.stream==0 && tcp.len>0, payload 1
+    const ESPN_RESP: &str = "485454502f312e3120333031204d6f766564205065726d616e656e746c790d0a446174653a205765642c2030372041707220323031302031383a31323a303520474d540d0a5365727665723a204170616368650d0a4c6f636174696f6e3a20687474703a2f2f6573706e2e676f2e636f6d2f0d0a436f6e74656e742d4c656e6774683a203232370d0a582d436e656374696f6e3a20636c6f73650d0a436f6e74656e742d547970653a20746578742f68746d6c3b20636861727365743d69736f2d383835392d310d0a0d0a3c21444f43545950452048544d4c205055424c494320222d2f2f494554462f2f4454442048544d4c20322e302f2f454e223e0a3c68746d6c3e3c686561643e0a3c7469746c653e333031204d6f766564205065726d616e656e746c793c2f7469746c653e0a3c2f686561643e3c626f64793e0a3c68313e4d6f766564205065726d616e656e746c793c2f68313e0a3c703e54686520646f63756d656e7420686173206d6f766564203c6120687265663d22687474703a2f2f6573706e2e676f2e636f6d2f223e686572653c2f613e2e3c2f703e0a3c2f626f64793e3c2f68746d6c3e0a";
+    /// github-corelight-zeek-caldera-detector/caldera_sandcat_http_beacon.pcap, tcp.stream==1 && tcp.len>0, payload 0
+    const CALDERA_0: &str = "504f5354202f626561636f6e20485454502f312e310d0a486f73743a203137322e31382e302e323a383838380d0a557365722d4167656e743a20476f2d687474702d636c69656e742f312e310d0a436f6e74656e742d4c656e6774683a203537320d0a4163636570742d456e636f64696e673a20677a69700d0a0d0a65794a68636d4e6f6158526c59335231636d55694f694a68625751324e434973496d463259576c7359574a735a56396a6232353059574e306379493657794a4956465251496c3073496d4e76626e5268593351694f694a4956465251496977695a4756685a473168626c396c626d46696247566b496a7030636e566c4c434a6c65475666626d46745a534936496e4e7762485675613251694c434a6c6547566a64585276636e4d694f6c736963326769585377695a334a76645841694f694a795a5751694c434a6f62334e30496a6f694d6a59314d6d59344e44686c4d574934496977696147397a64463970634639685a47527963794936577949784e7a49754d5467754d43347a496c3073496d78765932463061573975496a6f694c69397a63477831626d746b4969776962334a705a326c7558327870626d7466615751694f6a4173496e42686479493649694973496e42705a4349364e6a4573496e42735958526d62334a74496a6f6962476c75645867694c434a7763476c6b496a6f334c434a77636d6c326157786c5a3255694f694a46624756325958526c5a434973496e42796233683558334a6c59325670646d567963794936626e56736243776963325679646d5679496a6f696148523063446f764c7a45334d6934784f4334774c6a49364f4467344f434973496e5677633352795a5746745832526c633351694f694a6f644852774f6938764d5463794c6a45344c6a41754d6a6f344f4467344969776964584e6c636d3568625755694f694a7962323930496e303d";
+    /// github-corelight-zeek-caldera-detector/caldera_sandcat_http_beacon.pcap, tcp.stream==1 && tcp.len>0, payload 1
+    const CALDERA_1: &str = "485454502f312e3120323030204f4b0d0a436f6e74656e742d547970653a20746578742f706c61696e3b20636861727365743d7574662d380d0a436f6e74656e742d4c656e6774683a203436300d0a446174653a205765642c2031382044656320323032342031383a33353a333820474d540d0a5365727665723a20507974686f6e2f332e382061696f687474702f332e362e320d0a0d0a";
+    /// github-corelight-zeek-caldera-detector/caldera_sandcat_http_beacon.pcap, tcp.stream==1 && tcp.len>0, payload 3
+    const CALDERA_2: &str = "504f5354202f626561636f6e20485454502f312e310d0a486f73743a203137322e31382e302e323a383838380d0a557365722d4167656e743a20476f2d687474702d636c69656e742f312e310d0a436f6e74656e742d4c656e6774683a203332340d0a4163636570742d456e636f64696e673a20677a69700d0a0d0a65794a6a6232353059574e30496a6f695346525555434973496d6876633351694f6949794e6a55795a6a67304f475578596a67694c434a77595863694f694a3564474a77595763694c434a77624746305a6d397962534936496d7870626e563449697769636d567a645778306379493657337369615751694f6949324f446777595468684f4330334e7a566c4c5452684e6d49744f57557a4e79307a4e4751794e44686a4e5463354d6a45694c434a7664585277645851694f6949694c434a77615751694f6949324f534973496e4e305958523163794936496a416966563073496e4e6c636e5a6c63694936496d6830644841364c7938784e7a49754d5467754d4334794f6a67344f4467694c434a3163484e30636d56686256396b5a584e30496a6f696148523063446f764c7a45334d6934784f4334774c6a49364f4467344f434a39";
+    /// github-LiamRandall-BroMalware-Exercise/zeroaccess_p2p_2012-10-04.pcap, tcp.stream==22 && tcp.len>0, payload 0
+    const ZEROACCESS_SPLIT_0: &str = "474554202f5f5f75746d2e6769663f75746d77763d352e332e362675746d733d312675746d6e3d313739313132303634322675746d686e3d7777772e6461696c7972782e636f6d2675746d63733d7574662d382675746d73723d31313737783838332675746d76703d31313637783834372675746d73633d33322d6269742675746d756c3d656e2d75732675746d6a653d312675746d666c3d362e302532307237392675746d64743d6461696c7952782675746d6869643d3732373138373032382675746d723d6874747025334125324625324672656469726563742e61642d66656564732e636f6d253246726573756c7473253246253346706172746e657269642533443131343339362532366170706964253344302532367375626964253344313335383631323938395f3132393735333025323669702533443132382e3136342e3130372e323231253236636964253344323539373031253236656e747279253344676f72646f6e25323532306c652532353230626c6575253236726f6e4d696e253344302e3030303130302532366d62253344302e30303031303025323671732533444968774941685659465856594230564e52554a61586c78465252637843466c495846595a6651684642427765454159644a3055634647525958554a565131513848675a50533159584267734c484255575956785951463157426a6350467864455146705a58316b524551633347314241516c5551636c355456426f4353566c425868455745574e5041784a5256513531586c64415356595847564a654478455259316c644446784c45485665553049465155525a515634524552466a465631655846555164563466516c644152466c66586c305244324e5a576b426347525a3151464e4353554245465678414552455259316b5251554a5645485665553151614752425558567359466846695477455a434667586656396152556c43556730414130424954323465476764434155457341686f674156345842674a4955465563596c705a53563951454846575656515342306b6241414148516b6f6b5645734343514d645978774e475552425568306348565641526a6f4e55454a5a56524a7a576c42425878635242687350526b6846626c746552466c53426a4163443038524241415a536c314142424d3154463857474131504e304148457841634452735851454a4f54485a624331566641315578417a7742466755474367704c456b5551596c316553566f364542706655456442526b5662566c595966684268554670465831554664316757426851764751774c4231524d4247414e585542645652412533442675746d703d25334675746d5f736f757263652533443131343339365f305f313335383631323938395f3132393735333025323675746d5f6d656469756d25334430303130302675746d61633d55412d31313535373738342d32352675746d63633d5f5f75746d612533443231383038383435312e313137393239383333312e313334393335303438382e313334393335303438382e313334393335303438382e312533422532425f5f75746d7a2533443231383038383435312e313334393335303438382e312e312e75746d6373722533443131343339365f305f313335383631323938395f3132393735333025374375746d63636e253344286e6f7425323532307365742925374375746d636d6425334430303130302533422675746d753d717e20485454502f312e310d0a4163636570743a202a2f2a0d0a526566657265723a20687474703a2f2f7777772e6461696c7972782e636f6d2f3f75746d5f736f757263653d3131343339365f305f313335383631323938395f313239373533302675746d5f6d656469756d3d30303130300d0a4163636570742d456e636f64696e673a20677a69702c206465666c6174650d0a557365722d4167656e743a204d6f7a696c6c612f342e302028636f6d70617469626c653b204d53494520382e303b2057696e646f7773";
+    /// github-LiamRandall-BroMalware-Exercise/zeroaccess_p2p_2012-10-04.pcap, tcp.stream==22 && tcp.len>0, payload 1
+    const ZEROACCESS_SPLIT_1: &str = "204e5420352e313b2054726964656e742f342e303b202e4e4554342e30433b202e4e4554342e30453b202e4e455420434c5220322e302e35303732373b202e4e455420434c5220332e302e30343530362e3634383b202e4e455420434c5220332e352e3231303232290d0a486f73743a207777772e676f6f676c652d616e616c79746963732e636f6d0d0a436f6e6e656374696f6e3a204b6565702d416c6976650d0a0d0a";
+
+    const ESPN_UA: &str = "Mozilla/5.0 (X11; U; Linux i686; en-US; rv:1.9.1.8) Gecko/20100214 Ubuntu/9.10 (karmic) Firefox/3.5.8";
+    const ZEROACCESS_UA: &str = "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 5.1; Trident/4.0; .NET4.0C; .NET4.0E; .NET CLR 2.0.50727; .NET CLR 3.0.04506.648; .NET CLR 3.5.21022)";
+
     fn hex(s: &str) -> std::vec::Vec<u8> {
         (0..s.len())
             .step_by(2)
@@ -342,9 +423,270 @@ mod tests {
             .collect()
     }
 
+    fn summarize(segments: &[(&[u8], bool)]) -> HttpSummary {
+        let mut s = HttpSummary::default();
+        for (p, c) in segments {
+            s.update(p, *c);
+        }
+        s
+    }
+
     #[test]
     fn size_budget() {
         assert!(core::mem::size_of::<HttpSummary>() <= 256);
         assert_eq!(core::mem::size_of::<HttpSummary>(), 254);
+    }
+
+    #[test]
+    fn recognisers() {
+        assert!(looks_like_http_request(&hex(ESPN_REQ)));
+        assert!(looks_like_http_request(&hex(CALDERA_0)));
+        assert!(!looks_like_http_request(&hex(ESPN_RESP)));
+        assert!(looks_like_http_response(&hex(ESPN_RESP)));
+        assert!(looks_like_http_response(&hex(CALDERA_1)));
+        assert!(!looks_like_http_response(&hex(ESPN_REQ)));
+        for m in METHODS {
+            let mut p = m.to_vec();
+            p.extend_from_slice(b" /x HTTP/1.1\r\n");
+            assert!(looks_like_http_request(&p));
+        }
+        assert!(looks_like_http_request(b"GET "));
+        for no in [
+            &b"GET"[..],
+            b"GETX / HTTP/1.1",
+            b"get / HTTP/1.1",
+            b"GET  /",
+            b"M-SEARCH * HTTP/1.1",
+            b"",
+            b"HTTP/2 200",
+        ] {
+            assert!(!looks_like_http_request(no), "{no:?}");
+            assert!(!looks_like_http_response(no), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn espn_request_and_response() {
+        let s = summarize(&[(&hex(ESPN_REQ), true), (&hex(ESPN_RESP), false)]);
+        assert_eq!(s.method, "GET");
+        assert_eq!(s.uri, "/");
+        assert!(!s.uri_truncated);
+        assert_eq!(s.host, "www.espn.com");
+        assert_eq!(s.user_agent, &ESPN_UA[..96]);
+        assert_eq!(s.status, Some(301));
+        assert_eq!(s.content_type, "text/html");
+        assert_eq!((s.requests, s.responses), (1, 1));
+    }
+
+    #[test]
+    fn caldera_beacon_on_8888_with_bodies() {
+        let s = summarize(&[
+            (&hex(CALDERA_0), true),
+            (&hex(CALDERA_1), false),
+            (&hex(CALDERA_2), true),
+        ]);
+        assert_eq!(s.method, "POST");
+        assert_eq!(s.uri, "/beacon");
+        assert_eq!(s.host, "172.18.0.2:8888");
+        assert_eq!(s.user_agent, "Go-http-client/1.1");
+        assert_eq!(s.status, Some(200));
+        assert_eq!(s.content_type, "text/plain");
+        assert_eq!((s.requests, s.responses), (2, 1));
+        // Pipelined: Content-Length skips the first body to reach the second request.
+        let mut both = hex(CALDERA_0);
+        both.extend_from_slice(&hex(CALDERA_2));
+        assert_eq!(summarize(&[(&both, true)]).requests, 2);
+        // A wrong Content-Length lands inside the body: no second request is invented.
+        let wrong = std::string::String::from_utf8(both.clone())
+            .unwrap()
+            .replacen("572", "570", 1);
+        assert_eq!(summarize(&[(wrong.as_bytes(), true)]).requests, 1);
+    }
+
+    #[test]
+    fn zeroaccess_user_agent_split_across_segments() {
+        let (a, b) = (hex(ZEROACCESS_SPLIT_0), hex(ZEROACCESS_SPLIT_1));
+        let first = summarize(&[(&a, true)]);
+        assert_eq!(
+            first.user_agent,
+            "Mozilla/4.0 (compatible; MSIE 8.0; Windows"
+        );
+        assert!(first.host.is_empty());
+        assert!(first.uri_truncated);
+        assert!(first.uri.starts_with("/__utm.gif?utmwv=5.3.6&utms=1"));
+        assert_eq!(first.uri.len(), 48);
+        let s = summarize(&[(&a, true), (&b, true)]);
+        assert_eq!(s.user_agent, &ZEROACCESS_UA[..96]);
+        assert_eq!(s.host, "www.google-analytics.com");
+        assert_eq!(s.requests, 1);
+    }
+
+    /// Every split of a real request into two segments gives the Host and User-Agent of the
+    /// whole, once the first segment holds the method and its space.
+    #[test]
+    fn every_two_segment_split_keeps_host_and_agent() {
+        for sample in [ESPN_REQ, CALDERA_0] {
+            let p = hex(sample);
+            let whole = summarize(&[(&p, true)]);
+            for cut in 5..p.len() {
+                let (a, b) = p.split_at(cut);
+                let s = summarize(&[(a, true), (b, true)]);
+                assert_eq!(s.host, whole.host, "cut {cut}");
+                assert_eq!(s.user_agent, whole.user_agent, "cut {cut}");
+                assert_eq!(s.method, whole.method, "cut {cut}");
+                assert_eq!(s.requests, 1);
+            }
+        }
+    }
+
+    /// A request cut anywhere yields what it holds so far: the method once the token is
+    /// there, a Host that is a prefix of the real one.
+    #[test]
+    fn every_prefix_of_a_request() {
+        let p = hex(ESPN_REQ);
+        for n in 0..=p.len() {
+            let s = summarize(&[(&p[..n], true)]);
+            if n >= 4 {
+                assert_eq!(s.method, "GET");
+                assert!(
+                    "www.espn.com".starts_with(s.host.as_str()),
+                    "{n}: {:?}",
+                    s.host
+                );
+            }
+            if n >= 36 {
+                assert_eq!(s.host, "www.espn.com");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_request_line_still_gives_headers() {
+        let p = b"GET /a b.php?x=1 2 HTTP/1.1\r\nHost: c2.example\r\nUser-Agent: bot\r\n\r\nGET /next HTTP/1.1\r\n\r\n";
+        let s = summarize(&[(p, true)]);
+        assert_eq!(s.uri, "/a");
+        assert_eq!(s.host, "c2.example");
+        assert_eq!(s.user_agent, "bot");
+        assert_eq!(s.requests, 2);
+        // Cut before the first line ends: the next segment's headers are still read.
+        let s = summarize(&[(b"GET /a b HT", true), (b"TP/1.1\r\nHost: h\r\n\r\n", true)]);
+        assert_eq!(s.host, "h");
+    }
+
+    #[test]
+    fn interim_status_is_replaced_by_the_final_one() {
+        let s = summarize(&[
+            (b"HTTP/1.1 100 Continue\r\n\r\n", false),
+            (
+                b"HTTP/1.1 404 Not Found\r\nContent-Type: application/octet-stream\r\n\r\n",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\n", false),
+        ]);
+        assert_eq!(s.status, Some(404));
+        assert_eq!(s.content_type, "application/octet-stream");
+        assert_eq!(s.responses, 3);
+    }
+
+    #[test]
+    fn hostile_inputs() {
+        // Non-ASCII and control bytes are stored as '.'; over-long values are cut.
+        let mut p = b"GET /\xff\x00a HTTP/1.1\r\nHost: h\xc3\xa9\r\nUser-Agent: ".to_vec();
+        p.extend(std::iter::repeat_n(b'A', 1000));
+        p.extend_from_slice(b"\r\n\r\n");
+        let s = summarize(&[(&p, true)]);
+        assert_eq!(s.host, "h..");
+        assert_eq!(s.user_agent.len(), 96);
+        // httparse refuses the control byte in the target; the cut target is still kept.
+        assert!(s.uri.starts_with('/'));
+        // Huge Content-Length: no overflow, no second request.
+        let h = b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(summarize(&[(h, true)]).requests, 1);
+        let h = b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(summarize(&[(h, true)]).requests, 1);
+        // More headers than slots: the first 32 are still read.
+        let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for _ in 0..100 {
+            many.extend_from_slice(b"X: y\r\n");
+        }
+        assert_eq!(summarize(&[(&many, true)]).host, "a");
+        // Saturating counters.
+        let mut s = HttpSummary::default();
+        for _ in 0..300 {
+            s.update(b"GET / HTTP/1.1\r\n\r\n", true);
+            s.update(b"HTTP/1.1 200 OK\r\n\r\n", false);
+        }
+        assert_eq!((s.requests, s.responses), (255, 255));
+    }
+
+    #[test]
+    fn serializes_snake_case_and_skips_empty() {
+        let s = summarize(&[(&hex(CALDERA_1), false)]);
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"status":200,"content_type":"text/plain","requests":0,"responses":1}"#
+        );
+        let s = summarize(&[(&hex(ESPN_REQ), true)]);
+        let j = serde_json::to_string(&s).unwrap();
+        assert!(j.starts_with(
+            r#"{"method":"GET","uri":"/","host":"www.espn.com","user_agent":"Mozilla"#
+        ));
+        assert!(!j.contains("pending") && !j.contains("uri_truncated"));
+    }
+
+    /// Every prefix of each real sample, then mutations (a xorshift picks bytes to change,
+    /// cut or splice), never panic, whatever order the directions come in.
+    #[test]
+    fn fuzz_never_panics() {
+        let samples: std::vec::Vec<std::vec::Vec<u8>> = [
+            ESPN_REQ,
+            ESPN_RESP,
+            CALDERA_0,
+            CALDERA_1,
+            CALDERA_2,
+            ZEROACCESS_SPLIT_0,
+            ZEROACCESS_SPLIT_1,
+        ]
+        .iter()
+        .map(|h| hex(h))
+        .collect();
+        for p in &samples {
+            for n in 0..=p.len() {
+                for c in [true, false] {
+                    let mut s = HttpSummary::default();
+                    s.update(&p[..n], c);
+                    s.update(&p[n..], c);
+                    let _ = (
+                        looks_like_http_request(&p[..n]),
+                        looks_like_http_response(&p[..n]),
+                    );
+                }
+            }
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..4000 {
+            let mut p = samples[(next() % samples.len() as u64) as usize].clone();
+            for _ in 0..(next() % 8) {
+                let i = (next() % p.len() as u64) as usize;
+                p[i] = match next() % 4 {
+                    0 => b'\r',
+                    1 => b'\n',
+                    2 => b':',
+                    _ => next() as u8,
+                };
+            }
+            let cut = (next() % (p.len() as u64 + 1)) as usize;
+            let mut s = HttpSummary::default();
+            s.update(&p[..cut], true);
+            s.update(&p[cut..], true);
+            s.update(&p, false);
+            assert!(s.host.len() <= 64 && s.user_agent.len() <= 96);
+        }
     }
 }

@@ -275,3 +275,237 @@ fn copy_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    // No mining traffic is in the shared captures; these are the documented wire forms
+    // (stratum v1 as slush and cpuminer send it, xmrig's login/job, EthereumStratum, BIP 310).
+    const SUBSCRIBE: &[u8] =
+        b"{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": [\"cpuminer/2.5.1\"]}\n";
+    const AUTHORIZE: &[u8] = b"{\"id\": 2, \"method\": \"mining.authorize\", \"params\": [\"1BitcoinWallet.worker1\", \"x\"]}\n";
+    const SUBSCRIBE_RESULT: &[u8] = b"{\"id\":1,\"result\":[[[\"mining.set_difficulty\",\"b4b6693b72a50c7116db18d6497cac52\"],[\"mining.notify\",\"ae6812eb4cd7735a302a8a9dd95cf71f\"]],\"08000002\",4],\"error\":null}\n";
+    const SERVER_PUSH: &[u8] = b"{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[2]}\n{\"params\":[\"bf\",\"4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000\",\"01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff20020862062f503253482f04b8864e5008\",\"072f736c7573682f000000000100f2052a010000001976a914d23fcdf86f7e756a64a7a9688ef9903327048ed988ac00000000\",[],\"00000002\",\"1c2ac4af\",\"504e86b9\",false],\"id\":null,\"method\":\"mining.notify\"}\n";
+    const XMRIG_LOGIN: &[u8] = b"{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"login\",\"params\":{\"login\":\"4AdUndXHHZ6cfufTMvppY6JwXNouMBzSkbLYfpAV5Usx3skxNgYeYTRj5UzqtReoS44qo9mtmXCqY45DJ852K5Jv2684Rge\",\"pass\":\"x\",\"agent\":\"XMRig/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/12.2.0\",\"algo\":[\"rx/0\",\"cn/r\"]}}\n";
+    const XMRIG_LOGIN_RESULT: &[u8] = b"{\"id\":1,\"jsonrpc\":\"2.0\",\"error\":null,\"result\":{\"id\":\"1be0b7b6-b15a-47be-a17d-46b2911cf7d0\",\"job\":{\"blob\":\"0707d5efb9d6057a\",\"job_id\":\"q7PLUPL25UV0z5Ij14IyMk8htXbj\",\"target\":\"b88d0600\",\"algo\":\"rx/0\"},\"extensions\":[\"algo\"],\"status\":\"OK\"}}\n";
+    const XMRIG_JOB: &[u8] = b"{\"jsonrpc\":\"2.0\",\"method\":\"job\",\"params\":{\"blob\":\"0707d5efb9d6057a\",\"job_id\":\"4BiGm3/RgGQzgkTI/xV0smdA+EGZ\",\"target\":\"b88d0600\",\"algo\":\"rx/0\"}}\n";
+    const ETH_LOGIN: &[u8] = b"{\"id\":1,\"method\":\"eth_submitLogin\",\"params\":[\"0xb85150eb365e7df0941f0cf08235f987ba91506a\",\"x\"],\"worker\":\"rig1\",\"jsonrpc\":\"2.0\"}\n";
+    const CONFIGURE: &[u8] = b"{\"method\": \"mining.configure\",\"id\": 1,\"params\": [[\"version-rolling\"],{\"version-rolling.mask\": \"1fffe000\",\"version-rolling.min-bit-count\": 2}]}\n";
+
+    #[test]
+    fn size() {
+        assert_eq!(core::mem::size_of::<MiningSummary>(), 108);
+    }
+
+    #[test]
+    fn recognisers() {
+        for yes in [
+            SUBSCRIBE,
+            AUTHORIZE,
+            SUBSCRIBE_RESULT,
+            SERVER_PUSH,
+            XMRIG_LOGIN,
+            XMRIG_LOGIN_RESULT,
+            XMRIG_JOB,
+            ETH_LOGIN,
+            CONFIGURE,
+        ] {
+            assert!(
+                looks_like_stratum(yes),
+                "{}",
+                core::str::from_utf8(yes).unwrap()
+            );
+        }
+        for no in [
+            &b"{\"jsonrpc\":\"2.0\",\"method\":\"eth_getBalance\",\"params\":[\"0x1\",\"latest\"],\"id\":1}\n"[..],
+            b"{\"id\":1,\"result\":true,\"error\":null}\n",
+            b"{\"params\":{\"method\":\"login\"}}\n",
+            b"{\"note\":\"\\\"method\\\":\\\"login\\\"\"}\n",
+            b"{\"method\":\"Login\"}",
+            b"[{\"method\":\"login\"}]",
+            b"GET / HTTP/1.1\r\n",
+            b"{",
+            b"",
+        ] {
+            assert!(!looks_like_stratum(no), "{}", core::str::from_utf8(no).unwrap());
+        }
+    }
+
+    fn run(segments: &[(&[u8], bool)]) -> MiningSummary {
+        let mut s = MiningSummary::default();
+        for (p, c) in segments {
+            s.update(p, *c);
+        }
+        s
+    }
+
+    #[test]
+    fn stratum_v1_session() {
+        let s = run(&[
+            (SUBSCRIBE, true),
+            (SUBSCRIBE_RESULT, false),
+            (AUTHORIZE, true),
+            (SERVER_PUSH, false),
+        ]);
+        assert_eq!(s.method, "mining.subscribe");
+        assert_eq!(s.agent, "cpuminer/2.5.1");
+        assert_eq!(s.user, "1BitcoinWallet.worker1");
+        assert_eq!(s.messages, 5);
+        // Seen from the server side alone: the pushes name the protocol.
+        let t = run(&[(SERVER_PUSH, false)]);
+        assert_eq!(t.method, "mining.set_difficulty");
+        assert!(t.user.is_empty() && t.agent.is_empty());
+    }
+
+    #[test]
+    fn xmrig_login_session() {
+        let s = run(&[
+            (XMRIG_LOGIN, true),
+            (XMRIG_LOGIN_RESULT, false),
+            (XMRIG_JOB, false),
+        ]);
+        assert_eq!(s.method, "login");
+        assert_eq!(s.user, "4AdUndXHHZ6cfufTMvppY6JwXNouMBzSkbLYfpAV5Usx3skx");
+        assert_eq!(s.agent, "XMRig/6.21.0 (Linux x86_64) libu");
+        assert_eq!(s.messages, 3);
+    }
+
+    #[test]
+    fn serializes() {
+        let s = run(&[(SUBSCRIBE, true)]);
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"method":"mining.subscribe","agent":"cpuminer/2.5.1","messages":1}"#
+        );
+    }
+
+    #[test]
+    fn ethereum_and_configure() {
+        let s = run(&[(ETH_LOGIN, true)]);
+        assert_eq!(s.method, "eth_submitLogin");
+        assert_eq!(s.user, "0xb85150eb365e7df0941f0cf08235f987ba91506a");
+        let mut both = CONFIGURE.to_vec();
+        both.extend_from_slice(SUBSCRIBE);
+        both.extend_from_slice(AUTHORIZE);
+        let t = run(&[(&both, true)]);
+        assert_eq!(t.method, "mining.configure");
+        assert_eq!(t.agent, "cpuminer/2.5.1");
+        assert_eq!(t.user, "1BitcoinWallet.worker1");
+        assert_eq!(t.messages, 3);
+    }
+
+    #[test]
+    fn json_scan_edges() {
+        // Escaped quotes inside strings, whitespace, key order, CRLF framing.
+        let p =
+            b"{ \"params\" : [ \"a\\\"b\" , \"x\" ] ,\t \"method\" : \"mining.authorize\" }\r\n";
+        let s = run(&[(p, true)]);
+        assert_eq!(s.user, "a\\\"b");
+        // A segment cut inside the params still gives the method before it.
+        let cut = &XMRIG_LOGIN[..60];
+        let s = run(&[(cut, true)]);
+        assert_eq!(s.method, "login");
+        assert!(s.user.is_empty());
+        assert!(looks_like_stratum(cut));
+        // Non-string first params are not taken.
+        let s = run(&[(
+            b"{\"method\":\"mining.subscribe\",\"params\":[1,\"x\"]}\n",
+            true,
+        )]);
+        assert!(s.agent.is_empty());
+        let s = run(&[(b"{\"method\":\"mining.subscribe\",\"params\":[]}\n", true)]);
+        assert!(s.agent.is_empty());
+        // A literal cut at the segment's end is not taken as complete.
+        assert_eq!(value_end(b"123"), None);
+        assert_eq!(value_end(b"123,"), Some(3));
+        assert_eq!(value_end(b"\"ab\\\"c\"x"), Some(7));
+        assert_eq!(value_end(b"[1,[2],{\"a\":\"]\"}]"), Some(17));
+        assert_eq!(value_end(b"]"), None);
+    }
+
+    #[test]
+    fn hostile_inputs() {
+        let mut deep = b"{\"a\":".to_vec();
+        deep.extend(std::iter::repeat_n(b'[', 100_000));
+        deep.extend_from_slice(b",\"method\":\"login\"}");
+        assert!(!looks_like_stratum(&deep));
+        let mut s = MiningSummary::default();
+        s.update(&deep, true);
+        assert!(s.method.is_empty());
+        assert_eq!(s.messages, 1);
+        let mut wide = b"{".to_vec();
+        for i in 0..100 {
+            wide.extend_from_slice(format!("\"k{i}\":0,").as_bytes());
+        }
+        wide.extend_from_slice(b"\"method\":\"login\"}\n");
+        assert!(
+            !looks_like_stratum(&wide),
+            "members past MAX_MEMBERS are not read"
+        );
+        let mut lines = std::vec::Vec::new();
+        for _ in 0..300 {
+            lines.extend_from_slice(SUBSCRIBE);
+        }
+        let mut s = MiningSummary::default();
+        s.update(&lines, true);
+        assert_eq!(usize::from(s.messages), MAX_LINES);
+        for _ in 0..20 {
+            s.update(&lines, true);
+        }
+        assert_eq!(s.messages, 255);
+        let s = run(&[(
+            b"{\"method\":\"mining.subscribe\",\"params\":[\"\xff\x00\x1b[0m\"]}\n",
+            true,
+        )]);
+        assert_eq!(s.agent, "...[0m");
+    }
+
+    #[test]
+    fn fuzz_never_panics() {
+        let samples = [
+            SUBSCRIBE,
+            AUTHORIZE,
+            SUBSCRIBE_RESULT,
+            SERVER_PUSH,
+            XMRIG_LOGIN,
+            XMRIG_LOGIN_RESULT,
+            XMRIG_JOB,
+            ETH_LOGIN,
+            CONFIGURE,
+        ];
+        for p in samples {
+            for n in 0..=p.len() {
+                let mut s = MiningSummary::default();
+                s.update(&p[..n], true);
+                let _ = looks_like_stratum(&p[..n]);
+            }
+        }
+        let mut x: u64 = 0x5555_aaaa_1234_9876;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5000 {
+            let mut p = samples[(next() % samples.len() as u64) as usize].to_vec();
+            for _ in 0..(next() % 8) {
+                let i = (next() % p.len() as u64) as usize;
+                p[i] = match next() % 8 {
+                    0 => b'"',
+                    1 => b'\\',
+                    2 => b'{',
+                    3 => b']',
+                    4 => b'\n',
+                    _ => next() as u8,
+                };
+            }
+            let mut s = MiningSummary::default();
+            s.update(&p, true);
+            let _ = looks_like_stratum(&p);
+            assert!(s.user.len() <= 48 && s.agent.len() <= 32 && s.method.len() <= 24);
+        }
+    }
+}

@@ -11,7 +11,6 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -121,6 +120,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // BOTD_NETNS_KEEP=1 keeps the captures, logs and configurations for a look.
+        if std::env::var_os("BOTD_NETNS_KEEP").is_some() {
+            eprintln!("kept {}", self.path.display());
+            return;
+        }
         let _ = fs::remove_dir_all(&self.path);
     }
 }
@@ -164,7 +168,11 @@ impl Ns {
     pub fn set_resolver(&self, nameserver: &str) {
         let dir = Path::new("/etc/netns").join(&self.name);
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("resolv.conf"), format!("nameserver {nameserver}\n")).unwrap();
+        fs::write(
+            dir.join("resolv.conf"),
+            format!("nameserver {nameserver}\n"),
+        )
+        .unwrap();
     }
 
     /// Runs `program ARGS` in the namespace to completion, at most `secs` seconds (coreutils'
@@ -400,8 +408,19 @@ impl Capture {
     pub fn start(ns: &Ns, iface: &str, dir: &TempDir) -> Capture {
         let pcap = dir.join("lan.pcap");
         let mut cmd = ns.exec("tcpdump");
-        cmd.args(["-i", iface, "-n", "-s", "0", "-U", "-Z", "root", "-w"])
-            .arg(&pcap);
+        cmd.args([
+            "-i",
+            iface,
+            "-n",
+            "-s",
+            "0",
+            "-U",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-w",
+        ])
+        .arg(&pcap);
         let mut daemon = Daemon::spawn("tcpdump", cmd, dir.join("tcpdump.log"));
         daemon.wait_log("listening on", 10);
         Capture { daemon, pcap }
@@ -453,14 +472,4 @@ pub fn botd_analyze(pcap: &Path, dir: &TempDir) -> serde_json::Value {
         .arg(pcap));
     let text = fs::read_to_string(&json).unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// Appends a line to a file (for logs of the test's own steps).
-pub fn append(path: &Path, line: &str) {
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    writeln!(f, "{line}").unwrap();
 }
