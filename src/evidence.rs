@@ -606,7 +606,10 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                     } else {
                         p.resolved || p.connections >= 2
                     }));
-        let weak = p.http_addr_host || p.tls_no_sni;
+        // Without the host's DNS in view, one TLS connection without a name on HTTPS's port
+        // says nothing (a test client, a capture begun after the lookup).
+        let weak = p.http_addr_host
+            || (p.tls_no_sni && (unnamed || p.resolved || !matches!(p.port, 443 | 853)));
         if strong && raw_strong.is_none() {
             raw_strong = Some(p);
         } else if weak && raw_weak.is_none() {

@@ -518,8 +518,8 @@ impl HostScorer {
                 .filter(|f| f.weight == Weight::Weak)
                 .copied()
                 .collect();
-            // Corroboration: a second weak detector, or the models' word on the same peer (every
-            // model flagged flows to the address the finding names), or on half the host's
+            // Corroboration: a second weak detector, or the models' word on the same peer (two
+            // or more flows to the address the finding names flagged), or on half the host's
             // scored flows in the window. One flagged flow somewhere else is not enough: the
             // models flag a few flows of most benign hosts.
             // `[rules] disable = ["models"]` leaves the models' votes out of the verdict (they
@@ -535,7 +535,7 @@ impl HostScorer {
                 f.peer.is_some_and(|(a, _)| {
                     c.peers
                         .iter()
-                        .any(|p| p.addr == Some(a) && p.flows > 0 && agreed > 0)
+                        .any(|p| p.addr == Some(a) && p.flows >= 2 && agreed > 0)
                 })
             };
             let corroborated = weak.len() >= 2

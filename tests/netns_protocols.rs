@@ -36,8 +36,7 @@ use serde_json::Value;
 #[path = "common/netns.rs"]
 mod netns;
 use netns::{
-    CLIENT_IF, Capture, Daemon, Lan, ROUTER, ROUTER_IF, TempDir, Tool, botd_analyze, botd_flows,
-    require, tool,
+    CLIENT_IF, Capture, Daemon, Lan, ROUTER, TempDir, Tool, botd_analyze, botd_flows, require, tool,
 };
 
 // ------------------------------------------------------------------------------------------
@@ -907,6 +906,16 @@ fn dnsmasq_lease_to_udhcpc_names_the_device() {
         leased
     );
     assert_eq!(s(device, "hostname"), NAME, "{cam:#}");
+    assert!(s(device, "vendor_class").starts_with("udhcp "), "{cam:#}");
+    // The router: it leased the address, named itself the gateway and the DNS server.
+    let router = host(&analysis, ROUTER);
+    let roles: Vec<&str> = router["device"]["roles"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for role in ["gateway", "dhcp-server", "dns-server"] {
+        assert!(roles.contains(&role), "{role}: {router:#}");
+    }
 }
 
 fn make_executable(path: &std::path::Path) {
@@ -987,7 +996,16 @@ fn iodine_through_dnsmasq_is_a_dns_tunnel() {
             )
             .unwrap_or_else(|e| panic!("connect through the tunnel: {e}"));
             c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-            let data: Vec<u8> = (0..SENT).map(|i| b"botd-tunnel-data\n"[i % 17]).collect();
+            // Incompressible (iodine compresses what it carries): a xorshift stream.
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            let data: Vec<u8> = (0..SENT)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
             c.write_all(&data).unwrap();
         })
         .join()

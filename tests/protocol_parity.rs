@@ -611,7 +611,7 @@ struct Tally {
     examples: Vec<String>,
 }
 
-const EXAMPLES: usize = 12;
+const EXAMPLES: usize = 100000;
 
 impl Tally {
     fn compare(&mut self, equal: bool, what: impl FnOnce() -> String) {

@@ -12,6 +12,16 @@ command -v tshark >/dev/null || need+=(tshark)
 command -v chromium >/dev/null || need+=(chromium)
 command -v tcpreplay >/dev/null || need+=(tcpreplay)
 command -v ip >/dev/null || need+=(iproute2)
+# tests/netns_protocols.rs: real servers and clients in network namespaces.
+command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+command -v busybox >/dev/null || need+=(busybox)
+command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
+command -v ngircd >/dev/null || need+=(ngircd)
+command -v swaks >/dev/null || need+=(swaks)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
+command -v iodined >/dev/null || need+=(iodine)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
