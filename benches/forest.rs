@@ -29,7 +29,7 @@ struct Flows(Vec<Flow>);
 
 impl FlowSink for Flows {
     fn flow(&mut self, flow: &Flow, _reason: CloseReason, _window: Option<&WindowInfo>) {
-        self.0.push(*flow);
+        self.0.push(flow.clone());
     }
 }
 

@@ -280,6 +280,9 @@ pub struct Detector {
     /// Home hosts whose DNS queries the sensor has seen.
     dns_hosts: hashbrown::HashSet<IpAddr>,
     intel: Option<Arc<IntelSet>>,
+    /// The protocol findings and figures of the window being closed (kept for their capacity).
+    findings_buf: HashMap<IpAddr, Vec<crate::evidence::Finding>>,
+    figures_buf: HashMap<IpAddr, crate::evidence::ProtoFigures>,
 }
 
 impl Detector {
@@ -333,6 +336,8 @@ impl Detector {
             rules: RulesConfig::default(),
             dns_hosts: hashbrown::HashSet::with_capacity(max_hosts.min(65_536)),
             intel: None,
+            findings_buf: HashMap::new(),
+            figures_buf: HashMap::with_capacity(max_hosts.min(65_536)),
         }
     }
 
@@ -936,8 +941,11 @@ impl FlowSink for Detector {
                 dns_hosts.contains(&host) && !dns.resolved_before(peer, first)
             });
         }
-        let mut findings = HashMap::new();
-        let mut figures = HashMap::new();
+        // Reused from window to window: a close allocates only for what fires.
+        let mut findings = std::mem::take(&mut self.findings_buf);
+        let mut figures = std::mem::take(&mut self.figures_buf);
+        findings.clear();
+        figures.clear();
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
             for (host, p) in open.proto.iter_mut() {
                 p.finish(&self.dns, self.dns_hosts.contains(host), &self.rules);
@@ -958,6 +966,8 @@ impl FlowSink for Detector {
             devices: &self.devices,
         };
         let alerts = self.scorer.close_window(window, counts, &ctx);
+        self.findings_buf = findings;
+        self.figures_buf = figures;
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
             open.reset(u64::MAX);
         }

@@ -145,13 +145,16 @@ mod tests {
 
     #[test]
     fn answers_are_found_and_the_oldest_makes_room() {
+        const S: u64 = 1_000_000_000;
         let mut v = DnsView::new(2);
-        v.insert(ip("1.1.1.1"), "one.example", ip("10.0.0.2"), 10, 60);
-        v.insert(ip("2.2.2.2"), "two.example", ip("10.0.0.2"), 20, 60);
+        v.insert(ip("1.1.1.1"), "one.example", ip("10.0.0.2"), 10 * S, 60);
+        v.insert(ip("2.2.2.2"), "two.example", ip("10.0.0.2"), 20 * S, 60);
         assert_eq!(v.name(ip("1.1.1.1")), Some("one.example"));
-        assert!(v.resolved_before(ip("2.2.2.2"), 20));
-        assert!(!v.resolved_before(ip("2.2.2.2"), 0));
-        v.insert(ip("3.3.3.3"), "three.example", ip("10.0.0.2"), 30, 60);
+        assert!(v.resolved_before(ip("2.2.2.2"), 20 * S));
+        // A second of slack for timestamps, no more.
+        assert!(v.resolved_before(ip("2.2.2.2"), 19 * S));
+        assert!(!v.resolved_before(ip("2.2.2.2"), 18 * S));
+        v.insert(ip("3.3.3.3"), "three.example", ip("10.0.0.2"), 30 * S, 60);
         assert_eq!(v.name(ip("1.1.1.1")), None);
         assert_eq!(v.name(ip("3.3.3.3")), Some("three.example"));
         assert_eq!((v.len(), v.counters.evicted), (2, 1));

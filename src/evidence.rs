@@ -369,7 +369,8 @@ impl ProtoWindow {
 }
 
 /// What a host's window shows of DNS and the feeds, as `botd analyze --json` windows carry it
-/// (`protocols`): stable names, documented in the README.
+/// (`protocols`): stable names, documented in the README. Fixed-size: a window's close makes one
+/// per host without allocating.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProtoFigures {
     /// DNS queries to port 53.
@@ -384,8 +385,8 @@ pub struct ProtoFigures {
     pub dns_name_len_mean: f64,
     pub dns_name_len_max: u32,
     /// The parent domain with most distinct names below it, and that count.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub dns_top_parent: String,
+    #[serde(default, skip_serializing_if = "note_is_empty")]
+    pub dns_top_parent: Note,
     pub dns_top_parent_names: u32,
     /// Distinct outside mail servers handed mail.
     pub smtp_servers: u32,
@@ -393,11 +394,15 @@ pub struct ProtoFigures {
     pub outside_peers: u32,
     pub outside_unnamed: u32,
     /// Threat-intelligence hits: `on entry (feed)`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub intel: Vec<String>,
+    #[serde(default, skip_serializing_if = "heapless::Vec::is_empty")]
+    pub intel: heapless::Vec<heapless::String<160>, INTEL_HITS>,
     /// The host spoke a P2P protocol botd recognises (BitTorrent, Gnutella).
     #[serde(default)]
     pub p2p_protocol: bool,
+}
+
+fn note_is_empty(n: &Note) -> bool {
+    n.is_empty()
 }
 
 impl ProtoWindow {
@@ -415,7 +420,7 @@ impl ProtoWindow {
                 0.0
             },
             dns_name_len_max: self.name_len_max,
-            dns_top_parent: top.map(|p| p.name.to_string()).unwrap_or_default(),
+            dns_top_parent: top.map(|p| p.name.clone()).unwrap_or_default(),
             dns_top_parent_names: top.map_or(0, |p| p.names.estimate()),
             smtp_servers: self.smtp_servers.estimate(),
             outside_peers: self.outside.len() as u32 + self.outside_dropped,
@@ -427,7 +432,14 @@ impl ProtoWindow {
             intel: self
                 .intel
                 .iter()
-                .map(|h| format!("{} {} ({})", h.on, h.entry, h.feed))
+                .map(|h| {
+                    let mut s = heapless::String::new();
+                    let _ = core::fmt::Write::write_fmt(
+                        &mut s,
+                        format_args!("{} {} ({})", h.on, h.entry, h.feed),
+                    );
+                    s
+                })
                 .collect(),
             p2p_protocol: self.p2p_protocol,
         }

@@ -764,6 +764,23 @@ pub fn add_flow(
 mod tests {
     use super::*;
 
+    /// Closes a window with no protocol findings (the flow rules and models only).
+    fn close(
+        s: &mut HostScorer,
+        w: &WindowInfo,
+        counts: &HashMap<IpAddr, HostWindow>,
+    ) -> Vec<Alert> {
+        let (findings, figures) = (HashMap::new(), HashMap::new());
+        let (dns, devices) = (DnsView::new(1), DeviceTable::new(1));
+        let ctx = WindowContext {
+            findings: &findings,
+            figures: &figures,
+            dns: &dns,
+            devices: &devices,
+        };
+        s.close_window(w, counts, &ctx)
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -803,7 +820,7 @@ mod tests {
         let w = counts[&ip("10.0.0.5")];
         assert_eq!(w.unanswered_targets(), 40);
         assert!(w.sweep_fires());
-        let alerts = scorer().close_window(&window(0), &counts);
+        let alerts = close(&mut scorer(), &window(0), &counts);
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].level, Level::Red);
         assert_eq!(alerts[0].models, ["sweep"]);
@@ -842,7 +859,7 @@ mod tests {
         let w = counts[&ip("10.0.0.5")];
         let l = w.lateral_fires().expect("lateral");
         assert_eq!((l.port, l.connections, l.peer_count()), (445, 16, 4));
-        let alerts = scorer().close_window(&window(0), &counts);
+        let alerts = close(&mut scorer(), &window(0), &counts);
         assert_eq!(alerts[0].models, ["lateral"]);
         assert_eq!(alerts[0].peers.len(), 4);
         assert_eq!(alerts[0].peers[0].flows, 4);
@@ -868,6 +885,7 @@ mod tests {
             gap_ns: 10_000_000_000,
             spread: 0.05,
             same_size: 2,
+            unnamed: false,
             flagged: 2,
             bytes: 8000,
         };
@@ -901,7 +919,7 @@ mod tests {
             &[true],
         );
         counts.get_mut(&ip("10.0.0.5")).unwrap().beacon = Some(b);
-        let alerts = scorer().close_window(&window(0), &counts);
+        let alerts = close(&mut scorer(), &window(0), &counts);
         assert_eq!(alerts[0].models, ["m", "beacon"]);
         // The beacon's peer comes first, and is not repeated from the model's peers.
         assert_eq!(alerts[0].peers.len(), 1);
@@ -919,7 +937,7 @@ mod tests {
         let w = counts[&ip("10.0.0.5")];
         assert_eq!((w.flows, w.scored, w.botnet[0]), (20, 0, 0));
         let mut s = scorer();
-        assert!(s.close_window(&window(0), &counts).is_empty());
+        assert!(close(&mut s, &window(0), &counts).is_empty());
         let h = &s.hosts()[0];
         assert_eq!(h.level, Level::Clear);
         assert_eq!(h.history[0].scored, 0);
@@ -935,7 +953,7 @@ mod tests {
         let w = counts[&ip("10.0.0.5")];
         assert_eq!((w.botnet[0], w.botnet[1], w.agreed), (10, 3, 3));
         let mut s = HostScorer::new(ScoringConfig::default(), vec!["a".into(), "b".into()]);
-        assert!(s.close_window(&window(0), &counts).is_empty());
+        assert!(close(&mut s, &window(0), &counts).is_empty());
         let h = &s.hosts()[0];
         assert_eq!(h.history[0].value, 0.3);
         assert_eq!(h.history[0].botnet, [10, 3]);
@@ -951,11 +969,11 @@ mod tests {
             add_flow(&mut counts, 16, &f, &[false]);
         }
         let mut s = scorer();
-        s.close_window(&window(0), &counts);
+        close(&mut s, &window(0), &counts);
         let quiet = HashMap::new();
         let mut levels = Vec::new();
         for i in 1..12 {
-            s.close_window(&window(i), &quiet);
+            close(&mut s, &window(i), &quiet);
             levels.push(s.hosts()[0].level);
         }
         let h = &s.hosts()[0];

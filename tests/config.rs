@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use botd::config::{
     AlertsConfig, CaptureConfig, Cidr, Config, ConfigError, Facility, FlowsConfig, IdleTimeoutSecs,
-    LingerSecs, ModelsConfig, NetworkConfig, PrivilegesConfig, ProblemKind, ScoringConfig,
-    StateConfig, SyslogFormat, SyslogTarget, check_config_command,
+    IntelConfig, LingerSecs, ModelsConfig, NetworkConfig, PrivilegesConfig, ProblemKind,
+    RulesConfig, ScoringConfig, StateConfig, SyslogFormat, SyslogTarget, check_config_command,
 };
 use botd::engine::WindowConfig;
 use botd::flow::IndexKind;
@@ -143,6 +143,24 @@ allow_root = true
 [state]
 file = "/var/lib/botd/state.json"
 interval_secs = 5
+
+[rules]
+disable = ["p2p", "http-no-agent"]
+dga_failed_names = 12
+tunnel_label_chars = 30
+tunnel_long_names = 10
+tunnel_txt_queries = 20
+tunnel_null_queries = 5
+spam_servers = 5
+p2p_peers = 40
+p2p_max_bytes = 1024
+dns_view_capacity = 4096
+device_capacity = 64
+
+[intel]
+dir = "/var/lib/botd/intel"
+max_entries = 1000
+max_feeds = 4
 "#;
 
 #[test]
@@ -217,6 +235,24 @@ fn every_key_round_trips() {
             file: "/var/lib/botd/state.json".into(),
             interval_secs: 5,
         },
+        rules: RulesConfig {
+            disable: vec!["p2p".into(), "http-no-agent".into()],
+            dga_failed_names: 12,
+            tunnel_label_chars: 30,
+            tunnel_long_names: 10,
+            tunnel_txt_queries: 20,
+            tunnel_null_queries: 5,
+            spam_servers: 5,
+            p2p_peers: 40,
+            p2p_max_bytes: 1024,
+            dns_view_capacity: 4096,
+            device_capacity: 64,
+        },
+        intel: IntelConfig {
+            dir: "/var/lib/botd/intel".into(),
+            max_entries: 1000,
+            max_feeds: 4,
+        },
     };
     let config = parse(ALL_KEYS).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config, expected);
@@ -267,6 +303,38 @@ fn every_key_round_trips() {
     assert_ne!(config.state.file, d.state.file);
     assert_ne!(config.state.interval_secs, d.state.interval_secs);
     assert_eq!(d.state.file(), None);
+    let (r, u) = (&config.rules, &d.rules);
+    assert_ne!(r.disable, u.disable);
+    assert_ne!(r.dga_failed_names, u.dga_failed_names);
+    assert_ne!(r.tunnel_label_chars, u.tunnel_label_chars);
+    assert_ne!(r.tunnel_long_names, u.tunnel_long_names);
+    assert_ne!(r.tunnel_txt_queries, u.tunnel_txt_queries);
+    assert_ne!(r.tunnel_null_queries, u.tunnel_null_queries);
+    assert_ne!(r.spam_servers, u.spam_servers);
+    assert_ne!(r.p2p_peers, u.p2p_peers);
+    assert_ne!(r.p2p_max_bytes, u.p2p_max_bytes);
+    assert_ne!(r.dns_view_capacity, u.dns_view_capacity);
+    assert_ne!(r.device_capacity, u.device_capacity);
+    assert_ne!(config.intel.dir, d.intel.dir);
+    assert_ne!(config.intel.max_entries, d.intel.max_entries);
+    assert_ne!(config.intel.max_feeds, d.intel.max_feeds);
+    assert_eq!(d.intel.dir(), None);
+}
+
+#[test]
+fn an_unknown_detector_and_out_of_range_rules_are_errors_naming_the_key() {
+    let (msg, _) = error("[rules]\ndisable = [\"dgaa\"]\n");
+    assert!(
+        msg.contains("rules.disable") && msg.contains("\"dgaa\" is not a detector"),
+        "{msg}"
+    );
+    let (msg, _) = error("[rules]\nspam_servers = 1\n");
+    assert!(
+        msg.contains("rules.spam_servers") && msg.contains("1 is not in 2..=1000"),
+        "{msg}"
+    );
+    let (msg, _) = error("[intel]\nmax_feeds = 0\n");
+    assert!(msg.contains("intel.max_feeds"), "{msg}");
 }
 
 #[test]

@@ -73,7 +73,7 @@ struct Recorder {
 impl FlowSink for Recorder {
     fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
         self.events
-            .push(Event::Flow(Box::new(*flow), reason, window.copied()));
+            .push(Event::Flow(Box::new(flow.clone()), reason, window.copied()));
     }
     fn window_closed(&mut self, window: &WindowInfo, flows: u64) {
         self.events.push(Event::WindowClosed(*window, flows));

@@ -46,7 +46,7 @@ struct Recorder {
 
 impl FlowSink for Recorder {
     fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
-        self.flows.push((*flow, reason, window.copied()));
+        self.flows.push((flow.clone(), reason, window.copied()));
     }
     fn window_closed(&mut self, _window: &WindowInfo, _flows: u64) {
         self.windows_closed += 1;

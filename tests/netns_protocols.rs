@@ -23,7 +23,8 @@
 //!
 //! Every test fails (never skips) when a tool is missing, naming the Debian package;
 //! `tests/run.sh` installs them. Every wait is bounded; namespaces, daemons and temporary files
-//! go on drop, panics included.
+//! go on drop, panics included (`BOTD_NETNS_KEEP=1` keeps each test's folder: the capture, the
+//! daemons' logs, botd's configuration and analysis).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -36,7 +37,8 @@ use serde_json::Value;
 #[path = "common/netns.rs"]
 mod netns;
 use netns::{
-    CLIENT_IF, Capture, Daemon, Lan, ROUTER, TempDir, Tool, botd_analyze, botd_flows, require, tool,
+    CLIENT_IF, Capture, Daemon, Lan, ROUTER, TempDir, Tool, botd_analyze, botd_flows, require, sh,
+    tool,
 };
 
 // ------------------------------------------------------------------------------------------
@@ -417,7 +419,11 @@ fn dnsmasq_answers_nxdomain_refused_and_curl_fetches_by_name() {
 
 #[test]
 fn tls_sni_alpn_ja3_ja4_from_curl_and_openssl() {
-    require(&[tool("openssl", "openssl"), tool("curl", "curl")]);
+    require(&[
+        tool("openssl", "openssl"),
+        tool("curl", "curl"),
+        tool("tshark", "tshark"),
+    ]);
     let dir = TempDir::new("np-tls");
     let lan = Lan::new("np-tls", "02:77:00:00:02:02");
     lan.client_addrs(&["10.77.0.2", "10.77.0.3"]);
@@ -547,6 +553,27 @@ fn tls_sni_alpn_ja3_ja4_from_curl_and_openssl() {
         by_sni("chat.example.test")[0]["ja4"],
         "curl and openssl s_client share a JA4"
     );
+    // Every JA3 is Wireshark's (tshark's `tls.handshake.ja3` of the same ClientHello).
+    let out = sh(Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-Y", "tls.handshake.type == 1", "-T", "fields"])
+        .args(["-e", "tcp.srcport", "-e", "tls.handshake.ja3"]));
+    let wireshark: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(port, ja3)| (port.to_string(), ja3.to_string()))
+        .collect();
+    assert_eq!(wireshark.len(), 7, "tshark's ClientHellos: {wireshark:?}");
+    for f in &tls {
+        let port = s(f, "Sport");
+        assert_eq!(
+            Some(s(&f["App"], "ja3")),
+            wireshark.get(port).map(String::as_str),
+            "JA3 of the hello from port {port}: {}",
+            f["App"]
+        );
+    }
     // TLS 1.2: version 1.2 offered and chosen (0x0303), the certificate's subject read.
     let legacy = by_sni("legacy.example.test");
     assert_eq!(legacy.len(), 1, "{}", dump(&flows));
@@ -820,6 +847,9 @@ fn dnsmasq_lease_to_udhcpc_names_the_device() {
     make_executable(&script);
     let pool = stratum_pool(&lan, "198.18.0.30:3333");
 
+    // dnsmasq pings an address for 3 s before it offers it, so udhcpc (a DISCOVER a second)
+    // asks about four times: the DHCP flows carry several payloads per direction before the
+    // REQUEST and the ACK that the summary must still read.
     let cap = Capture::start(&lan.client, CLIENT_IF, &dir);
     let script = script.to_str().unwrap().to_string();
     lan.client.run_ok(

@@ -41,15 +41,54 @@ fn alert(host: &str, level: Level, previous: Level, window: u64) -> Alert {
                 port: 443,
                 flows: 12,
                 bytes: 3400,
+                name: None,
             },
             Peer {
                 addr: ip("2001:db8::1"),
                 port: 6667,
                 flows: 9,
                 bytes: 1200,
+                name: None,
             },
         ],
+        rules: Vec::new(),
+        device: None,
     }
+}
+
+/// The device (MAC, DHCP hostname) and a peer's DNS name reach the structured data, the RFC 3164
+/// text and the JSON; without them the fields are left out.
+#[test]
+fn device_and_peer_names_reach_every_format() {
+    let mut a = alert("192.168.1.20", Level::Red, Level::Clear, 7);
+    assert!(!a.structured_data()["botd@32473"].contains_key("mac"));
+    a.device = Some(botd::devices::DeviceInfo {
+        mac: "02:00:00:00:00:01".into(),
+        hostname: "kitchen-cam".into(),
+        vendor_class: String::new(),
+        addresses: vec!["192.168.1.20".into(), "fd00::20".into()],
+        roles: Vec::new(),
+    });
+    a.peers[0].name = Some("c2.example".into());
+    a.rules = vec!["dga: 12 distinct random-looking names failed".into()];
+    let sd = a.structured_data();
+    assert_eq!(sd["botd@32473"]["mac"], "02:00:00:00:00:01");
+    assert_eq!(sd["botd@32473"]["hostname"], "kitchen-cam");
+    assert_eq!(sd["peer1@32473"]["name"], "c2.example");
+    assert!(!sd["peer2@32473"].contains_key("name"));
+    let text = a.summary();
+    assert!(
+        text.starts_with("host 192.168.1.20 (kitchen-cam 02:00:00:00:00:01) is RED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(c2.example)")
+            && text.ends_with(": dga: 12 distinct random-looking names failed"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&a).unwrap();
+    assert_eq!(json["device"]["addresses"][1], "fd00::20");
+    assert_eq!(json["peers"][0]["name"], "c2.example");
 }
 
 fn settings(target: Option<SyslogTarget>, format: Format) -> AlertSettings {

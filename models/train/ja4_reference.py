@@ -1,36 +1,40 @@
 """JA4 of TLS ClientHellos by the reference implementation (the `ja4plus` package, pinned in
 requirements.txt), for tests/protocol_parity.rs.
 
-Reads lines `ID<TAB>HEX` on standard input, HEX being the payload of one TCP segment, and writes
-`ID<TAB>JA4` for each (`-` when the segment holds no whole ClientHello), in input order. With
-`--raw`, a third column holds the unhashed JA4_r string, for reading a mismatch.
+Reads lines `ID<TAB>LINKTYPE<TAB>HEX` on standard input, HEX being one captured frame and
+LINKTYPE its pcap link type, and writes `ID<TAB>JA4` for each (`-` when the frame holds no whole
+ClientHello), in input order. With `--raw`, a third column holds the unhashed JA4_r string, for
+reading a mismatch.
 
-Each segment goes through what `ja4plus.JA4Fingerprinter.process_packet` does for a TCP packet
-whose hello fits in it: `ja4plus.utils.tls_utils.parse_tls_handshake` on the segment's bytes (it
-walks the records to the first hello, and refuses one the segment cuts), then
-`ja4plus.generate_ja4`. The fingerprinter's other path, which collects a hello over several
-segments, is left out on purpose: botd does not reassemble TCP, so the test compares the hellos
-one segment holds whole and counts the others separately.
+ja4plus does all the work: scapy (its dependency) dissects the frame from its link layer up, and
+a fresh `ja4plus.JA4Fingerprinter` takes the packet (`process_packet`), so each frame is
+fingerprinted alone. A ClientHello cut by the end of its segment gives no JA4 then: the
+fingerprinter would wait for the next segments, which are not handed to it, because botd does
+not reassemble TCP either; the test counts such hellos separately.
 
 Standard library and ja4plus only. Usage:
-    models/train/.venv/bin/python models/train/ja4_reference.py [--raw] < segments.tsv
+    models/train/.venv/bin/python models/train/ja4_reference.py [--raw] < frames.tsv
 """
 
 from __future__ import annotations
 
 import sys
 
-from ja4plus import generate_ja4
-from ja4plus.fingerprinters.ja4 import get_raw_fingerprint
-from ja4plus.utils.tls_utils import parse_tls_handshake
+from ja4plus import JA4Fingerprinter
+from scapy.all import conf
 
 
-def ja4_of_segment(payload: bytes) -> tuple[str | None, str | None]:
-    """The JA4 and JA4_r of the first whole ClientHello in one TCP segment, or (None, None)."""
-    info = parse_tls_handshake(payload)
-    if not info or info.get("type") != "client_hello":
+def ja4_of_frame(linktype: int, frame: bytes) -> tuple[str | None, str | None]:
+    """The JA4 and JA4_r of the whole ClientHello in one captured frame, or (None, None)."""
+    layer = conf.l2types.num2layer.get(linktype)
+    if layer is None:
         return None, None
-    return generate_ja4(info), get_raw_fingerprint(info)
+    packet = layer(frame)
+    fingerprinter = JA4Fingerprinter(thread_safe=False)
+    ja4 = fingerprinter.process_packet(packet)
+    if not ja4:
+        return None, None
+    return ja4, fingerprinter.last_raw
 
 
 def main() -> int:
@@ -40,13 +44,11 @@ def main() -> int:
         line = line.rstrip("\n")
         if not line:
             continue
-        ident, _, hexdata = line.partition("\t")
+        ident, linktype, hexdata = (line.split("\t") + ["", ""])[:3]
         try:
-            payload = bytes.fromhex(hexdata)
+            ja4, ja4_r = ja4_of_frame(int(linktype), bytes.fromhex(hexdata))
         except ValueError:
-            out.append(f"{ident}\t-")
-            continue
-        ja4, ja4_r = ja4_of_segment(payload)
+            ja4, ja4_r = None, None
         row = f"{ident}\t{ja4 or '-'}"
         if raw:
             row += f"\t{ja4_r or '-'}"

@@ -241,3 +241,58 @@ fn merge_dhcp(d: &mut DhcpSummary, m: DhcpSummary) {
     d.router = d.router.or(m.router);
     d.dns_server = d.dns_server.or(m.dns_server);
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// The README states these sizes; a summary that grows must be noticed there too.
+    #[test]
+    fn summary_and_flow_sizes() {
+        let app = std::mem::size_of::<AppState>();
+        let flow = std::mem::size_of::<crate::flow::Flow>();
+        println!("AppState {app} bytes, Flow {flow} bytes");
+        assert!(app <= 336, "AppState is {app} bytes");
+        assert!(flow <= 928, "Flow is {flow} bytes");
+    }
+
+    #[test]
+    fn the_first_payload_picks_the_protocol_and_the_rest_add_to_it() {
+        let mut s = AppState::default();
+        s.on_payload(
+            proto::TCP,
+            (40000, 8080),
+            true,
+            b"GET /a HTTP/1.1\r\nHost: example.org\r\nUser-Agent: t/1\r\n\r\n",
+        );
+        s.on_payload(proto::TCP, (8080, 40000), false, b"HTTP/1.1 200 OK\r\n\r\n");
+        let App::Http(h) = &s.app else {
+            panic!("{:?}", s.app)
+        };
+        assert_eq!((h.host.as_str(), h.status), ("example.org", Some(200)));
+        assert_eq!(s.inspected, [1, 1]);
+        // Past the per-direction budget nothing more is read.
+        for _ in 0..20 {
+            s.on_payload(proto::TCP, (40000, 8080), true, b"GET /b HTTP/1.1\r\n\r\n");
+        }
+        assert_eq!(s.inspected[0], INSPECT_SEGMENTS);
+    }
+
+    #[test]
+    fn unrecognised_payloads_stay_none_and_malformed_ones_are_counted() {
+        let mut s = AppState::default();
+        s.on_payload(
+            proto::TCP,
+            (40000, 9999),
+            true,
+            &[0x17, 0x03, 0x03, 0, 5, 1, 2],
+        );
+        assert_eq!(s.app, App::None);
+        let mut d = AppState::default();
+        // Port 53 makes it DNS; a 3-byte message cannot be read.
+        d.on_payload(proto::UDP, (5000, 53), true, &[1, 2, 3]);
+        assert!(matches!(d.app, App::Dns(_)));
+        assert_eq!(d.malformed, 1);
+    }
+}
