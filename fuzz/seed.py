@@ -87,8 +87,9 @@ def frame_seed(frames, cfg0, cfg1):
 # Input layout of the app_payload target: [proto index (+0x04: ports from its table)]
 # [sport:2 BE] [dport:2 BE], then segments [dir (0 from the flow's source, 1 back)] [len:2 LE].
 APP_PROTO_INDEX = {6: 0, 17: 1, 58: 2, 255: 3}
-# The dispatcher reads 4 payloads per direction, each cut to PAYLOAD_CAP bytes.
-APP_SEGMENTS = 4
+# The dispatcher reads INSPECT_SEGMENTS (src/flow/app.rs) payloads per direction, each cut to
+# PAYLOAD_CAP bytes (src/proto/mod.rs).
+APP_SEGMENTS = 8
 PAYLOAD_CAP = 2048
 APP_MAX_LEN = 8192  # run.sh's -max_len for the target
 APP_PER_KIND = 24  # flows seeded per protocol kind, over all captures

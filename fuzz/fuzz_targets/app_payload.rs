@@ -22,8 +22,9 @@ const PROTOS: [u8; 4] = [6, 17, 58, 255];
 const PORTS: [u16; 16] = [
     53, 67, 68, 5353, 5355, 137, 546, 547, 80, 443, 25, 6667, 22, 3333, 6881, 12345,
 ];
-/// Segments read from one input (the dispatcher takes 4 per direction; more checks the cap).
-const MAX_SEGMENTS: usize = 12;
+/// Segments read from one input (the dispatcher takes `INSPECT_SEGMENTS` per direction; more
+/// checks the cap).
+const MAX_SEGMENTS: usize = 2 * INSPECT_SEGMENTS as usize + 4;
 
 fn json<T: Serialize>(v: &T) {
     let text = match serde_json::to_string(v) {
@@ -202,6 +203,7 @@ impl Shadow {
             App::Irc(_) => App::Irc(irc::IrcSummary::default()),
             App::Ssh(_) => App::Ssh(ssh::SshSummary::default()),
             App::Mining(_) => App::Mining(mining::MiningSummary::default()),
+            App::Bittorrent(_) => App::Bittorrent(bittorrent::BittorrentSummary::default()),
             // Summaries merged by the dispatcher itself: only the refusals are compared.
             other => other.clone(),
         };
@@ -210,7 +212,11 @@ impl Shadow {
 
     fn segment(&mut self, ip_proto: u8, seg: &[u8], from_src: bool) {
         let ok = match &mut self.app {
-            App::None | App::Bittorrent => true,
+            App::None => true,
+            App::Bittorrent(s) => {
+                s.update(seg, from_src);
+                true
+            }
             App::Dns(d) => d.update(seg, ip_proto == 6).is_ok(),
             App::Tls(s) => {
                 s.update(seg, from_src);
