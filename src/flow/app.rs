@@ -253,8 +253,8 @@ mod tests {
         let app = std::mem::size_of::<AppState>();
         let flow = std::mem::size_of::<crate::flow::Flow>();
         println!("AppState {app} bytes, Flow {flow} bytes");
-        assert!(app <= 336, "AppState is {app} bytes");
-        assert!(flow <= 928, "Flow is {flow} bytes");
+        assert!(app <= 232, "AppState is {app} bytes");
+        assert!(flow <= 640, "Flow is {flow} bytes");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::{Serialize, Serializer};
 /// Capacity of [`DnsSummary::qname`] in bytes; longer names are cut at a
 /// character boundary and flagged, because tunnels use names up to 253 bytes
 /// and the summary has a fixed budget.
-pub const QNAME_CAP: usize = 100;
+pub const QNAME_CAP: usize = 80;
 /// A/AAAA answers kept per summary.
 pub const ANSWERS_CAP: usize = 4;
 /// Compression pointers followed per name. Real messages need a handful; the

@@ -27,19 +27,19 @@ use serde::Serialize;
 use sha2::Sha256;
 
 /// Longest SNI kept; DNS names are at most 253 bytes but real SNIs rarely exceed ~90.
-pub const SNI_MAX: usize = 96;
+pub const SNI_MAX: usize = 64;
 /// Longest first-ALPN protocol kept (`h2`, `http/1.1`, `acme-tls/1` all fit).
-pub const ALPN_MAX: usize = 16;
+pub const ALPN_MAX: usize = 8;
 /// A JA4 client fingerprint is always 36 characters.
 pub const JA4_LEN: usize = 36;
 /// Longest certificate commonName kept (CA/B forum caps CN at 64 characters).
-pub const CN_MAX: usize = 64;
+pub const CN_MAX: usize = 40;
 
 /// Most non-GREASE cipher suites / extensions sorted on the stack for JA4. Real hellos carry
 /// under ~150 ciphers; a hello with more gets no JA4 rather than an unbounded sort buffer.
 const JA4_SORT_MAX: usize = 512;
 
-/// Handshake facts of one TCP flow. `size_of::<TlsSummary>()` is 310 bytes (budget 320):
+/// Handshake facts of one TCP flow. `size_of::<TlsSummary>()` is at most 224 bytes:
 /// strings use a `u8` length (`String<N, u8>`) so the 64-byte CNs fit the budget.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TlsSummary {
@@ -999,7 +999,7 @@ mod tests {
 
     #[test]
     fn size_budget() {
-        assert_eq!(core::mem::size_of::<TlsSummary>(), 310);
+        assert!(core::mem::size_of::<TlsSummary>() <= 224);
     }
 
     #[test]
@@ -1073,7 +1073,7 @@ mod tests {
         );
         assert_eq!(
             s.cert_issuer_cn.as_str(),
-            "Microsoft ECC Update Secure Server CA 2.1"
+            &"Microsoft ECC Update Secure Server CA 2.1"[..CN_MAX]
         );
         assert!(s.ja3.is_none() && s.ja4.is_empty());
     }
@@ -1094,7 +1094,7 @@ mod tests {
         let s = server(&p[..350]);
         assert_eq!(
             s.cert_issuer_cn.as_str(),
-            "Microsoft ECC Update Secure Server CA 2.1"
+            &"Microsoft ECC Update Secure Server CA 2.1"[..CN_MAX]
         );
         assert!(s.cert_subject_cn.is_empty());
         // A certificate is only taken once per flow.

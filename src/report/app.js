@@ -87,6 +87,13 @@
   });
   if (!models.length) modelList.appendChild(el("li", { class: "empty", text: "no models" }));
 
+  // The device behind an address (DHCP hostname, MAC), when botd learnt it.
+  function deviceLabel(h) {
+    var d = h.device;
+    if (!d) return "";
+    return (d.hostname ? d.hostname + " " : "") + (d.mac || "");
+  }
+
   var hostList = document.getElementById("hosts");
   hosts.forEach(function (h, i) {
     var level = RANK[h.level] === undefined ? "clear" : h.level;
@@ -97,6 +104,7 @@
     }, [
       el("span", { class: "dot" }),
       el("span", { class: "address", text: h.address }),
+      el("small", { class: "device", text: deviceLabel(h) }),
       el("small", { text: h.level + " " + fmtScore(h.score) })
     ]);
     li.addEventListener("click", function () { state.host = i; state.pinned = null; render(); });
@@ -162,7 +170,7 @@
       peers.forEach(function (p) {
         var addr = String(p.addr).indexOf(":") >= 0 ? "[" + p.addr + "]" : p.addr;
         t.appendChild(el("tr", { class: "peer" }, [
-          el("td", { class: "address", text: addr + ":" + p.port }),
+          el("td", { class: "address", text: addr + ":" + p.port + (p.name ? " (" + p.name + ")" : "") }),
           el("td", { class: "num", text: String(p.flows) }),
           el("td", { class: "num", text: String(p.bytes) })]));
       });
@@ -270,6 +278,7 @@
     }
     title.textContent = "";
     title.appendChild(el("span", { class: "address", text: h.address + " " }));
+    if (h.device) title.appendChild(el("span", { class: "device", text: deviceLabel(h) + " " }));
     title.appendChild(el("span", { class: "badge " + h.level, text: h.level }));
     document.getElementById("summary").textContent = "score " + fmtScore(h.score) + " · " +
       (h.flagged_windows || 0) + " flagged windows" + (h.was_red ? " · was red" : "") +
