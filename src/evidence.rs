@@ -180,6 +180,9 @@ pub struct ProtoWindow {
     /// Name statistics of the queries: sum of name lengths and the longest name.
     pub name_len_sum: u64,
     pub name_len_max: u32,
+    /// Sums of the digits and of the character entropy (bits a character) of the names asked.
+    pub name_digits_sum: u64,
+    pub name_entropy_sum: f64,
     pub parents: heapless::Vec<ParentDomain, PARENT_SLOTS>,
     /// Outside mail servers the host handed mail to (MAIL FROM, RCPT TO or DATA).
     pub smtp_servers: Distinct,
@@ -248,6 +251,9 @@ impl ProtoWindow {
         if name.is_empty() {
             return;
         }
+        let stats = crate::proto::dns::name_stats(name);
+        self.name_digits_sum += u64::from(stats.digits);
+        self.name_entropy_sum += f64::from(stats.entropy);
         let parent = crate::proto::dns::parent_domain(name);
         let sub = crate::proto::dns::subdomain_part(name);
         if rcode == Some(3) {
@@ -384,6 +390,10 @@ pub struct ProtoFigures {
     /// Mean and longest length of the names asked.
     pub dns_name_len_mean: f64,
     pub dns_name_len_max: u32,
+    /// Mean digits and mean character entropy (bits a character, of the part below the parent
+    /// domain, else its first label) of the names asked.
+    pub dns_name_digits_mean: f64,
+    pub dns_name_entropy_mean: f64,
     /// The parent domain with most distinct names below it, and that count.
     #[serde(default, skip_serializing_if = "note_is_empty")]
     pub dns_top_parent: Note,
@@ -401,6 +411,16 @@ pub struct ProtoFigures {
     pub p2p_protocol: bool,
 }
 
+/// A mean to two decimals: the entropy goes through the platform's `log2`, whose last bit may
+/// differ between libcs, and the JSON must be the same on every build (cross/compare.sh).
+fn mean(sum: f64, n: u32) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        (sum / f64::from(n) * 100.0).round() / 100.0
+    }
+}
+
 fn note_is_empty(n: &Note) -> bool {
     n.is_empty()
 }
@@ -414,12 +434,10 @@ impl ProtoWindow {
             dns_failed: self.dns_failed,
             dns_failed_names: self.failed_names.estimate(),
             dns_random_failed_names: self.random_failed.estimate(),
-            dns_name_len_mean: if self.dns_queries > 0 {
-                self.name_len_sum as f64 / f64::from(self.dns_queries)
-            } else {
-                0.0
-            },
+            dns_name_len_mean: mean(self.name_len_sum as f64, self.dns_queries),
             dns_name_len_max: self.name_len_max,
+            dns_name_digits_mean: mean(self.name_digits_sum as f64, self.dns_queries),
+            dns_name_entropy_mean: mean(self.name_entropy_sum, self.dns_queries),
             dns_top_parent: top.map(|p| p.name.clone()).unwrap_or_default(),
             dns_top_parent_names: top.map_or(0, |p| p.names.estimate()),
             smtp_servers: self.smtp_servers.estimate(),

@@ -329,3 +329,65 @@ fn no_detector_makes_a_benign_host_red() {
         red.join("\n")
     );
 }
+
+#[test]
+fn botd_intel_lists_feeds_and_refuses_a_broken_one() {
+    let dir = temp_dir("detectors-intel-cli");
+    let feeds = dir.join("feeds");
+    std::fs::create_dir_all(&feeds).unwrap();
+    std::fs::write(
+        feeds.join("drop.txt"),
+        "; Spamhaus DROP-style\n185.86.148.0/24 ; SBL000001\n203.0.113.0/24 ; SBL000002\n",
+    )
+    .unwrap();
+    std::fs::write(feeds.join("hosts"), "0.0.0.0 evil.example\n").unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_botd"))
+            .current_dir(root())
+            .args(["intel", "--dir"])
+            .arg(&feeds)
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("drop.txt") && out.contains("2 entries"),
+        "{out}"
+    );
+    assert!(out.contains("3 entries"), "the whole set: {out}");
+    // A feed whose lines are mostly unreadable is broken: named with its line, exit non-zero.
+    std::fs::write(
+        feeds.join("bad.ip"),
+        "1.2.3.4\nnot an address\nneither this\n",
+    )
+    .unwrap();
+    let o = run();
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("BROKEN") && out.contains("bad.ip:2"), "{out}");
+    // analyze refuses to start on it, naming the file (a live reload keeps its running set).
+    let config = dir.join("botd.toml");
+    std::fs::write(
+        &config,
+        format!("[intel]\ndir = {:?}\n", feeds.display().to_string()),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_botd"))
+        .current_dir(root())
+        .args([
+            "analyze",
+            "--config",
+            config.to_str().unwrap(),
+            "tests/data/demo.pcap",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("bad.ip"), "{err}");
+}

@@ -683,6 +683,33 @@ fn end_to_end(capture: &str) {
         "botd still runs after a bad reload"
     );
 
+    // Threat-intel feeds: loaded on SIGHUP; a broken feed fails the reload, naming the file and
+    // line, and the running feeds stay.
+    let feeds = dir.join("feeds");
+    std::fs::create_dir_all(&feeds).unwrap();
+    std::fs::write(feeds.join("drop.txt"), "198.51.100.0/24 ; SBL000001\n").unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[intel]\ndir = {:?}\n", feeds.display().to_string()),
+    )
+    .unwrap();
+    let mark = botd.lines();
+    botd.signal(nix::sys::signal::Signal::SIGHUP);
+    let reloaded = botd.wait_line("reloaded config", mark, 20);
+    assert!(
+        reloaded.contains("intel 1 entries in 1 feeds"),
+        "{reloaded}"
+    );
+    std::fs::write(feeds.join("bad.ip"), "1.2.3.4\nnot an address\nnor this\n").unwrap();
+    let mark = botd.lines();
+    botd.signal(nix::sys::signal::Signal::SIGHUP);
+    let failed = botd.wait_line("reload failed", mark, 20);
+    assert!(failed.contains("bad.ip:2"), "{failed}");
+    assert!(
+        botd.child.try_wait().unwrap().is_none(),
+        "botd still runs after a broken feed"
+    );
+
     // Counters on SIGUSR1.
     std::thread::sleep(Duration::from_millis(300));
     let line = botd.counters();

@@ -1124,3 +1124,79 @@ fn stratum_dialogue_is_a_miner() {
     );
     assert_eq!(miner["level"], "red", "{miner:#}");
 }
+
+// ------------------------------------------------------------------------------------------
+// DGA.
+
+/// Names as a domain-generation algorithm makes them: 10 to 15 letters and digits from a
+/// seeded generator (an LCG, as many DGAs use), under a few TLDs.
+fn dga_names(seed: u32, n: usize) -> Vec<String> {
+    let mut x = seed;
+    let mut next = || {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        x >> 16
+    };
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..n)
+        .map(|_| {
+            let len = 10 + (next() % 6) as usize;
+            let label: String = (0..len)
+                .map(|_| alphabet[(next() as usize) % alphabet.len()] as char)
+                .collect();
+            let tld = ["com", "net", "org"][(next() % 3) as usize];
+            format!("{label}.{tld}")
+        })
+        .collect()
+}
+
+#[test]
+fn random_names_that_do_not_exist_are_a_dga() {
+    require(&[tool("dnsmasq", "dnsmasq-base"), tool("busybox", "busybox")]);
+    let dir = TempDir::new("np-dga");
+    let lan = Lan::new("np-dga", "02:77:00:00:07:02");
+    lan.client_addrs(&["10.77.0.2"]);
+    // dnsmasq answers NXDOMAIN for every name under these TLDs (no upstream: a closed network).
+    let _dns = dnsmasq(
+        &lan,
+        &dir,
+        &["--address=/com/", "--address=/net/", "--address=/org/"],
+    );
+    let cap = Capture::start(&lan.client, CLIENT_IF, &dir);
+    let names = dga_names(0x00c0_ffee, 24);
+    for name in &names {
+        let out = lan
+            .client
+            .run(10, "busybox", &["nslookup", "-type=a", name, ROUTER]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("NXDOMAIN"), "nslookup {name}: {text}");
+    }
+    let pcap = cap.stop();
+    let flows = botd_flows(&pcap);
+    let failed = app(&flows, "dns")
+        .iter()
+        .filter(|f| f["App"]["rcode"] == 3 && f["App"]["qtype"] == 1)
+        .count();
+    assert!(
+        failed >= names.len(),
+        "{failed} NXDOMAIN answers:\n{}",
+        dump(&flows)
+    );
+    let analysis = botd_analyze(&pcap, &dir);
+    let bot = host(&analysis, "10.77.0.2");
+    let r = rules(bot);
+    assert!(
+        fired(&r, "dga")
+            .iter()
+            .any(|t| t.contains("random-looking names failed (NXDOMAIN)")),
+        "no dga rule: {bot:#}"
+    );
+    assert_eq!(bot["level"], "red", "{bot:#}");
+    // The window's DNS figures count what happened.
+    let w = &bot["windows"][0]["protocols"];
+    assert!(
+        w["dns_failed"].as_u64().unwrap() >= names.len() as u64,
+        "{w}"
+    );
+    assert!(w["dns_random_failed_names"].as_u64().unwrap() >= 16, "{w}");
+}
