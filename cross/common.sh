@@ -6,8 +6,9 @@ case "$TARGET" in
         TARGET_PACKAGES="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
         QEMU=qemu-aarch64-static; QEMU_PREFIX=/usr/aarch64-linux-gnu ;;
     aarch64-unknown-linux-musl)
-        # Static: Rust ships musl; Debian's glibc cross gcc only links it.
-        TARGET_PACKAGES="gcc-aarch64-linux-gnu qemu-user-static"
+        # Static: Rust ships musl; Debian's glibc cross gcc only links it. Its C headers are for
+        # the C files build scripts compile (criterion's alloca, a dev-dependency).
+        TARGET_PACKAGES="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
         QEMU=qemu-aarch64-static; QEMU_PREFIX= ;;
     armv7-unknown-linux-gnueabihf)
         TARGET_PACKAGES="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static"
