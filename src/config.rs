@@ -258,8 +258,10 @@ pub struct RulesConfig {
     pub tunnel_txt_queries: u32,
     /// dns-tunnel: NULL or private-type queries under one parent domain.
     pub tunnel_null_queries: u32,
-    /// spam: distinct outside mail servers handed mail in a window.
+    /// spam: distinct outside mail servers spoken SMTP to in a window.
     pub spam_servers: u32,
+    /// spam: distinct outside addresses TCP port 25 was opened to in a window, answered or not.
+    pub spam_port25_peers: u32,
     /// p2p: distinct unnamed outside peers on high ports with small exchanges in a window.
     pub p2p_peers: u32,
     /// p2p: most bytes per connection of a "small exchange".
@@ -298,6 +300,7 @@ impl Default for RulesConfig {
             tunnel_txt_queries: 8,
             tunnel_null_queries: 3,
             spam_servers: 3,
+            spam_port25_peers: 5,
             p2p_peers: 24,
             p2p_max_bytes: 2048,
             dns_view_capacity: 16_384,
@@ -1038,6 +1041,7 @@ impl Config {
             ("rules.tunnel_txt_queries", r.tunnel_txt_queries, 2, 1000),
             ("rules.tunnel_null_queries", r.tunnel_null_queries, 1, 1000),
             ("rules.spam_servers", r.spam_servers, 2, 1000),
+            ("rules.spam_port25_peers", r.spam_port25_peers, 2, 1000),
             ("rules.p2p_peers", r.p2p_peers, 4, 1000),
             ("rules.p2p_max_bytes", r.p2p_max_bytes, 64, 1 << 24),
         ] {

@@ -822,10 +822,14 @@ impl Detector {
                     w.outside_connection(peer);
                 }
             }
-            App::Smtp(m) if outside && (m.mail_from || m.rcpt_to > 0 || m.data) => {
+            App::Smtp(m)
+                if outside && (!m.ehlo.is_empty() || m.mail_from || m.rcpt_to > 0 || m.data) =>
+            {
                 w.smtp_servers.add(dst);
                 w.smtp_sessions = w.smtp_sessions.saturating_add(1);
-                if w.smtp_example.is_none() {
+                // The weak smtp-client finding wants mail handed over, not a greeting alone
+                // (STARTTLS tests, address checks).
+                if w.smtp_example.is_none() && (m.mail_from || m.rcpt_to > 0 || m.data) {
                     let mut text = note("EHLO ");
                     for c in m.ehlo.chars() {
                         if text.push(c).is_err() {
@@ -876,6 +880,9 @@ impl Detector {
             }
             App::Bittorrent(_) => w.p2p_protocol = true,
             _ => {}
+        }
+        if flow.proto == proto::TCP && flow.dport == 25 && outside && directed {
+            w.port25_peers.add(dst);
         }
         // A connection the host made to an outside address (its start seen, answered).
         let connection = match flow.proto {

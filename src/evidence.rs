@@ -184,8 +184,12 @@ pub struct ProtoWindow {
     pub name_digits_sum: u64,
     pub name_entropy_sum: f64,
     pub parents: heapless::Vec<ParentDomain, PARENT_SLOTS>,
-    /// Outside mail servers the host handed mail to (MAIL FROM, RCPT TO or DATA).
+    /// Outside mail servers the host spoke SMTP to as a client (EHLO/HELO, MAIL FROM, RCPT TO
+    /// or DATA).
     pub smtp_servers: Distinct,
+    /// Outside addresses the host opened TCP port 25 to, answered or not (a spam bot on a
+    /// network that blocks port 25 shows only these).
+    pub port25_peers: Distinct,
     pub smtp_sessions: u32,
     pub smtp_example: Option<Sighting>,
     pub irc: Option<Sighting>,
@@ -563,16 +567,23 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
             break;
         }
     }
-    // Spam: mail handed to many outside servers.
+    // Spam: mail handed to many outside servers, or port 25 opened to many outside addresses.
     let servers = w.smtp_servers.estimate();
-    if servers >= rules.spam_servers {
+    let port25 = w.port25_peers.estimate();
+    if servers >= rules.spam_servers || port25 >= rules.spam_port25_peers {
         out.push(Finding {
             rule: "spam",
             weight: Weight::Strong,
-            text: format!(
-                "spam: mail handed to {servers} outside mail servers in {} SMTP sessions",
-                w.smtp_sessions
-            ),
+            text: if servers >= rules.spam_servers {
+                format!(
+                    "spam: mail handed to {servers} outside mail servers in {} SMTP sessions",
+                    w.smtp_sessions
+                )
+            } else {
+                format!(
+                    "spam: TCP port 25 opened to {port25} outside addresses ({servers} spoke SMTP)"
+                )
+            },
             peer: w.smtp_example.as_ref().map(|s| (s.peer, s.port)),
         });
     } else if let Some(s) = &w.smtp_example {
@@ -723,6 +734,41 @@ mod tests {
             let tol = (n / 5).max(2);
             assert!(e.abs_diff(n) <= tol, "{n} estimated {e}");
         }
+    }
+
+    fn fired(w: &ProtoWindow) -> Vec<(&'static str, Weight)> {
+        findings(w, &RulesConfig::default(), &DnsView::new(1))
+            .into_iter()
+            .map(|f| (f.rule, f.weight))
+            .collect()
+    }
+
+    #[test]
+    fn port_25_to_many_outside_addresses_is_spam_and_to_few_is_nothing() {
+        let mut w = ProtoWindow::default();
+        for i in 0..4u8 {
+            w.port25_peers.add(IpAddr::from([198, 51, 100, i]));
+        }
+        assert!(fired(&w).is_empty());
+        w.port25_peers.add(IpAddr::from([198, 51, 100, 9]));
+        assert_eq!(fired(&w), [("spam", Weight::Strong)]);
+    }
+
+    #[test]
+    fn tunnel_shapes_under_one_parent() {
+        let rules = RulesConfig::default();
+        let mut w = ProtoWindow::default();
+        // Ordinary lookups of one domain: nothing.
+        for n in ["www.example.com", "mail.example.com", "cdn.example.com"] {
+            w.dns_query(n, 1, Some(0), &rules);
+        }
+        assert!(fired(&w).is_empty());
+        // Data in long labels under one parent.
+        for i in 0..6 {
+            let name = format!("{i}a8f3k2m9q1x7c4v6b5n0z2lkjhgf.t.example.net");
+            w.dns_query(&name, 1, Some(0), &rules);
+        }
+        assert_eq!(fired(&w), [("dns-tunnel", Weight::Strong)]);
     }
 
     #[test]

@@ -152,6 +152,7 @@ tunnel_long_names = 10
 tunnel_txt_queries = 20
 tunnel_null_queries = 5
 spam_servers = 5
+spam_port25_peers = 7
 p2p_peers = 40
 p2p_max_bytes = 1024
 dns_view_capacity = 4096
@@ -243,6 +244,7 @@ fn every_key_round_trips() {
             tunnel_txt_queries: 20,
             tunnel_null_queries: 5,
             spam_servers: 5,
+            spam_port25_peers: 7,
             p2p_peers: 40,
             p2p_max_bytes: 1024,
             dns_view_capacity: 4096,
@@ -311,6 +313,7 @@ fn every_key_round_trips() {
     assert_ne!(r.tunnel_txt_queries, u.tunnel_txt_queries);
     assert_ne!(r.tunnel_null_queries, u.tunnel_null_queries);
     assert_ne!(r.spam_servers, u.spam_servers);
+    assert_ne!(r.spam_port25_peers, u.spam_port25_peers);
     assert_ne!(r.p2p_peers, u.p2p_peers);
     assert_ne!(r.p2p_max_bytes, u.p2p_max_bytes);
     assert_ne!(r.dns_view_capacity, u.dns_view_capacity);
