@@ -486,6 +486,9 @@ pub struct Finding {
     pub text: String,
     /// The peer it names, if one.
     pub peer: Option<(IpAddr, u16)>,
+    /// Connections and bytes the finding counted with that peer (0 when it counts none).
+    pub peer_flows: u64,
+    pub peer_bytes: u64,
 }
 
 fn label(view: &DnsView, a: IpAddr) -> String {
@@ -517,6 +520,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 }
             ),
             peer: Some((h.peer, 0)),
+            peer_flows: 0,
+            peer_bytes: 0,
         });
     }
     // DGA: many distinct machine-made names that do not exist, under distinct domains.
@@ -531,6 +536,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 w.random_failed_example, w.dns_failed, w.dns_queries
             ),
             peer: None,
+            peer_flows: 0,
+            peer_bytes: 0,
         });
     }
     // DNS tunnel: data in the names (or TXT/NULL records) of one parent domain.
@@ -563,6 +570,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                     p.names.estimate()
                 ),
                 peer: None,
+                peer_flows: 0,
+                peer_bytes: 0,
             });
             break;
         }
@@ -585,6 +594,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 )
             },
             peer: w.smtp_example.as_ref().map(|s| (s.peer, s.port)),
+            peer_flows: 0,
+            peer_bytes: 0,
         });
     } else if let Some(s) = &w.smtp_example {
         out.push(Finding {
@@ -597,6 +608,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s.text
             ),
             peer: Some((s.peer, s.port)),
+            peer_flows: 0,
+            peer_bytes: 0,
         });
     }
     if let Some(s) = &w.irc {
@@ -615,6 +628,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s.text
             ),
             peer: Some((s.peer, s.port)),
+            peer_flows: 0,
+            peer_bytes: 0,
         });
     }
     if let Some(s) = &w.mining {
@@ -628,6 +643,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s.text
             ),
             peer: Some((s.peer, s.port)),
+            peer_flows: 0,
+            peer_bytes: 0,
         });
     }
     // Raw-address C2: reached by address, and the connection itself says so.
@@ -683,6 +700,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 p.port
             ),
             peer: Some((p.addr, p.port)),
+            peer_flows: u64::from(p.connections),
+            peer_bytes: p.bytes,
         });
         // One finding of the two weights is enough evidence.
         break;
@@ -697,6 +716,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 w.p2p_peers
             ),
             peer: None,
+            peer_flows: 0,
+            peer_bytes: 0,
         });
     }
     if w.http_no_agent > 0
@@ -712,6 +733,8 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s.text
             ),
             peer: Some((s.peer, s.port)),
+            peer_flows: 0,
+            peer_bytes: 0,
         });
     }
     out

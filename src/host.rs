@@ -551,10 +551,10 @@ impl HostScorer {
             } else {
                 weak.iter().map(|f| f.text.clone()).collect()
             };
-            let finding_peers: Vec<(IpAddr, u16)> = found
+            let finding_peers: Vec<(IpAddr, u16, u64, u64)> = found
                 .iter()
                 .filter(|f| f.weight == Weight::Strong || corroborated)
-                .filter_map(|f| f.peer)
+                .filter_map(|f| f.peer.map(|(a, p)| (a, p, f.peer_flows, f.peer_bytes)))
                 .collect();
             if host.device.is_none() || !fired.is_empty() {
                 host.device = ctx.devices.info(addr);
@@ -655,16 +655,30 @@ impl HostScorer {
 /// The peers behind a window's verdict: the beacon's peer when that rule fired, the lateral
 /// rule's home peers, then the `n` remote peers with most botnet-predicted flows (then bytes);
 /// at most `n` in all.
-fn evidence_peers(c: &HostWindow, found: &[(IpAddr, u16)], n: usize) -> Vec<Peer> {
+fn evidence_peers(c: &HostWindow, found: &[(IpAddr, u16, u64, u64)], n: usize) -> Vec<Peer> {
     let mut out: Vec<Peer> = Vec::new();
     // The peers the protocol detectors named come first.
-    for &(addr, port) in found {
+    for &(addr, port, flows, bytes) in found {
         if !out.iter().any(|o| o.addr == addr && o.port == port) {
+            // The finding's own counts, else the models' peers' (the finding's text has its
+            // figures either way).
+            let known = c
+                .peers
+                .iter()
+                .find(|p| p.addr == Some(addr) && p.port == port);
             out.push(Peer {
                 addr,
                 port,
-                flows: 0,
-                bytes: 0,
+                flows: if flows > 0 {
+                    flows
+                } else {
+                    known.map_or(0, |p| p.flows)
+                },
+                bytes: if flows > 0 {
+                    bytes
+                } else {
+                    known.map_or(0, |p| p.bytes)
+                },
                 name: None,
             });
         }
