@@ -279,6 +279,8 @@ pub struct Detector {
     pub devices: DeviceTable,
     /// Home hosts whose DNS queries the sensor has seen.
     dns_hosts: hashbrown::HashSet<IpAddr>,
+    /// Home hosts seen answering SMTP (mail servers).
+    mail_servers: hashbrown::HashSet<IpAddr>,
     intel: Option<Arc<IntelSet>>,
     /// The protocol findings and figures of the window being closed (kept for their capacity).
     findings_buf: HashMap<IpAddr, Vec<crate::evidence::Finding>>,
@@ -335,6 +337,7 @@ impl Detector {
             devices: DeviceTable::new(RulesConfig::default().device_capacity),
             rules: RulesConfig::default(),
             dns_hosts: hashbrown::HashSet::with_capacity(max_hosts.min(65_536)),
+            mail_servers: hashbrown::HashSet::with_capacity(max_hosts.min(65_536)),
             intel: None,
             findings_buf: HashMap::new(),
             figures_buf: HashMap::with_capacity(max_hosts.min(65_536)),
@@ -361,6 +364,7 @@ impl Detector {
             self.devices = from.devices.clone();
         }
         self.dns_hosts = from.dns_hosts.clone();
+        self.mail_servers = from.mail_servers.clone();
     }
 
     /// The feeds in use.
@@ -703,6 +707,17 @@ impl Detector {
             }
             _ => {}
         }
+        // A home host that answers SMTP (greets a client) is a mail server: its relaying is not
+        // spam. Remembered like the hosts whose DNS is visible.
+        if let App::Smtp(m) = &flow.app.app
+            && m.greeting
+            && flow.rev.pkts > 0
+            && self.is_scored_host(dst)
+            && !self.mail_servers.contains(&dst)
+            && self.mail_servers.len() < self.max_hosts
+        {
+            self.mail_servers.insert(dst);
+        }
         if !self.is_scored_host(src) {
             return;
         }
@@ -788,7 +803,25 @@ impl Detector {
                 dns_query = true;
             }
             App::Tls(t) if t.client_hello => {
-                peer.tls_no_sni = t.sni.is_empty();
+                // Mail, directory and push services over TLS: old clients of these often send
+                // no server name, and they are named services, not C2.
+                let tls_service = matches!(
+                    flow.dport,
+                    465 | 563
+                        | 636
+                        | 853
+                        | 989
+                        | 990
+                        | 992
+                        | 993
+                        | 994
+                        | 995
+                        | 3269
+                        | 5061
+                        | 5223
+                        | 8883
+                );
+                peer.tls_no_sni = t.sni.is_empty() && !tls_service;
             }
             App::Http(h) if h.requests > 0 && is_gnutella_download(&h.uri) => {
                 // Gnutella's file transfers are HTTP from the client's own stack.
@@ -955,6 +988,7 @@ impl FlowSink for Detector {
         figures.clear();
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
             for (host, p) in open.proto.iter_mut() {
+                p.mail_server = self.mail_servers.contains(host);
                 p.finish(&self.dns, self.dns_hosts.contains(host), &self.rules);
                 let f = crate::evidence::findings(p, &self.rules, &self.dns);
                 if !f.is_empty() {

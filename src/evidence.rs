@@ -208,6 +208,15 @@ pub struct ProtoWindow {
     pub p2p_protocol: bool,
     /// Distinct outside peers on high ports, small exchanges, no name (set at window close).
     pub p2p_peers: u32,
+    /// Of the stored P2P-like peers, how many share the most common remote port (a fixed-port
+    /// P2P protocol, as ZeroAccess's), and that port.
+    pub p2p_same_port: u32,
+    pub p2p_port: u16,
+    /// Stored P2P-like peers (at most [`OUTSIDE_PEERS`]).
+    pub p2p_stored: u32,
+    /// The host answered SMTP from outside or other hosts: a mail server, whose relaying is
+    /// not spam (set by the detector).
+    pub mail_server: bool,
     /// The host's DNS is visible to the sensor (it sent queries botd saw, in this window or
     /// before): only then can "no DNS answer named it" mean anything.
     pub dns_visible: bool,
@@ -367,12 +376,25 @@ impl ProtoWindow {
     pub fn finish(&mut self, view: &DnsView, dns_visible: bool, rules: &RulesConfig) {
         self.dns_visible |= dns_visible;
         let mut p2p = Distinct::default();
+        let mut ports: heapless::Vec<(u16, u32), OUTSIDE_PEERS> = heapless::Vec::new();
+        self.p2p_stored = 0;
         for p in self.outside.iter_mut() {
             p.resolved = view.resolved_before(p.addr, p.first_ns);
             let small = p.bytes <= u64::from(rules.p2p_max_bytes) * u64::from(p.connections.max(1));
-            if !p.resolved && p.port >= 1024 && small {
+            if !p.resolved && !p.home && p.port >= 1024 && small {
                 p2p.add(p.addr);
+                self.p2p_stored += 1;
+                match ports.iter_mut().find(|(port, _)| *port == p.port) {
+                    Some((_, n)) => *n += 1,
+                    None => {
+                        let _ = ports.push((p.port, 1));
+                    }
+                }
             }
+        }
+        if let Some(&(port, n)) = ports.iter().max_by_key(|(port, n)| (*n, *port)) {
+            self.p2p_port = port;
+            self.p2p_same_port = n;
         }
         self.p2p_peers = p2p.estimate() + self.outside_dropped.min(1_000);
     }
@@ -579,7 +601,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
     // Spam: mail handed to many outside servers, or port 25 opened to many outside addresses.
     let servers = w.smtp_servers.estimate();
     let port25 = w.port25_peers.estimate();
-    if servers >= rules.spam_servers || port25 >= rules.spam_port25_peers {
+    if !w.mail_server && (servers >= rules.spam_servers || port25 >= rules.spam_port25_peers) {
         out.push(Finding {
             rule: "spam",
             weight: Weight::Strong,
@@ -707,13 +729,25 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
         break;
     }
     // P2P bot: many outside peers, small exchanges, no names, no P2P protocol botd knows.
+    // Strong when most of them share one remote port (a fixed-port protocol, as ZeroAccess's;
+    // BitTorrent, Skype and games pick a port per peer); otherwise weak.
     if w.dns_visible && !w.p2p_protocol && w.p2p_peers >= rules.p2p_peers {
+        let fixed_port = w.p2p_stored >= 8 && w.p2p_same_port * 2 >= w.p2p_stored;
         out.push(Finding {
             rule: "p2p",
-            weight: Weight::Strong,
+            weight: if fixed_port {
+                Weight::Strong
+            } else {
+                Weight::Weak
+            },
             text: format!(
-                "p2p: {} outside peers on high ports, small exchanges, none named by DNS, no known P2P protocol",
-                w.p2p_peers
+                "p2p: {} outside peers on high ports, small exchanges, none named by DNS, no known P2P protocol{}",
+                w.p2p_peers,
+                if fixed_port {
+                    format!("; {} of {} on port {}", w.p2p_same_port, w.p2p_stored, w.p2p_port)
+                } else {
+                    String::new()
+                }
             ),
             peer: None,
             peer_flows: 0,
@@ -775,6 +809,60 @@ mod tests {
         assert!(fired(&w).is_empty());
         w.port25_peers.add(IpAddr::from([198, 51, 100, 9]));
         assert_eq!(fired(&w), [("spam", Weight::Strong)]);
+    }
+
+    fn peer(i: u32, port: u16) -> OutsidePeer {
+        OutsidePeer {
+            addr: IpAddr::from((0xc633_6400u32 + i).to_be_bytes()),
+            port,
+            proto: 17,
+            connections: 1,
+            first_ns: 0,
+            bytes: 200,
+            tls_no_sni: false,
+            http_addr_host: false,
+            http_post_or_no_agent: false,
+            http_name_host: false,
+            home: false,
+            resolved: false,
+        }
+    }
+
+    #[test]
+    fn many_unnamed_peers_are_p2p_strong_only_on_one_port() {
+        let rules = RulesConfig::default();
+        let view = DnsView::new(1);
+        // Peers on a port each (as BitTorrent, Skype and games): weak.
+        let mut w = ProtoWindow {
+            dns_visible: true,
+            ..ProtoWindow::default()
+        };
+        for i in 0..40 {
+            w.outside_connection(peer(i, 20_000 + i as u16));
+        }
+        w.finish(&view, true, &rules);
+        assert_eq!(fired(&w), [("p2p", Weight::Weak)]);
+        // Most on one port (ZeroAccess's 16464): strong.
+        let mut w = ProtoWindow::default();
+        for i in 0..40 {
+            w.outside_connection(peer(i, if i % 4 == 0 { 30_000 } else { 16_464 }));
+        }
+        w.finish(&view, true, &rules);
+        assert_eq!(fired(&w), [("p2p", Weight::Strong)]);
+        // A host speaking BitTorrent: nothing.
+        w.p2p_protocol = true;
+        assert!(fired(&w).is_empty());
+    }
+
+    #[test]
+    fn a_mail_server_relaying_is_not_spam() {
+        let mut w = ProtoWindow::default();
+        for i in 0..6u8 {
+            w.port25_peers.add(IpAddr::from([198, 51, 100, i]));
+        }
+        assert_eq!(fired(&w), [("spam", Weight::Strong)]);
+        w.mail_server = true;
+        assert!(fired(&w).is_empty());
     }
 
     #[test]
