@@ -19,6 +19,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use heapless::String;
+
+use super::copy_printable;
 use serde::Serialize;
 
 /// `\x13BitTorrent protocol`: the peer-wire handshake's length byte and protocol string.
@@ -267,22 +269,6 @@ fn dict_value<'a>(d: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
         rest = after;
     }
     None
-}
-
-/// Replaces `dst` with `src`, bytes outside printable ASCII as `.`; true if `src` was cut.
-fn copy_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
-    dst.clear();
-    for &b in src {
-        let c = if (0x20..0x7f).contains(&b) {
-            char::from(b)
-        } else {
-            '.'
-        };
-        if dst.push(c).is_err() {
-            return true;
-        }
-    }
-    false
 }
 
 #[cfg(test)]

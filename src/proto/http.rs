@@ -10,6 +10,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use heapless::String;
+
+use super::{copy_printable, push_printable};
 use serde::Serialize;
 
 /// Methods that [`looks_like_http_request`] accepts (RFC 9110 plus PATCH). WebDAV and SSDP
@@ -370,27 +372,6 @@ fn parse_usize(v: &[u8]) -> Option<usize> {
 fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     let (head, rest) = s.split_at_checked(prefix.len())?;
     head.eq_ignore_ascii_case(prefix).then_some(rest)
-}
-
-/// Replaces `dst` with `src`, bytes outside printable ASCII as `.`; true if `src` was cut.
-fn copy_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
-    dst.clear();
-    push_printable(dst, src)
-}
-
-/// Appends `src` to `dst`, bytes outside printable ASCII as `.`; true if `src` was cut.
-fn push_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
-    for &b in src {
-        let c = if (0x20..0x7f).contains(&b) {
-            char::from(b)
-        } else {
-            '.'
-        };
-        if dst.push(c).is_err() {
-            return true;
-        }
-    }
-    false
 }
 
 #[cfg(test)]

@@ -7,10 +7,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use heapless::String;
-use serde::Serialize;
 
-/// Lines read per segment: bounds the work a hostile segment can cause.
-const MAX_LINES: usize = 16;
+use super::{copy_printable, lines};
+use serde::Serialize;
 
 /// Middle parameters looked at per message (RFC 2812 allows 14 and a trailing one).
 const MAX_PARAMS: usize = 15;
@@ -242,34 +241,11 @@ impl IrcSummary {
     }
 }
 
-/// Up to [`MAX_LINES`] lines, split on `\n` with a trailing `\r` dropped; a last line without
-/// its end (cut by the segment) is included.
-fn lines(p: &[u8]) -> impl Iterator<Item = &[u8]> {
-    p.split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .take(MAX_LINES)
-}
-
-/// Replaces `dst` with `src`, bytes outside printable ASCII as `.`; true if `src` was cut.
-fn copy_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
-    dst.clear();
-    for &b in src {
-        let c = if (0x20..0x7f).contains(&b) {
-            char::from(b)
-        } else {
-            '.'
-        };
-        if dst.push(c).is_err() {
-            return true;
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::proto::MAX_LINES;
 
     /// malcolm-pcap/protocols/IRC.pcap, tcp.stream==0 && tcp.len>0 && tcp.dstport==6667, payload 0
     const UNDERNET_C_0: &str = "4e49434b20626c6f65640d0a555345522073646b666a652073646b666a65204d6f6e747265616c2e51432e43412e556e6465726e65742e6f7267203a646b646b7277710d0a";

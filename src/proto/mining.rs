@@ -9,10 +9,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use heapless::String;
-use serde::Serialize;
 
-/// Lines read per segment: bounds the work a hostile segment can cause.
-const MAX_LINES: usize = 16;
+use super::{copy_printable, lines};
+use serde::Serialize;
 
 /// Top-level members looked at per JSON object.
 const MAX_MEMBERS: usize = 32;
@@ -248,38 +247,15 @@ fn first_string(array: &[u8]) -> Option<&[u8]> {
     string_value(s.get(..end)?)
 }
 
-/// Up to [`MAX_LINES`] lines, split on `\n` with a trailing `\r` dropped; a last line without
-/// its end (cut by the segment) is included.
-fn lines(p: &[u8]) -> impl Iterator<Item = &[u8]> {
-    p.split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .take(MAX_LINES)
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Replaces `dst` with `src`, bytes outside printable ASCII as `.`; true if `src` was cut.
-fn copy_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
-    dst.clear();
-    for &b in src {
-        let c = if (0x20..0x7f).contains(&b) {
-            char::from(b)
-        } else {
-            '.'
-        };
-        if dst.push(c).is_err() {
-            return true;
-        }
-    }
-    false
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::proto::MAX_LINES;
 
     // No mining traffic is in the shared captures; these are the documented wire forms
     // (stratum v1 as slush and cpuminer send it, xmrig's login/job, EthereumStratum, BIP 310).

@@ -66,6 +66,39 @@ pub fn worth_inspecting(pkt: &Packet, payload: &[u8]) -> bool {
     }
 }
 
+/// Most lines a text protocol's summary reads of one segment.
+pub const MAX_LINES: usize = 16;
+
+/// Up to [`MAX_LINES`] lines, split on `\n` with a trailing `\r` dropped; a last line without
+/// `\n` (cut by the segment) is still returned.
+pub fn lines(p: &[u8]) -> impl Iterator<Item = &[u8]> {
+    p.split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take(MAX_LINES)
+}
+
+/// Appends `src` to `dst`, printable ASCII as it is and every other byte as `.`; true when `dst`
+/// ran out of room (what fitted is kept).
+pub fn push_printable<const N: usize>(dst: &mut heapless::String<N, u8>, src: &[u8]) -> bool {
+    for &b in src {
+        let c = if (0x20..0x7f).contains(&b) {
+            char::from(b)
+        } else {
+            '.'
+        };
+        if dst.push(c).is_err() {
+            return true;
+        }
+    }
+    false
+}
+
+/// [`push_printable`] into an emptied `dst`.
+pub fn copy_printable<const N: usize>(dst: &mut heapless::String<N, u8>, src: &[u8]) -> bool {
+    dst.clear();
+    push_printable(dst, src)
+}
+
 fn is_text(b: u8) -> bool {
     b.is_ascii_graphic() || b == b' ' || b == b'\r' || b == b'\n' || b == b'\t'
 }

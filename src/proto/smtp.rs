@@ -7,10 +7,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use heapless::String;
-use serde::Serialize;
 
-/// Lines read per segment: bounds the work a hostile segment can cause.
-const MAX_LINES: usize = 16;
+use super::{copy_printable, lines};
+use serde::Serialize;
 
 /// What botd keeps of an SMTP session. `size_of` is 121 bytes: strings carry a one-byte length.
 ///
@@ -134,14 +133,6 @@ impl SmtpSummary {
     }
 }
 
-/// Up to [`MAX_LINES`] lines, split on `\n` with a trailing `\r` dropped; a last line without
-/// its end (cut by the segment) is included.
-fn lines(p: &[u8]) -> impl Iterator<Item = &[u8]> {
-    p.split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .take(MAX_LINES)
-}
-
 /// The command word and the rest of the line, leading and inner runs of spaces skipped.
 fn split_verb(line: &[u8]) -> (&[u8], &[u8]) {
     let line = line.trim_ascii_start();
@@ -164,26 +155,11 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// Replaces `dst` with `src`, bytes outside printable ASCII as `.`; true if `src` was cut.
-fn copy_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
-    dst.clear();
-    for &b in src {
-        let c = if (0x20..0x7f).contains(&b) {
-            char::from(b)
-        } else {
-            '.'
-        };
-        if dst.push(c).is_err() {
-            return true;
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::proto::MAX_LINES;
 
     /// chrissanders-packets/mail_sender_attachment.pcapng, tcp.stream==0 && tcp.len>0, payload 0
     const POSTFIX_0: &str =

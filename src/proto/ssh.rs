@@ -7,11 +7,9 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use heapless::String;
-use serde::Serialize;
 
-/// Lines a server may send before its identification string that are looked through
-/// (RFC 4253 allows such lines from the server only).
-const MAX_LINES: usize = 16;
+use super::{MAX_LINES, copy_printable};
+use serde::Serialize;
 
 /// The two identification strings. `size_of` is 98 bytes: strings carry a one-byte length.
 ///
@@ -73,22 +71,6 @@ impl SshSummary {
             copy_printable(dst, line);
         }
     }
-}
-
-/// Replaces `dst` with `src`, bytes outside printable ASCII as `.`; true if `src` was cut.
-fn copy_printable<const N: usize>(dst: &mut String<N, u8>, src: &[u8]) -> bool {
-    dst.clear();
-    for &b in src {
-        let c = if (0x20..0x7f).contains(&b) {
-            char::from(b)
-        } else {
-            '.'
-        };
-        if dst.push(c).is_err() {
-            return true;
-        }
-    }
-    false
 }
 
 #[cfg(test)]
