@@ -20,7 +20,7 @@ use crate::devices::DeviceTable;
 use crate::dnsview::DnsView;
 use crate::engine::WindowConfig;
 use crate::engine::{FlowSink, WindowInfo};
-use crate::evidence::{IntelNote, OutsidePeer, ProtoWindow, Sighting, note};
+use crate::evidence::{IntelNote, OutsidePeer, ProtoWindow, Sighting, note, note_of};
 use crate::features::{Schema, is_service_flow, target_hash};
 use crate::flow::app::App;
 use crate::flow::{CloseReason, Flow};
@@ -625,7 +625,9 @@ fn irc_botlike(nick: &str, port: u16) -> bool {
 impl Detector {
     /// What a flow's application summary tells: DNS answers for the view, device identity,
     /// and the home host's protocol evidence in the flow's window.
-    fn observe_protocols(&mut self, flow: &Flow, window: u64) {
+    /// `directed` and `established` are the record's, as [`FlowSummary`] has them (computed
+    /// once by the caller).
+    fn observe_protocols(&mut self, flow: &Flow, window: u64, directed: bool, established: bool) {
         self.counters.app_malformed += u64::from(flow.app.malformed);
         let src = flow.src.to_ip();
         let dst = flow.dst.to_ip();
@@ -768,8 +770,6 @@ impl Detector {
             }
         }
         self.counters.intel_hits += intel_hits.len() as u64;
-        let established = matches!(flow.state().as_str(), "FIN" | "CON");
-        let directed = !flow.dir().contains('?');
         let answered = flow.rev.pkts > 0;
         let Some(open) = open_slot(&mut self.open, window) else {
             return;
@@ -835,13 +835,7 @@ impl Detector {
                 if no_agent && outside {
                     w.http_no_agent = w.http_no_agent.saturating_add(1);
                     if w.http_no_agent_example.is_none() {
-                        let mut text = note(h.method.as_str());
-                        let _ = text.push(' ');
-                        for c in h.host.chars().chain(h.uri.chars()) {
-                            if text.push(c).is_err() {
-                                break;
-                            }
-                        }
+                        let text = note_of(&[&h.method, " ", &h.host, &h.uri]);
                         w.http_no_agent_example = Some(Sighting {
                             peer: dst,
                             port: flow.dport,
@@ -863,12 +857,7 @@ impl Detector {
                 // The weak smtp-client finding wants mail handed over, not a greeting alone
                 // (STARTTLS tests, address checks).
                 if w.smtp_example.is_none() && (m.mail_from || m.rcpt_to > 0 || m.data) {
-                    let mut text = note("EHLO ");
-                    for c in m.ehlo.chars() {
-                        if text.push(c).is_err() {
-                            break;
-                        }
-                    }
+                    let text = note_of(&["EHLO ", &m.ehlo]);
                     w.smtp_example = Some(Sighting {
                         peer: dst,
                         port: flow.dport,
@@ -883,15 +872,8 @@ impl Detector {
             {
                 w.irc_botlike = irc_botlike(&i.nick, flow.dport)
                     || (self.dns_hosts.contains(&src) && !self.dns.resolved_before(dst, now));
-                let mut text = note("NICK ");
-                for c in i.nick.chars() {
-                    let _ = text.push(c);
-                }
-                if !i.channel.is_empty() {
-                    for c in " JOIN ".chars().chain(i.channel.chars()) {
-                        let _ = text.push(c);
-                    }
-                }
+                let join = if i.channel.is_empty() { "" } else { " JOIN " };
+                let text = note_of(&["NICK ", &i.nick, join, &i.channel]);
                 w.irc = Some(Sighting {
                     peer: dst,
                     port: flow.dport,
@@ -899,12 +881,8 @@ impl Detector {
                 });
             }
             App::Mining(m) if !m.method.is_empty() && w.mining.is_none() => {
-                let mut text = note(m.method.as_str());
-                if !m.user.is_empty() {
-                    for c in " ".chars().chain(m.user.chars()) {
-                        let _ = text.push(c);
-                    }
-                }
+                let space = if m.user.is_empty() { "" } else { " " };
+                let text = note_of(&[&m.method, space, &m.user]);
                 w.mining = Some(Sighting {
                     peer: dst,
                     port: flow.dport,
@@ -920,7 +898,7 @@ impl Detector {
         // A connection the host made to an outside address (its start seen, answered).
         let connection = match flow.proto {
             proto::TCP => directed && established,
-            proto::UDP => answered && !is_service_flow(flow.proto, flow.sport, flow.dport),
+            proto::UDP => answered,
             _ => false,
         };
         if outside && connection && !is_service_flow(flow.proto, flow.sport, flow.dport) {
@@ -937,11 +915,13 @@ impl Detector {
 
 impl FlowSink for Detector {
     fn flow(&mut self, flow: &Flow, _reason: CloseReason, window: Option<&WindowInfo>) {
-        self.observe_protocols(flow, window.map_or(0, |w| w.index));
+        // Computed once for the protocol evidence and the batch.
+        let directed = !flow.dir().contains('?');
+        let established = matches!(flow.state().as_str(), "FIN" | "CON");
+        self.observe_protocols(flow, window.map_or(0, |w| w.index), directed, established);
         if self.batch.is_full() {
             self.score_batch();
         }
-        let state = flow.state();
         let batch = &mut self.batch;
         batch.reuse.push(window.map_or((0, Reuse::default()), |w| {
             (
@@ -958,8 +938,8 @@ impl FlowSink for Detector {
             bytes: flow.total_bytes(),
             start_ns: flow.start_ns,
             answered: flow.rev.pkts > 0,
-            directed: !flow.dir().contains('?'),
-            established: matches!(state.as_str(), "FIN" | "CON"),
+            directed,
+            established,
         });
         for (schema, rows) in self.schemas.iter().zip(batch.rows.iter_mut()) {
             let start = rows.len();

@@ -30,8 +30,13 @@ pub type Note = heapless::String<64>;
 
 /// Copies `s` into a note, cut at a character boundary.
 pub fn note(s: &str) -> Note {
+    note_of(&[s])
+}
+
+/// The parts one after the other in a note, cut at a character boundary where it fills.
+pub fn note_of(parts: &[&str]) -> Note {
     let mut n = Note::new();
-    for c in s.chars() {
+    for c in parts.iter().flat_map(|p| p.chars()) {
         if n.push(c).is_err() {
             break;
         }
