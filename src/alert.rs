@@ -111,6 +111,31 @@ pub struct Alert {
     /// The device behind the address (MAC, DHCP hostname, its other addresses), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<crate::devices::DeviceInfo>,
+    /// What the sensor did about the host: `blocked` when `[response]` quarantined it.
+    pub action: Action,
+    /// The sensor that raised the alert (`[sensor] name`); the sink fills it when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sensor: String,
+}
+
+/// What the sensor did about an alert's host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Reported only.
+    #[default]
+    Allowed,
+    /// Put in quarantine (`[response] mode = "enforce"`).
+    Blocked,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allowed => "allowed",
+            Action::Blocked => "blocked",
+        }
+    }
 }
 
 /// RFC 5424 structured data: SD-ID to parameters, the type of syslog 7's
@@ -210,7 +235,11 @@ impl Alert {
             ("botnetFlows", self.botnet_flows.to_string()),
             ("flows", self.flows.to_string()),
             ("flaggedWindows", self.flagged_windows.to_string()),
+            ("action", self.action.as_str().to_string()),
         ];
+        if !self.sensor.is_empty() {
+            fields.push(("sensor", self.sensor.clone()));
+        }
         // The device, when botd knows it (DHCP, ARP, neighbour discovery).
         if let Some(d) = &self.device {
             fields.push(("mac", d.mac.clone()));
@@ -373,6 +402,8 @@ pub struct AlertSettings {
     pub rate_limit_ns: u64,
     /// Append one JSON object per alert to this file (created if missing).
     pub json_file: Option<PathBuf>,
+    /// Stamped on every alert that has no sensor name yet; "" = none.
+    pub sensor: String,
 }
 
 impl Default for AlertSettings {
@@ -386,6 +417,7 @@ impl Default for AlertSettings {
             queue_capacity: 1024,
             rate_limit_ns: 900 * 1_000_000_000,
             json_file: None,
+            sensor: String::new(),
         }
     }
 }
@@ -461,6 +493,7 @@ pub struct AlertSink {
     rate_limit_ns: u64,
     hosts: HashMap<IpAddr, HostState>,
     prune_at: usize,
+    sensor: String,
 }
 
 impl AlertSink {
@@ -476,6 +509,7 @@ impl AlertSink {
             queue_capacity,
             rate_limit_ns,
             json_file,
+            sensor,
         } = settings;
         let field_ok = |s: &str, max: usize| {
             !s.is_empty() && s.len() <= max && s.bytes().all(|b| (33..=126).contains(&b))
@@ -550,6 +584,7 @@ impl AlertSink {
             rate_limit_ns,
             hosts: HashMap::new(),
             prune_at: 1024,
+            sensor,
         })
     }
 
@@ -557,7 +592,10 @@ impl AlertSink {
     /// host's level differs from the last one let through (or from `alert.previous`), or when
     /// `rate_limit_ns` has passed since the host's last alert (by the caller's clock `now_ns`);
     /// otherwise it is suppressed and counted. A full queue drops the alert and counts it.
-    pub fn send(&mut self, alert: Alert, now_ns: u64) -> SendOutcome {
+    pub fn send(&mut self, mut alert: Alert, now_ns: u64) -> SendOutcome {
+        if alert.sensor.is_empty() {
+            alert.sensor.clone_from(&self.sensor);
+        }
         let host = alert.host;
         let level = alert.level;
         if let Some(last) = self.hosts.get(&host)

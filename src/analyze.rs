@@ -475,6 +475,7 @@ pub fn alert_sink(cfg: &Config) -> Result<AlertSink, String> {
         queue_capacity: a.queue_capacity,
         rate_limit_ns: a.rate_limit_secs.saturating_mul(1_000_000_000),
         json_file: a.json_file().map(Path::to_path_buf),
+        sensor: cfg.sensor.resolved_name(),
         ..AlertSettings::default()
     };
     AlertSink::start(settings)

@@ -49,6 +49,7 @@ pub struct Config {
     pub state: StateConfig,
     pub rules: RulesConfig,
     pub intel: IntelConfig,
+    pub sensor: SensorConfig,
 }
 
 /// `[capture]`: the live interface.
@@ -312,6 +313,29 @@ impl Default for RulesConfig {
 impl RulesConfig {
     pub fn enabled(&self, detector: &str) -> bool {
         !self.disable.iter().any(|d| d == detector)
+    }
+}
+
+/// `[sensor]`: who this sensor is, in every alert and metric (a fleet's central log tells its
+/// gateways apart by it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorConfig {
+    /// The sensor's name; "" = this machine's host name.
+    pub name: String,
+}
+
+impl SensorConfig {
+    /// The configured name, else the machine's host name, else `botd`.
+    pub fn resolved_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "botd".to_string())
     }
 }
 
@@ -1073,6 +1097,15 @@ impl Config {
             );
         }
 
+        let n = &self.sensor.name;
+        if n.len() > 64 || !n.bytes().all(|b| (33..=126).contains(&b)) {
+            bad(
+                "sensor.name",
+                &[],
+                format!("{n:?}: at most 64 printable ASCII characters, no spaces"),
+            );
+        }
+
         let s = &self.scoring;
         if !(s.alpha > 0.0 && s.alpha <= 1.0) {
             bad(
@@ -1318,6 +1351,7 @@ const TABLE_KEYS: &[&str] = &[
     "state",
     "rules",
     "intel",
+    "sensor",
 ];
 
 /// Every key of a parsed document with the spans of its key and value.

@@ -634,6 +634,8 @@ impl HostScorer {
                     peers,
                     rules: fired.iter().map(|(_, d)| d.clone()).collect(),
                     device: host.device.clone(),
+                    action: crate::alert::Action::Allowed,
+                    sensor: String::new(),
                 };
                 host.was_red |= new_level == Level::Red;
                 host.level = new_level;

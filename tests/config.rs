@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use botd::config::{
     AlertsConfig, CaptureConfig, Cidr, Config, ConfigError, Facility, FlowsConfig, IdleTimeoutSecs,
     IntelConfig, LingerSecs, ModelsConfig, NetworkConfig, PrivilegesConfig, ProblemKind,
-    RulesConfig, ScoringConfig, StateConfig, SyslogFormat, SyslogTarget, check_config_command,
+    RulesConfig, ScoringConfig, SensorConfig, StateConfig, SyslogFormat, SyslogTarget,
+    check_config_command,
 };
 use botd::engine::WindowConfig;
 use botd::flow::IndexKind;
@@ -162,6 +163,9 @@ device_capacity = 64
 dir = "/var/lib/botd/intel"
 max_entries = 1000
 max_feeds = 4
+
+[sensor]
+name = "gw-kitchen"
 "#;
 
 #[test]
@@ -254,6 +258,9 @@ fn every_key_round_trips() {
             dir: "/var/lib/botd/intel".into(),
             max_entries: 1000,
             max_feeds: 4,
+        },
+        sensor: SensorConfig {
+            name: "gw-kitchen".into(),
         },
     };
     let config = parse(ALL_KEYS).unwrap_or_else(|e| panic!("{e}"));

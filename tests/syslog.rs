@@ -53,6 +53,8 @@ fn alert(host: &str, level: Level, previous: Level, window: u64) -> Alert {
         ],
         rules: Vec::new(),
         device: None,
+        action: botd::alert::Action::Allowed,
+        sensor: String::new(),
     }
 }
 
@@ -101,6 +103,7 @@ fn settings(target: Option<SyslogTarget>, format: Format) -> AlertSettings {
         queue_capacity: 64,
         rate_limit_ns: 0,
         json_file: None,
+        sensor: "gw-test".into(),
     }
 }
 
