@@ -926,7 +926,13 @@ impl FlowSink for Detector {
         batch.reuse.push(window.map_or((0, Reuse::default()), |w| {
             (
                 w.index,
-                Reuse::of(self.window, w.start_ns, flow.start_ns, flow.last_ns),
+                Reuse::of(
+                    self.window,
+                    w.index,
+                    w.start_ns,
+                    flow.start_ns,
+                    flow.last_ns,
+                ),
             )
         }));
         batch.flows.push(FlowSummary {

@@ -34,9 +34,11 @@ pub struct Reuse {
 }
 
 impl Reuse {
-    /// For a record of `window` (its start `window_start_ns`) spanning `start_ns..=last_ns`.
+    /// For a record of window `window` (counted from the capture's first, 0; its start
+    /// `window_start_ns`) spanning `start_ns..=last_ns`.
     pub fn of(
         cfg: Option<WindowConfig>,
+        window: u64,
         window_start_ns: u64,
         start_ns: u64,
         last_ns: u64,
@@ -49,7 +51,8 @@ impl Reuse {
         }
         let overlap = w.length_ns - w.step_ns;
         Reuse {
-            lookup: window_start_ns >= w.step_ns && last_ns < window_start_ns + overlap,
+            // The first window has none before it to have scored the record.
+            lookup: window >= 1 && last_ns < window_start_ns + overlap,
             keep: start_ns >= window_start_ns + w.step_ns,
         }
     }
@@ -352,7 +355,9 @@ impl Scoring {
             if model.decide(rows, out).is_err() {
                 batch.score_errors += 1;
                 failed = true;
-                out.fill(0.0);
+                // NaN is on neither side of any threshold: no verdict (0.0 would be "botnet"
+                // for a model whose threshold is 0).
+                out.fill(f32::NAN);
             }
             for (&i, &p) in self.misses.iter().zip(out.iter()) {
                 if let Some(dst) = self.probs.get_mut(i as usize * nm + m) {
@@ -399,5 +404,67 @@ impl Scoring {
         if let Some(c) = self.cache.as_mut() {
             c.window_done(closed);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn windows() -> Option<WindowConfig> {
+        Some(WindowConfig {
+            length_ns: 300 * SEC,
+            step_ns: 150 * SEC,
+        })
+    }
+
+    /// The first window has no window before it: nothing to look up, however late (in epoch
+    /// time) it starts. Later windows look up records that fit in their overlap with the one
+    /// before.
+    #[test]
+    fn only_windows_after_the_first_look_up() {
+        let start = 1_700_000_000 * SEC;
+        let first = Reuse::of(windows(), 0, start, start + SEC, start + 2 * SEC);
+        assert!(!first.lookup, "window 0 has no previous window: {first:?}");
+        let second = Reuse::of(windows(), 1, start, start + SEC, start + 2 * SEC);
+        assert!(second.lookup, "{second:?}");
+        // A record that runs past the overlap cannot have been recorded whole before.
+        let long = Reuse::of(windows(), 1, start, start + SEC, start + 151 * SEC);
+        assert!(!long.lookup, "{long:?}");
+        assert!(Reuse::of(windows(), 1, start, start + 150 * SEC, start + 160 * SEC).keep);
+        assert_eq!(Reuse::of(None, 3, start, start, start), Reuse::default());
+    }
+
+    /// A model that cannot score gives no verdict, even at threshold 0 (where a 0.0 written in
+    /// its place would count as botnet). The model is the fuzzers' tree ensemble whose leaf
+    /// indices run past its arrays: it loads, and tract refuses to run it.
+    #[test]
+    fn a_failed_model_flags_nothing() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fuzz_regressions/model_onnx/tract-tree-leaf-out-of-range.onnx");
+        let mut model = Model::load(&path).expect("the regression model loads");
+        model.threshold = 0.0;
+        let schema = model.schema;
+        let mut probe = vec![0f32; 2];
+        assert!(
+            model
+                .decide(&vec![0.5; 2 * schema.len()], &mut probe)
+                .is_err(),
+            "the model must fail to score for this test to mean anything"
+        );
+        let mut scoring = Scoring::new(Arc::new(vec![model]), &[schema], vec![0]);
+        let mut batch: Batch<()> = Batch::new(&[schema]);
+        for _ in 0..4 {
+            batch.flows.push(());
+            batch.reuse.push((0, Reuse::default()));
+            batch.rows[0].extend(std::iter::repeat_n(0.5f32, schema.len()));
+        }
+        scoring.score(&mut batch);
+        assert_eq!(batch.score_errors, 1);
+        assert_eq!(batch.flows_botnet[0], 0, "a failed model voted botnet");
+        assert!(batch.botnet.iter().all(|&b| !b));
     }
 }
