@@ -10,6 +10,7 @@ pub mod alert;
 pub mod analyze;
 pub mod capture;
 pub mod cli;
+pub mod community_id;
 pub mod config;
 pub mod detect;
 pub mod devices;
