@@ -77,6 +77,10 @@ pub enum Level {
 pub struct Peer {
     pub addr: IpAddr,
     pub port: u16,
+    /// The IP protocol and the host's own port of a flow with the peer (the one whose Community
+    /// ID the JSON alert carries); 0 when not known (a series of many connections).
+    pub proto: u8,
+    pub host_port: u16,
     pub flows: u64,
     pub bytes: u64,
     /// The name a DNS answer gave for the address, when the sensor saw one.
@@ -144,8 +148,9 @@ pub type StructuredData = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The RFC 5424 MSGID of botd's alerts.
 pub const MSGID: &str = "botd-alert";
-/// The SD-ID of an alert's own structured data element.
-pub const SD_ID: &str = "botd@32473";
+/// The enterprise number of the SD-IDs unless `[alerts] enterprise_number` names another: RFC
+/// 5612's number for documentation, until botd has one of its own (docs/alerts.md).
+pub const DEFAULT_ENTERPRISE_NUMBER: u32 = 32473;
 /// A write to syslog waits at most this long (a stalled reader costs this per message).
 pub const SEND_TIMEOUT: Duration = Duration::from_millis(200);
 /// A TCP connection to syslog waits at most this long.
@@ -250,13 +255,14 @@ impl Alert {
         fields
     }
 
-    /// RFC 5424 structured data: `[botd@32473 host=.. level=.. previous=.. score=.. window=..
-    /// windowStart=.. windowEnd=.. models=.. botnetFlows=.. flows=.. flaggedWindows=..]` and one
-    /// `[peerN@32473 addr=.. port=.. flows=.. bytes=..]` per top peer (N from 1).
-    pub fn structured_data(&self) -> StructuredData {
+    /// RFC 5424 structured data with enterprise number `pen`: `[botd@PEN host=.. level=..
+    /// previous=.. score=.. window=.. windowStart=.. windowEnd=.. models=.. botnetFlows=..
+    /// flows=.. flaggedWindows=.. action=.. sensor=..]` and one `[peerN@PEN addr=.. port=..
+    /// flows=.. bytes=..]` per top peer (N from 1).
+    pub fn structured_data(&self, pen: u32) -> StructuredData {
         let mut sd = StructuredData::new();
         sd.insert(
-            SD_ID.to_string(),
+            format!("botd@{pen}"),
             self.fields()
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
@@ -271,7 +277,7 @@ impl Alert {
                 ("name", p.name.clone().unwrap_or_default()),
             ];
             sd.insert(
-                format!("peer{}@32473", i + 1),
+                format!("peer{}@{pen}", i + 1),
                 params
                     .into_iter()
                     .filter(|(k, v)| *k != "name" || !v.is_empty())
@@ -364,6 +370,8 @@ pub enum Format {
     Rfc5424,
     /// RFC 3164 (BSD), fields as `key=value` text.
     Rfc3164,
+    /// RFC 3164 framing, the EVE JSON record ([`crate::eve`]) as the message.
+    Eve,
 }
 
 impl Format {
@@ -372,7 +380,10 @@ impl Format {
         match s.trim().to_ascii_lowercase().as_str() {
             "rfc5424" | "5424" => Ok(Format::Rfc5424),
             "rfc3164" | "3164" | "bsd" => Ok(Format::Rfc3164),
-            _ => Err(format!("syslog format {s:?}: expected rfc5424 or rfc3164")),
+            "eve" => Ok(Format::Eve),
+            _ => Err(format!(
+                "syslog format {s:?}: expected rfc5424, rfc3164 or eve"
+            )),
         }
     }
 }
@@ -404,6 +415,10 @@ pub struct AlertSettings {
     pub json_file: Option<PathBuf>,
     /// Stamped on every alert that has no sensor name yet; "" = none.
     pub sensor: String,
+    /// The enterprise number of the RFC 5424 SD-IDs.
+    pub enterprise_number: u32,
+    /// The Community ID seed of the JSON records.
+    pub community_id_seed: u16,
 }
 
 impl Default for AlertSettings {
@@ -418,6 +433,8 @@ impl Default for AlertSettings {
             rate_limit_ns: 900 * 1_000_000_000,
             json_file: None,
             sensor: String::new(),
+            enterprise_number: DEFAULT_ENTERPRISE_NUMBER,
+            community_id_seed: 0,
         }
     }
 }
@@ -510,6 +527,8 @@ impl AlertSink {
             rate_limit_ns,
             json_file,
             sensor,
+            enterprise_number,
+            community_id_seed,
         } = settings;
         let field_ok = |s: &str, max: usize| {
             !s.is_empty() && s.len() <= max && s.bytes().all(|b| (33..=126).contains(&b))
@@ -545,7 +564,7 @@ impl AlertSink {
         };
         let hostname = match (hostname, format) {
             (Some(h), _) => Some(h),
-            (None, Format::Rfc3164) if local => None,
+            (None, Format::Rfc3164 | Format::Eve) if local => None,
             (None, _) => detected(),
         };
         let shared = Arc::new(Shared {
@@ -557,6 +576,8 @@ impl AlertSink {
         let delivery = Delivery {
             target: syslog,
             format,
+            enterprise_number,
+            community_id_seed,
             facility,
             app_name,
             hostname,
@@ -666,6 +687,8 @@ impl AlertSink {
 struct Delivery {
     target: Option<SyslogTarget>,
     format: Format,
+    enterprise_number: u32,
+    community_id_seed: u16,
     facility: Facility,
     app_name: String,
     hostname: Option<String>,
@@ -734,7 +757,7 @@ impl Delivery {
         let Some(file) = self.json.as_mut() else {
             return true;
         };
-        let mut line = serde_json::to_vec(alert).unwrap_or_default();
+        let mut line = crate::eve::to_json(alert, self.community_id_seed);
         line.push(b'\n');
         // One write of the whole line to a file opened for appending: lines never interleave.
         match file.write_all(&line).and_then(|()| file.flush()) {
@@ -764,15 +787,21 @@ impl Delivery {
         let severity = alert.level.severity();
         let _ = match self.format {
             Format::Rfc5424 => self.format_5424(alert, severity),
-            Format::Rfc3164 => {
+            Format::Rfc3164 | Format::Eve => {
                 let f = Formatter3164 {
                     facility: self.facility,
                     hostname: self.hostname.clone(),
                     process: self.app_name.clone(),
                     pid: self.pid,
                 };
-                f.format(&mut self.buf, severity, alert.key_value_text())
-                    .map_err(|_| ())
+                let msg = if self.format == Format::Eve {
+                    // serde_json escapes every control character: the record stays one line.
+                    String::from_utf8(crate::eve::to_json(alert, self.community_id_seed))
+                        .unwrap_or_default()
+                } else {
+                    alert.key_value_text()
+                };
+                f.format(&mut self.buf, severity, msg).map_err(|_| ())
             }
         };
         if start > 0 {
@@ -812,7 +841,7 @@ impl Delivery {
             self.app_name,
             self.pid,
             MSGID,
-            f.format_5424_structured_data(alert.structured_data()),
+            f.format_5424_structured_data(alert.structured_data(self.enterprise_number)),
             alert.summary()
         )
         .map_err(|_| ())

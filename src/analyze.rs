@@ -476,6 +476,8 @@ pub fn alert_sink(cfg: &Config) -> Result<AlertSink, String> {
         rate_limit_ns: a.rate_limit_secs.saturating_mul(1_000_000_000),
         json_file: a.json_file().map(Path::to_path_buf),
         sensor: cfg.sensor.resolved_name(),
+        enterprise_number: a.enterprise_number,
+        community_id_seed: cfg.sensor.community_id_seed,
         ..AlertSettings::default()
     };
     AlertSink::start(settings)

@@ -323,6 +323,9 @@ impl RulesConfig {
 pub struct SensorConfig {
     /// The sensor's name; "" = this machine's host name.
     pub name: String,
+    /// Community ID seed (flow records and JSON alerts); every sensor whose records are joined
+    /// must use the same.
+    pub community_id_seed: u16,
 }
 
 impl SensorConfig {
@@ -380,8 +383,10 @@ pub struct AlertsConfig {
     pub queue_capacity: usize,
     /// Least time between two alerts about the same host; 0 = no limit.
     pub rate_limit_secs: u64,
-    /// JSON-lines alert file; empty = off.
+    /// EVE JSON alert file (one record per line); empty = off.
     pub json_file: PathBuf,
+    /// The enterprise number in the RFC 5424 SD-IDs (`botd@N`, `peer1@N`, ...).
+    pub enterprise_number: u32,
 }
 
 impl Default for AlertsConfig {
@@ -395,6 +400,7 @@ impl Default for AlertsConfig {
             queue_capacity: 1024,
             rate_limit_secs: 300,
             json_file: PathBuf::new(),
+            enterprise_number: crate::alert::DEFAULT_ENTERPRISE_NUMBER,
         }
     }
 }
@@ -666,6 +672,9 @@ impl<'de> Deserialize<'de> for SyslogTarget {
 pub enum SyslogFormat {
     Rfc5424,
     Rfc3164,
+    /// The EVE JSON record as the message of an RFC 3164 line (what Suricata's EVE syslog
+    /// output sends), for receivers that read JSON but parse RFC 5424 badly.
+    Eve,
 }
 
 impl SyslogFormat {
@@ -673,6 +682,7 @@ impl SyslogFormat {
         match self {
             SyslogFormat::Rfc5424 => "rfc5424",
             SyslogFormat::Rfc3164 => "rfc3164",
+            SyslogFormat::Eve => "eve",
         }
     }
 }
@@ -1097,6 +1107,13 @@ impl Config {
             );
         }
 
+        if self.alerts.enterprise_number == 0 {
+            bad(
+                "alerts.enterprise_number",
+                &[],
+                "0 is reserved: an IANA private enterprise number is 1 or more".to_string(),
+            );
+        }
         let n = &self.sensor.name;
         if n.len() > 64 || !n.bytes().all(|b| (33..=126).contains(&b)) {
             bad(

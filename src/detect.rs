@@ -72,6 +72,8 @@ struct Series {
     bytes: [u64; BEACON_STARTS],
     /// Stored connections a model predicted botnet.
     flagged: u64,
+    /// The host's own port of the latest connection.
+    host_port: u16,
 }
 
 impl Series {
@@ -113,6 +115,7 @@ impl Series {
             peer: self.key.peer,
             port: self.key.port,
             proto: self.key.proto,
+            host_port: self.host_port,
             connections: n as u64,
             gap_ns: gap as u64,
             spread,
@@ -178,7 +181,14 @@ impl OpenWindow {
     }
 
     /// Adds a connection to its series; false when the series table is full.
-    fn add_connection(&mut self, key: SeriesKey, start_ns: u64, bytes: u64, flagged: bool) -> bool {
+    fn add_connection(
+        &mut self,
+        key: SeriesKey,
+        host_port: u16,
+        start_ns: u64,
+        bytes: u64,
+        flagged: bool,
+    ) -> bool {
         let i = match self.series_index.get(&key) {
             Some(&i) => i,
             None => {
@@ -192,6 +202,7 @@ impl OpenWindow {
                     starts: [0; BEACON_STARTS],
                     bytes: [0; BEACON_STARTS],
                     flagged: 0,
+                    host_port,
                 });
                 let i = self.series.len() - 1;
                 self.series_index.insert(key, i);
@@ -200,6 +211,7 @@ impl OpenWindow {
         };
         if let Some(s) = self.series.get_mut(i) {
             s.seen += 1;
+            s.host_port = host_port;
             if let (Some(t), Some(b)) = (s.starts.get_mut(s.len), s.bytes.get_mut(s.len)) {
                 *t = start_ns;
                 *b = bytes;
@@ -469,6 +481,8 @@ impl Detector {
                 host: f.src,
                 peer: f.dst,
                 peer_port: f.dport,
+                proto: f.proto,
+                host_port: f.sport,
                 bytes: f.bytes,
                 scored,
                 probe,
@@ -481,6 +495,8 @@ impl Detector {
             host: f.dst,
             peer: f.src,
             peer_port: f.sport,
+            proto: f.proto,
+            host_port: f.dport,
             bytes: f.bytes,
             scored,
             probe: None,
@@ -546,7 +562,7 @@ impl Detector {
                         proto: f.proto,
                     };
                     let flagged = verdicts.iter().any(|&b| b);
-                    if !open.add_connection(key, f.start_ns, f.bytes, flagged) {
+                    if !open.add_connection(key, f.sport, f.start_ns, f.bytes, flagged) {
                         series_dropped += 1;
                     }
                 }
@@ -787,6 +803,7 @@ impl Detector {
             addr: dst,
             port: flow.dport,
             proto: flow.proto,
+            host_port: flow.sport,
             connections: 1,
             first_ns: flow.start_ns,
             bytes: flow.total_bytes(),
@@ -839,6 +856,8 @@ impl Detector {
                         w.http_no_agent_example = Some(Sighting {
                             peer: dst,
                             port: flow.dport,
+                            proto: flow.proto,
+                            host_port: flow.sport,
                             text,
                         });
                     }
@@ -861,6 +880,8 @@ impl Detector {
                     w.smtp_example = Some(Sighting {
                         peer: dst,
                         port: flow.dport,
+                        proto: flow.proto,
+                        host_port: flow.sport,
                         text,
                     });
                 }
@@ -877,6 +898,8 @@ impl Detector {
                 w.irc = Some(Sighting {
                     peer: dst,
                     port: flow.dport,
+                    proto: flow.proto,
+                    host_port: flow.sport,
                     text,
                 });
             }
@@ -886,6 +909,8 @@ impl Detector {
                 w.mining = Some(Sighting {
                     peer: dst,
                     port: flow.dport,
+                    proto: flow.proto,
+                    host_port: flow.sport,
                     text,
                 });
             }
@@ -1041,7 +1066,7 @@ mod tests {
             (50, 900),
             (60, 900),
         ] {
-            assert!(w.add_connection(key(), 1000 * s + t * s, bytes, t == 30));
+            assert!(w.add_connection(key(), 50_000, 1000 * s + t * s, bytes, t == 30));
         }
         let b = w.series[0].beacon().unwrap();
         assert_eq!(b.connections, 8);
@@ -1061,7 +1086,7 @@ mod tests {
         w.reset(0);
         // A series stores its first BEACON_STARTS connections and counts the rest.
         for i in 0..BEACON_STARTS as u64 + 5 {
-            assert!(w.add_connection(key(), i, 1, false));
+            assert!(w.add_connection(key(), 50_000, i, 1, false));
         }
         let s = &w.series[w.series_index[&key()]];
         assert_eq!((s.len, s.seen), (BEACON_STARTS, BEACON_STARTS as u64 + 5));
@@ -1070,10 +1095,10 @@ mod tests {
                 port: 10_000 + i as u16,
                 ..key()
             };
-            assert_eq!(w.add_connection(k, 0, 1, false), i < BEACON_SERIES);
+            assert_eq!(w.add_connection(k, 50_000, 0, 1, false), i < BEACON_SERIES);
         }
         // A known series still takes connections when the table is full.
-        assert!(w.add_connection(key(), 99, 1, false));
+        assert!(w.add_connection(key(), 50_000, 99, 1, false));
         assert_eq!(w.series.len(), BEACON_SERIES);
         w.reset(1);
         assert!(w.series.is_empty() && w.series_index.is_empty());

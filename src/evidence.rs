@@ -126,6 +126,8 @@ pub struct OutsidePeer {
     pub addr: IpAddr,
     pub port: u16,
     pub proto: u8,
+    /// The host's own port of the first connection.
+    pub host_port: u16,
     pub connections: u32,
     pub first_ns: u64,
     pub bytes: u64,
@@ -156,6 +158,9 @@ pub const INTEL_HITS: usize = 4;
 pub struct Sighting {
     pub peer: IpAddr,
     pub port: u16,
+    /// The flow's protocol and the host's own port (the finding's Community ID).
+    pub proto: u8,
+    pub host_port: u16,
     pub text: Note,
 }
 
@@ -513,6 +518,8 @@ pub struct Finding {
     pub text: String,
     /// The peer it names, if one.
     pub peer: Option<(IpAddr, u16)>,
+    /// The protocol and the host's own port of a flow with that peer; (0, 0) when unknown.
+    pub peer_flow: (u8, u16),
     /// Connections and bytes the finding counted with that peer (0 when it counts none).
     pub peer_flows: u64,
     pub peer_bytes: u64,
@@ -547,6 +554,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 }
             ),
             peer: Some((h.peer, 0)),
+            peer_flow: (0, 0),
             peer_flows: 0,
             peer_bytes: 0,
         });
@@ -563,6 +571,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 w.random_failed_example, w.dns_failed, w.dns_queries
             ),
             peer: None,
+            peer_flow: (0, 0),
             peer_flows: 0,
             peer_bytes: 0,
         });
@@ -597,6 +606,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                     p.names.estimate()
                 ),
                 peer: None,
+                peer_flow: (0, 0),
                 peer_flows: 0,
                 peer_bytes: 0,
             });
@@ -621,6 +631,10 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 )
             },
             peer: w.smtp_example.as_ref().map(|s| (s.peer, s.port)),
+            peer_flow: w
+                .smtp_example
+                .as_ref()
+                .map_or((0, 0), |s| (s.proto, s.host_port)),
             peer_flows: 0,
             peer_bytes: 0,
         });
@@ -635,6 +649,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s.text
             ),
             peer: Some((s.peer, s.port)),
+            peer_flow: (s.proto, s.host_port),
             peer_flows: 0,
             peer_bytes: 0,
         });
@@ -655,6 +670,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s.text
             ),
             peer: Some((s.peer, s.port)),
+            peer_flow: (s.proto, s.host_port),
             peer_flows: 0,
             peer_bytes: 0,
         });
@@ -670,6 +686,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s.text
             ),
             peer: Some((s.peer, s.port)),
+            peer_flow: (s.proto, s.host_port),
             peer_flows: 0,
             peer_bytes: 0,
         });
@@ -727,6 +744,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 p.port
             ),
             peer: Some((p.addr, p.port)),
+            peer_flow: (p.proto, p.host_port),
             peer_flows: u64::from(p.connections),
             peer_bytes: p.bytes,
         });
@@ -755,6 +773,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 }
             ),
             peer: None,
+            peer_flow: (0, 0),
             peer_flows: 0,
             peer_bytes: 0,
         });
@@ -772,6 +791,7 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s.text
             ),
             peer: Some((s.peer, s.port)),
+            peer_flow: (s.proto, s.host_port),
             peer_flows: 0,
             peer_bytes: 0,
         });
@@ -821,6 +841,7 @@ mod tests {
             addr: IpAddr::from((0xc633_6400u32 + i).to_be_bytes()),
             port,
             proto: 17,
+            host_port: 50_000,
             connections: 1,
             first_ns: 0,
             bytes: 200,

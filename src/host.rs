@@ -102,6 +102,9 @@ pub mod rules {
 pub struct PeerCount {
     pub addr: Option<IpAddr>,
     pub port: u16,
+    /// The protocol and the host's own port of the latest flow counted (its Community ID).
+    pub proto: u8,
+    pub host_port: u16,
     pub flows: u64,
     pub bytes: u64,
 }
@@ -133,6 +136,9 @@ pub struct Beacon {
     pub peer: IpAddr,
     pub port: u16,
     pub proto: u8,
+    /// The host's own port of the series' latest connection.
+    #[serde(default)]
+    pub host_port: u16,
     /// Connections measured (answered, in the window; at most the detector's per-series store).
     pub connections: u64,
     /// Median gap between connection starts.
@@ -217,7 +223,8 @@ impl Default for HostWindow {
 }
 
 impl HostWindow {
-    fn add_peer(&mut self, addr: IpAddr, port: u16, bytes: u64) {
+    fn add_peer(&mut self, f: &FlowFacts) {
+        let (addr, port, bytes) = (f.peer, f.peer_port, f.bytes);
         if let Some(p) = self
             .peers
             .iter_mut()
@@ -225,6 +232,8 @@ impl HostWindow {
         {
             p.flows += 1;
             p.bytes += bytes;
+            p.proto = f.proto;
+            p.host_port = f.host_port;
             return;
         }
         // Replace the smallest (space-saving: the newcomer inherits its count as an upper bound).
@@ -232,6 +241,8 @@ impl HostWindow {
             *p = PeerCount {
                 addr: Some(addr),
                 port,
+                proto: f.proto,
+                host_port: f.host_port,
                 flows: p.flows + 1,
                 bytes: p.bytes + bytes,
             };
@@ -318,6 +329,9 @@ pub struct FlowFacts {
     /// The other end, and its port (the destination port when the host started the flow).
     pub peer: IpAddr,
     pub peer_port: u16,
+    /// The flow's protocol and the host's own port (for the peer's Community ID).
+    pub proto: u8,
+    pub host_port: u16,
     pub bytes: u64,
     /// Counted in the model value (see [`HostWindow::scored`]).
     pub scored: bool,
@@ -551,10 +565,20 @@ impl HostScorer {
             } else {
                 weak.iter().map(|f| f.text.clone()).collect()
             };
-            let finding_peers: Vec<(IpAddr, u16, u64, u64)> = found
+            let finding_peers: Vec<Peer> = found
                 .iter()
                 .filter(|f| f.weight == Weight::Strong || corroborated)
-                .filter_map(|f| f.peer.map(|(a, p)| (a, p, f.peer_flows, f.peer_bytes)))
+                .filter_map(|f| {
+                    f.peer.map(|(addr, port)| Peer {
+                        addr,
+                        port,
+                        proto: f.peer_flow.0,
+                        host_port: f.peer_flow.1,
+                        flows: f.peer_flows,
+                        bytes: f.peer_bytes,
+                        name: None,
+                    })
+                })
                 .collect();
             if host.device.is_none() || !fired.is_empty() {
                 host.device = ctx.devices.info(addr);
@@ -657,38 +681,37 @@ impl HostScorer {
 /// The peers behind a window's verdict: the beacon's peer when that rule fired, the lateral
 /// rule's home peers, then the `n` remote peers with most botnet-predicted flows (then bytes);
 /// at most `n` in all.
-fn evidence_peers(c: &HostWindow, found: &[(IpAddr, u16, u64, u64)], n: usize) -> Vec<Peer> {
+fn evidence_peers(c: &HostWindow, found: &[Peer], n: usize) -> Vec<Peer> {
     let mut out: Vec<Peer> = Vec::new();
     // The peers the protocol detectors named come first.
-    for &(addr, port, flows, bytes) in found {
-        if !out.iter().any(|o| o.addr == addr && o.port == port) {
+    for f in found {
+        if !out.iter().any(|o| o.addr == f.addr && o.port == f.port) {
             // The finding's own counts, else the models' peers' (the finding's text has its
-            // figures either way).
+            // figures either way); the same for the flow behind the Community ID.
             let known = c
                 .peers
                 .iter()
-                .find(|p| p.addr == Some(addr) && p.port == port);
-            out.push(Peer {
-                addr,
-                port,
-                flows: if flows > 0 {
-                    flows
-                } else {
-                    known.map_or(0, |p| p.flows)
-                },
-                bytes: if flows > 0 {
-                    bytes
-                } else {
-                    known.map_or(0, |p| p.bytes)
-                },
-                name: None,
-            });
+                .find(|p| p.addr == Some(f.addr) && p.port == f.port);
+            let mut p = f.clone();
+            if let Some(k) = known {
+                if f.flows == 0 {
+                    p.flows = k.flows;
+                    p.bytes = k.bytes;
+                }
+                if f.proto == 0 {
+                    p.proto = k.proto;
+                    p.host_port = k.host_port;
+                }
+            }
+            out.push(p);
         }
     }
     if let Some(b) = c.beacon_fires() {
         out.push(Peer {
             addr: b.peer,
             port: b.port,
+            proto: b.proto,
+            host_port: b.host_port,
             flows: b.connections,
             bytes: b.bytes,
             name: None,
@@ -700,6 +723,9 @@ fn evidence_peers(c: &HostWindow, found: &[(IpAddr, u16, u64, u64)], n: usize) -
             .map(|(addr, flows, bytes)| Peer {
                 addr,
                 port: l.port,
+                proto: crate::wire::proto::TCP,
+                // Many connections, no one source port.
+                host_port: 0,
                 flows,
                 bytes,
                 name: None,
@@ -723,6 +749,8 @@ fn evidence_peers(c: &HostWindow, found: &[(IpAddr, u16, u64, u64)], n: usize) -
             out.push(Peer {
                 addr,
                 port: p.port,
+                proto: p.proto,
+                host_port: p.host_port,
                 flows: p.flows,
                 bytes: p.bytes,
                 name: None,
@@ -756,7 +784,7 @@ pub fn add_flow(
             }
         }
         if any {
-            w.add_peer(f.peer, f.peer_port, f.bytes);
+            w.add_peer(f);
         }
         if !botnet.is_empty() && botnet.iter().all(|&b| b) {
             w.agreed += 1;
@@ -818,6 +846,8 @@ mod tests {
             host: ip(host),
             peer: ip(peer),
             peer_port: port,
+            proto: 6,
+            host_port: 50_000,
             bytes: 100,
             scored: true,
             probe: None,
@@ -897,6 +927,7 @@ mod tests {
             peer: ip("198.51.100.7"),
             port: 8443,
             proto: 6,
+            host_port: 50_000,
             connections: 8,
             gap_ns: 10_000_000_000,
             spread: 0.05,

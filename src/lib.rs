@@ -16,6 +16,7 @@ pub mod detect;
 pub mod devices;
 pub mod dnsview;
 pub mod engine;
+pub mod eve;
 pub mod evidence;
 pub mod features;
 pub mod flow;

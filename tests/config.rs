@@ -135,6 +135,7 @@ app_name = "botd-lab"
 queue_capacity = 8
 rate_limit_secs = 0
 json_file = "/var/log/botd/alerts.jsonl"
+enterprise_number = 64512
 
 [privileges]
 user = "nobody"
@@ -166,6 +167,7 @@ max_feeds = 4
 
 [sensor]
 name = "gw-kitchen"
+community_id_seed = 7
 "#;
 
 #[test]
@@ -230,6 +232,7 @@ fn every_key_round_trips() {
             queue_capacity: 8,
             rate_limit_secs: 0,
             json_file: "/var/log/botd/alerts.jsonl".into(),
+            enterprise_number: 64512,
         },
         privileges: PrivilegesConfig {
             user: "nobody".into(),
@@ -261,6 +264,7 @@ fn every_key_round_trips() {
         },
         sensor: SensorConfig {
             name: "gw-kitchen".into(),
+            community_id_seed: 7,
         },
     };
     let config = parse(ALL_KEYS).unwrap_or_else(|e| panic!("{e}"));
@@ -488,7 +492,7 @@ fn wrong_types_name_key_line_and_column() {
         ),
         (
             "[alerts]\nsyslog_format = \"rfc5425\"\n",
-            "test.toml:2:17: alerts.syslog_format: unknown variant rfc5425, expected rfc5424 or rfc3164",
+            "test.toml:2:17: alerts.syslog_format: unknown variant rfc5425, expected one of rfc5424, rfc3164, eve",
         ),
         (
             "[alerts]\nfacility = 3\n",

@@ -39,6 +39,8 @@ fn alert(host: &str, level: Level, previous: Level, window: u64) -> Alert {
             Peer {
                 addr: ip("203.0.113.7"),
                 port: 443,
+                proto: 6,
+                host_port: 49_152,
                 flows: 12,
                 bytes: 3400,
                 name: None,
@@ -46,6 +48,8 @@ fn alert(host: &str, level: Level, previous: Level, window: u64) -> Alert {
             Peer {
                 addr: ip("2001:db8::1"),
                 port: 6667,
+                proto: 6,
+                host_port: 0,
                 flows: 9,
                 bytes: 1200,
                 name: None,
@@ -63,7 +67,7 @@ fn alert(host: &str, level: Level, previous: Level, window: u64) -> Alert {
 #[test]
 fn device_and_peer_names_reach_every_format() {
     let mut a = alert("192.168.1.20", Level::Red, Level::Clear, 7);
-    assert!(!a.structured_data()["botd@32473"].contains_key("mac"));
+    assert!(!a.structured_data(32473)["botd@32473"].contains_key("mac"));
     a.device = Some(botd::devices::DeviceInfo {
         mac: "02:00:00:00:00:01".into(),
         hostname: "kitchen-cam".into(),
@@ -73,7 +77,7 @@ fn device_and_peer_names_reach_every_format() {
     });
     a.peers[0].name = Some("c2.example".into());
     a.rules = vec!["dga: 12 distinct random-looking names failed".into()];
-    let sd = a.structured_data();
+    let sd = a.structured_data(32473);
     assert_eq!(sd["botd@32473"]["mac"], "02:00:00:00:00:01");
     assert_eq!(sd["botd@32473"]["hostname"], "kitchen-cam");
     assert_eq!(sd["peer1@32473"]["name"], "c2.example");
@@ -104,6 +108,8 @@ fn settings(target: Option<SyslogTarget>, format: Format) -> AlertSettings {
         rate_limit_ns: 0,
         json_file: None,
         sensor: "gw-test".into(),
+        enterprise_number: 32473,
+        community_id_seed: 0,
     }
 }
 
@@ -297,6 +303,84 @@ fn rfc3164_carries_the_text_and_key_values() {
         let c = sink.shutdown(Duration::from_secs(2));
         assert_eq!((c.sent, c.send_errors), (1, 0), "{c:?}");
     }
+}
+
+/// Checks one EVE record against the alert it was made from (sensor "gw-test", seed 0).
+fn check_eve(v: &serde_json::Value, a: &Alert) {
+    assert_eq!(v["event_type"], "alert");
+    assert_eq!(v["src_ip"], a.host.to_string());
+    assert_eq!(v["src_port"], 49_152);
+    assert_eq!(v["dest_ip"], "203.0.113.7");
+    assert_eq!(v["dest_port"], 443);
+    assert_eq!(v["proto"], "TCP");
+    let cid = botd::community_id::v1(0, a.host, ip("203.0.113.7"), 6, 49_152, 443);
+    assert_eq!(v["community_id"], cid.as_str());
+    assert_eq!(v["host"], "gw-test");
+    assert_eq!(v["alert"]["action"], "allowed");
+    assert_eq!(v["alert"]["signature_id"], 1_990_000);
+    assert_eq!(v["alert"]["category"], "A Network Trojan was detected");
+    assert_eq!(v["alert"]["severity"], 1);
+    assert!(v["timestamp"].as_str().unwrap().ends_with("+0000"), "{v}");
+    let b = &v["botd"];
+    assert_eq!(b["sensor"], "gw-test");
+    assert_eq!(b["level"], "red");
+    assert_eq!(b["botnet_flows"], 40);
+    assert_eq!(b["peers"].as_array().unwrap().len(), 2);
+    assert_eq!(b["peers"][0]["community_id"], cid.as_str());
+    // The second peer's own port is not known: no Community ID rather than a wrong one.
+    assert!(b["peers"][1].get("community_id").is_none(), "{v}");
+}
+
+/// `[alerts] json_file` and `syslog_format = "eve"`: one EVE record per alert, whole, through a
+/// real rsyslog; a rule's alert is filed under the rule's signature.
+#[test]
+fn eve_json_in_the_file_and_over_syslog() {
+    let rs = Rsyslog::start("eve");
+    let mut s = settings(Some(SyslogTarget::Unix(rs.sock.clone())), Format::Eve);
+    // On the local socket the syslog daemon adds the host name (as for RFC 3164).
+    s.hostname = None;
+    let json = rs.dir.join("eve.json");
+    s.json_file = Some(json.clone());
+    let mut sink = AlertSink::start(s).unwrap();
+    let a = alert("10.0.0.5", Level::Red, Level::Clear, 12);
+    let mut irc = alert("10.0.0.6", Level::Red, Level::Clear, 12);
+    irc.rules = vec!["irc: IRC client dialogue with 203.0.113.7 port 6667 (NICK x)".into()];
+    sink.send(a.clone(), 0);
+    sink.send(irc, 0);
+    let lines = rs.wait_lines(2, |l| l.input == "imuxsock" && l.app == "botd");
+    let from_syslog: serde_json::Value = serde_json::from_str(&lines[0].msg).unwrap();
+    check_eve(&from_syslog, &a);
+    let c = sink.shutdown(Duration::from_secs(2));
+    assert_eq!((c.sent, c.send_errors), (2, 0), "{c:?}");
+    let text = std::fs::read_to_string(&json).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{text}");
+    check_eve(&records[0], &a);
+    assert_eq!(records[1]["alert"]["signature_id"], 1_990_009);
+    assert!(
+        records[1]["alert"]["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("botd irc:")
+    );
+    assert_eq!(
+        records[1]["botd"]["rules"][0],
+        "irc: IRC client dialogue with 203.0.113.7 port 6667 (NICK x)"
+    );
+}
+
+/// `[alerts] enterprise_number` names the SD-IDs; the sensor's name is a parameter.
+#[test]
+fn the_enterprise_number_and_sensor_reach_the_structured_data() {
+    let mut a = alert("10.0.0.5", Level::Red, Level::Clear, 12);
+    a.sensor = "gw-kitchen".into();
+    let sd = a.structured_data(99_999);
+    assert_eq!(sd["botd@99999"]["sensor"], "gw-kitchen");
+    assert_eq!(sd["botd@99999"]["action"], "allowed");
+    assert!(sd.contains_key("peer1@99999") && !sd.keys().any(|k| k.contains("32473")));
 }
 
 #[test]
@@ -506,7 +590,7 @@ fn repeats_within_the_rate_limit_are_suppressed_and_level_changes_pass() {
     assert_eq!(c.sent, 5, "{c:?}");
     let windows: Vec<u64> = json_lines(&json)
         .iter()
-        .map(|v| v["window"].as_u64().unwrap())
+        .map(|v| v["botd"]["window"].as_u64().unwrap())
         .collect();
     assert_eq!(windows, [0, 3, 4, 6, 7]);
     let _ = std::fs::remove_dir_all(dir);
@@ -523,23 +607,26 @@ fn json_lines_file_holds_one_object_per_alert() {
     sink.send(a.clone(), 0);
     // Flushed per alert: visible before shutdown.
     let v = wait_json(&json, 1);
-    let o = &v[0];
+    let o = &v[0]["botd"];
     assert_eq!(o["host"], "10.0.0.5");
     assert_eq!(o["level"], "red");
     assert_eq!(o["previous"], "clear");
     assert_eq!(o["score"], 0.91);
     assert_eq!(o["window"], 12);
-    assert_eq!(o["window_start_ns"], a.window_start_ns);
-    assert_eq!(o["window_end_ns"], a.window_end_ns);
+    assert_eq!(o["window_start"], "2023-11-14T22:43:20.000000+0000");
+    assert_eq!(o["window_end"], "2023-11-14T22:48:20.000000+0000");
+    assert_eq!(v[0]["timestamp"], o["window_end"]);
     assert_eq!(o["models"], serde_json::json!(["argus-rf", "ctu-rf"]));
     assert_eq!(o["botnet_flows"], 40);
     assert_eq!(o["flows"], 55);
     assert_eq!(o["flagged_windows"], 3);
+    let cid = botd::community_id::v1(0, ip("10.0.0.5"), ip("203.0.113.7"), 6, 49_152, 443);
     assert_eq!(
         o["peers"],
         serde_json::json!([
-            {"addr": "203.0.113.7", "port": 443, "flows": 12, "bytes": 3400},
-            {"addr": "2001:db8::1", "port": 6667, "flows": 9, "bytes": 1200},
+            {"ip": "203.0.113.7", "port": 443, "proto": "TCP", "host_port": 49152, "flows": 12,
+             "bytes": 3400, "community_id": cid.as_str()},
+            {"ip": "2001:db8::1", "port": 6667, "proto": "TCP", "flows": 9, "bytes": 1200},
         ])
     );
     sink.send(alert("10.0.0.6", Level::Yellow, Level::Clear, 13), 0);
@@ -551,7 +638,7 @@ fn json_lines_file_holds_one_object_per_alert() {
     sink.shutdown(Duration::from_secs(2));
     let hosts: Vec<String> = json_lines(&json)
         .iter()
-        .map(|v| v["host"].as_str().unwrap().to_string())
+        .map(|v| v["src_ip"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(hosts, ["10.0.0.5", "10.0.0.6", "10.0.0.7"]);
     let _ = std::fs::remove_dir_all(dir);
