@@ -1133,7 +1133,9 @@ impl Config {
             );
         }
         // node_exporter's textfile collector reads only `*.prom`: any other name is never read.
-        if m.textfile().is_some_and(|p| p.extension() != Some("prom".as_ref())) {
+        if m.textfile()
+            .is_some_and(|p| p.extension() != Some("prom".as_ref()))
+        {
             bad(
                 "metrics.textfile",
                 &[],

@@ -323,11 +323,7 @@ pub fn render(out: &mut String, sensor: &str, s: &Snapshot) {
     }
     o.sample(bucket, &[("le", "+Inf")], l.scoring.count);
     o.sample_seconds("botd_window_scoring_seconds_sum", l.scoring.sum_ns);
-    o.sample(
-        "botd_window_scoring_seconds_count",
-        &[],
-        l.scoring.count,
-    );
+    o.sample("botd_window_scoring_seconds_count", &[], l.scoring.count);
 
     o.family("botd_hosts", "gauge", "Tracked home hosts, by alert level.");
     for (level, n) in ["clear", "yellow", "red"].iter().zip(s.hosts) {

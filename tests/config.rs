@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use botd::config::{
     AlertsConfig, CaptureConfig, Cidr, Config, ConfigError, Facility, FlowsConfig, IdleTimeoutSecs,
-    IntelConfig, LingerSecs, MetricsConfig, ModelsConfig, NetworkConfig, PrivilegesConfig, ProblemKind,
-    RulesConfig, ScoringConfig, SensorConfig, StateConfig, SyslogFormat, SyslogTarget,
+    IntelConfig, LingerSecs, MetricsConfig, ModelsConfig, NetworkConfig, PrivilegesConfig,
+    ProblemKind, RulesConfig, ScoringConfig, SensorConfig, StateConfig, SyslogFormat, SyslogTarget,
     check_config_command,
 };
 use botd::engine::WindowConfig;
@@ -1095,7 +1095,8 @@ fn metrics_interval_out_of_range_and_a_non_prom_textfile_are_errors_naming_the_k
     for v in [0, 3601] {
         let (msg, _) = error(&format!("[metrics]\ninterval_secs = {v}\n"));
         assert!(
-            msg.contains("metrics.interval_secs") && msg.contains(&format!("{v} is not in 1..=3600")),
+            msg.contains("metrics.interval_secs")
+                && msg.contains(&format!("{v} is not in 1..=3600")),
             "{msg}"
         );
     }

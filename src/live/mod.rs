@@ -101,7 +101,8 @@ pub struct LoopCounters {
     pub reloads: u64,
     /// Time the detector spent closing each window (wall clock).
     pub scoring: crate::metrics::Histogram,
-    /// End of the last window closed (engine time, ns).
+    /// When the last window closed, in engine time (ns): its end, or the clock when `finish`
+    /// closed it early.
     pub last_window_end_ns: u64,
 }
 
@@ -247,6 +248,9 @@ impl LiveLoop {
             counters: &mut self.counters,
         };
         self.engine.finish(&mut sink);
+        // The windows closed early: they closed at the clock, not at their nominal end.
+        let closed = &mut self.counters.last_window_end_ns;
+        *closed = (*closed).min(self.clock);
     }
 
     pub fn engine(&self) -> &Engine {
