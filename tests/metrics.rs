@@ -239,6 +239,40 @@ fn label_values_are_escaped_and_promtool_reads_them_back() {
 }
 
 #[test]
+fn scoring_histogram_buckets_are_cumulative_with_inclusive_bounds() {
+    let mut snap = Snapshot::default();
+    let h = &mut snap.live.scoring;
+    // On the first bound, just past it, and past the last (only in +Inf).
+    for ns in [100_000, 100_001, 20 * SEC] {
+        h.observe(ns);
+    }
+    let mut buf = String::new();
+    render(&mut buf, "gw", &snap);
+    let s = samples(&buf);
+    let bucket = |le: &str| {
+        value(
+            &s,
+            "gw",
+            "botd_window_scoring_seconds_bucket",
+            &format!(",le=\"{le}\""),
+        )
+    };
+    assert_eq!(bucket("0.0001"), 1.0);
+    assert_eq!(bucket("0.0005"), 2.0);
+    assert_eq!(bucket("10"), 2.0);
+    assert_eq!(bucket("+Inf"), 3.0);
+    assert_eq!(
+        value(&s, "gw", "botd_window_scoring_seconds_count", ""),
+        3.0
+    );
+    assert!(buf.contains("botd_window_scoring_seconds_sum{sensor=\"gw\"} 20.000200001\n"));
+    let dir = TempDir::new("metrics-histogram");
+    let path = dir.join("botd.prom");
+    write_atomically(&path, &buf).unwrap();
+    promtool_check(&path);
+}
+
+#[test]
 fn the_textfile_is_replaced_by_a_rename() {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
