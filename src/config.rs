@@ -50,6 +50,7 @@ pub struct Config {
     pub rules: RulesConfig,
     pub intel: IntelConfig,
     pub sensor: SensorConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// `[capture]`: the live interface.
@@ -453,6 +454,32 @@ impl StateConfig {
     /// The state file, `None` when off.
     pub fn file(&self) -> Option<&Path> {
         non_empty(&self.file)
+    }
+}
+
+/// `[metrics]`: Prometheus metrics in a file for node_exporter's textfile collector
+/// (`src/metrics.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// The `.prom` file; empty = off.
+    pub textfile: PathBuf,
+    pub interval_secs: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            textfile: PathBuf::new(),
+            interval_secs: 15,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The metrics file, `None` when off.
+    pub fn textfile(&self) -> Option<&Path> {
+        non_empty(&self.textfile)
     }
 }
 
@@ -1114,6 +1141,28 @@ impl Config {
                 "0 is reserved: an IANA private enterprise number is 1 or more".to_string(),
             );
         }
+        let m = &self.metrics;
+        if !(1..=3600).contains(&m.interval_secs) {
+            bad(
+                "metrics.interval_secs",
+                &[],
+                format!("{} is not in 1..=3600", m.interval_secs),
+            );
+        }
+        // node_exporter's textfile collector reads only `*.prom`: any other name is never read.
+        if m.textfile()
+            .is_some_and(|p| p.extension() != Some("prom".as_ref()))
+        {
+            bad(
+                "metrics.textfile",
+                &[],
+                format!(
+                    "{}: must end in .prom (the textfile collector reads only *.prom)",
+                    m.textfile.display()
+                ),
+            );
+        }
+
         let n = &self.sensor.name;
         if n.len() > 64 || !n.bytes().all(|b| (33..=126).contains(&b)) {
             bad(
@@ -1369,6 +1418,7 @@ const TABLE_KEYS: &[&str] = &[
     "rules",
     "intel",
     "sensor",
+    "metrics",
 ];
 
 /// Every key of a parsed document with the spans of its key and value.

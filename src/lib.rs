@@ -23,6 +23,7 @@ pub mod flow;
 pub mod host;
 pub mod intel;
 pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod proto;

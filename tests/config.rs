@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use botd::config::{
     AlertsConfig, CaptureConfig, Cidr, Config, ConfigError, Facility, FlowsConfig, IdleTimeoutSecs,
-    IntelConfig, LingerSecs, ModelsConfig, NetworkConfig, PrivilegesConfig, ProblemKind,
-    RulesConfig, ScoringConfig, SensorConfig, StateConfig, SyslogFormat, SyslogTarget,
+    IntelConfig, LingerSecs, MetricsConfig, ModelsConfig, NetworkConfig, PrivilegesConfig,
+    ProblemKind, RulesConfig, ScoringConfig, SensorConfig, StateConfig, SyslogFormat, SyslogTarget,
     check_config_command,
 };
 use botd::engine::WindowConfig;
@@ -168,6 +168,10 @@ max_feeds = 4
 [sensor]
 name = "gw-kitchen"
 community_id_seed = 7
+
+[metrics]
+textfile = "/var/lib/prometheus/node-exporter/botd.prom"
+interval_secs = 30
 "#;
 
 #[test]
@@ -266,6 +270,10 @@ fn every_key_round_trips() {
             name: "gw-kitchen".into(),
             community_id_seed: 7,
         },
+        metrics: MetricsConfig {
+            textfile: "/var/lib/prometheus/node-exporter/botd.prom".into(),
+            interval_secs: 30,
+        },
     };
     let config = parse(ALL_KEYS).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config, expected);
@@ -333,6 +341,9 @@ fn every_key_round_trips() {
     assert_ne!(config.intel.max_entries, d.intel.max_entries);
     assert_ne!(config.intel.max_feeds, d.intel.max_feeds);
     assert_eq!(d.intel.dir(), None);
+    assert_ne!(config.metrics.textfile, d.metrics.textfile);
+    assert_ne!(config.metrics.interval_secs, d.metrics.interval_secs);
+    assert_eq!(d.metrics.textfile(), None);
 }
 
 #[test]
@@ -1081,4 +1092,22 @@ fn check_config_summarises_or_explains() {
     // No path: the default file (tests run in the package root, where it is shipped).
     let out = check_config_command(None).unwrap();
     assert!(out.starts_with("config/botd.toml: OK"), "{out}");
+}
+
+#[test]
+fn metrics_interval_out_of_range_and_a_non_prom_textfile_are_errors_naming_the_key() {
+    for v in [0, 3601] {
+        let (msg, _) = error(&format!("[metrics]\ninterval_secs = {v}\n"));
+        assert!(
+            msg.contains("metrics.interval_secs")
+                && msg.contains(&format!("{v} is not in 1..=3600")),
+            "{msg}"
+        );
+    }
+    assert!(parse("[metrics]\ninterval_secs = 3600\n").is_ok());
+    let (msg, _) = error("[metrics]\ntextfile = \"/var/lib/node-exporter/botd.txt\"\n");
+    assert!(
+        msg.contains("metrics.textfile") && msg.contains("must end in .prom"),
+        "{msg}"
+    );
 }

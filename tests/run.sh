@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests drive (Debian's argus, ra,
-# tshark), then checks formatting and lints and runs every test in release mode (one build).
+# tshark, promtool, ...), then checks formatting and lints and runs every test in release mode
+# (one build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,8 @@ command -v ngircd >/dev/null || need+=(ngircd)
 command -v swaks >/dev/null || need+=(swaks)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 command -v iodined >/dev/null || need+=(iodine)
+# tests/metrics.rs: promtool checks the Prometheus textfile.
+command -v promtool >/dev/null || need+=(prometheus)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"

@@ -14,7 +14,7 @@
 //! Reload (SIGHUP) builds the new configuration, models, detector and (when `[alerts]` changed)
 //! alert sink beside the running ones and installs them only when all are whole; any error is
 //! logged and the running ones stay. What a reload changes: `[network]`, `[models]`,
-//! `[scoring]`, `[alerts]`. What needs a restart (a reload logs that it kept the running
+//! `[scoring]`, `[alerts]`, `[metrics]`. What needs a restart (a reload logs that it kept the running
 //! value): `[capture]` (the socket is open and privileges are gone), `[privileges]`, `[flows]`
 //! (the flow tables and windows are sized from it; keeping them is what keeps the open windows)
 //! and `[state]`. Windows already open at a reload are finished by the detector that saw their
@@ -99,6 +99,11 @@ pub struct LoopCounters {
     /// Flows scored by detectors replaced by a reload.
     pub flows_scored_before: u64,
     pub reloads: u64,
+    /// Time the detector spent closing each window (wall clock).
+    pub scoring: crate::metrics::Histogram,
+    /// When the last window closed, in engine time (ns): its end, or the clock when `finish`
+    /// closed it early.
+    pub last_window_end_ns: u64,
 }
 
 /// The capture-independent part of `botd run`: engine, detectors, alert sink. Drive it with
@@ -158,7 +163,11 @@ impl FlowSink for Forward<'_> {
         let Some(g) = self.gens.first_mut() else {
             return;
         };
+        let started = std::time::Instant::now();
         g.detector.window_closed(window, flows);
+        let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.counters.scoring.observe(spent);
+        self.counters.last_window_end_ns = window.end_ns;
         for a in g.detector.take_alerts() {
             self.counters.alerts_raised += 1;
             match self.alerts.as_deref_mut() {
@@ -239,6 +248,9 @@ impl LiveLoop {
             counters: &mut self.counters,
         };
         self.engine.finish(&mut sink);
+        // The windows closed early: they closed at the clock, not at their nominal end.
+        let closed = &mut self.counters.last_window_end_ns;
+        *closed = (*closed).min(self.clock);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -488,7 +500,28 @@ fn write_state(lp: &LiveLoop, cfg: &Config) {
     }
 }
 
+/// Writes the Prometheus metrics to `[metrics] textfile`, when one is configured, rendering into
+/// `buf` (one buffer for the sensor's life). A failure is logged and the sensor goes on.
+fn write_metrics(
+    lp: &LiveLoop,
+    cap: &CaptureStats,
+    alerts: Option<AlertCounters>,
+    cfg: &Config,
+    start_ns: u64,
+    buf: &mut String,
+) {
+    let Some(path) = cfg.metrics.textfile() else {
+        return;
+    };
+    let snap = crate::metrics::Snapshot::of(lp, cap, alerts, start_ns);
+    crate::metrics::render(buf, &cfg.sensor.resolved_name(), &snap);
+    if let Err(e) = crate::metrics::write_atomically(path, buf) {
+        log!("metrics file not written: {e}");
+    }
+}
+
 pub fn run(args: RunArgs) -> Result<(), String> {
+    let start_ns = now_ns();
     let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
     // The file a reload re-reads: the one given, else the default path (even when it was absent
     // at start-up and the defaults applied).
@@ -529,7 +562,19 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let mut consecutive_errors = 0u32;
     let mut first_error: Option<std::time::Instant> = None;
     let mut last_state = std::time::Instant::now();
+    // The metrics file is written at once (the collector has figures from the start), then on
+    // its interval.
+    let mut metrics_buf = String::new();
+    let mut last_metrics: Option<std::time::Instant> = None;
     loop {
+        if cfg.metrics.textfile().is_some()
+            && last_metrics.is_none_or(|t| {
+                t.elapsed() >= Duration::from_secs(cfg.metrics.interval_secs.max(1))
+            })
+        {
+            last_metrics = Some(std::time::Instant::now());
+            write_metrics(&lp, &cap.stats(), None, &cfg, start_ns, &mut metrics_buf);
+        }
         // The state file for `botd report --state`: written atomically on an interval; a failure
         // (disk full, permissions) is logged and the sensor goes on.
         if cfg.state.file().is_some()
@@ -566,9 +611,10 @@ pub fn run(args: RunArgs) -> Result<(), String> {
                 }
                 if since.elapsed() > Duration::from_secs(10) {
                     lp.finish();
-                    if let Some(s) = lp.take_alert_sink() {
-                        s.shutdown(Duration::from_secs(1));
-                    }
+                    let alerts = lp
+                        .take_alert_sink()
+                        .map(|s| s.shutdown(Duration::from_secs(1)));
+                    write_metrics(&lp, &cap.stats(), alerts, &cfg, start_ns, &mut metrics_buf);
                     return Err(format!(
                         "capture on {} failing for 10 s: {e}",
                         cfg.capture.interface
@@ -587,6 +633,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let alerts = lp
         .take_alert_sink()
         .map(|s| s.shutdown(Duration::from_secs(1)));
+    write_metrics(&lp, &stats, alerts, &cfg, start_ns, &mut metrics_buf);
     log!("stopped: {}", counters_line(&lp, &stats, alerts));
     Ok(())
 }
