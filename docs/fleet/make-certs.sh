@@ -4,9 +4,9 @@
 # (StreamDriverAuthMode="x509/name") checks each side's certificate against the CA, and the
 # peer's DNS name (subjectAltName) against its list of permitted peers.
 #
-#   make-certs.sh DIR ca                       -> DIR/ca.pem, DIR/ca.key (keep the key offline)
-#   make-certs.sh DIR server central.example.net -> DIR/central.example.net.{pem,key}
-#   make-certs.sh DIR client gw1.example.net     -> DIR/gw1.example.net.{pem,key}
+#   make-certs.sh DIR ca                          DIR/ca.pem, DIR/ca.key (keep the key offline)
+#   make-certs.sh DIR server central.example.net  DIR/central.example.net.pem and .key
+#   make-certs.sh DIR client gw1.example.net      DIR/gw1.example.net.pem and .key
 #
 # EC P-256 keys (GnuTLS and OpenSSL both take them), valid DAYS days (default 825).
 set -eu
