@@ -10,6 +10,8 @@ command -v argus >/dev/null || need+=(argus-server)
 command -v ra >/dev/null || need+=(argus-client)
 command -v tshark >/dev/null || need+=(tshark)
 [[ -x /usr/sbin/rsyslogd ]] || need+=(rsyslog)
+# tests/fleet.rs: syslog over TLS between rsyslogs (the gtls stream driver).
+compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || need+=(rsyslog-gnutls)
 command -v chromium >/dev/null || need+=(chromium)
 command -v tcpreplay >/dev/null || need+=(tcpreplay)
 command -v ip >/dev/null || need+=(iproute2)
