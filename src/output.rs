@@ -1,11 +1,13 @@
 //! Flow record writers: CSV whose first 14 columns are the CTU-13 binetflow columns (so existing
-//! CTU-13 tooling reads it), and JSON lines with the same fields.
+//! CTU-13 tooling reads it), and JSON lines with the same fields. Both end with the flow's
+//! Community ID (seed 0), so records can be joined with Zeek, Suricata or Elastic data.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::fmt;
 use std::io::{self, Write};
 
+use crate::community_id;
 use crate::engine::{FlowSink, WindowInfo};
 use crate::flow::app::App;
 use crate::flow::metrics::{ArgusMetrics, METRIC_NAMES};
@@ -29,6 +31,9 @@ pub const CTU_COLUMNS: [&str; 14] = [
     "TotBytes",
     "SrcBytes",
 ];
+
+/// The spec's default seed: the one other tools use unless told otherwise.
+const COMMUNITY_ID_SEED: u16 = 0;
 
 /// Metric columns already among the CTU columns.
 const IN_CTU: [&str; 2] = ["SrcBytes", "Dur"];
@@ -149,7 +154,8 @@ impl<W: Write> FlowWriter<W> {
         if self.app_columns {
             b.extend_from_slice(b",App,AppName,DnsRcode,Ja3,Ja4,HttpUserAgent");
         }
-        b.push(b'\n');
+        // Last, so every column before it keeps its position.
+        b.extend_from_slice(b",CommunityId\n");
     }
 
     /// Formats one record onto the buffer. Every column is formatted by hand: `write!` machinery
@@ -232,7 +238,14 @@ impl<W: Write> FlowWriter<W> {
             }
         }
         push_metrics(b, flow, &m, json);
+        // ARP is not IP and has no Community ID: JSON leaves the key out, CSV the field empty.
+        let cid = community_id::of_flow(flow, COMMUNITY_ID_SEED);
         if json {
+            if let Some(c) = cid {
+                b.extend_from_slice(b",\"CommunityId\":\"");
+                b.extend_from_slice(c.as_bytes());
+                b.push(b'"');
+            }
             if !matches!(flow.app.app, App::None) {
                 b.extend_from_slice(b",\"App\":");
                 // Serialising into the reused buffer cannot fail; an error would only cut
@@ -243,6 +256,10 @@ impl<W: Write> FlowWriter<W> {
         } else {
             if self.app_columns {
                 push_app_columns(b, &flow.app.app);
+            }
+            b.push(b',');
+            if let Some(c) = cid {
+                b.extend_from_slice(c.as_bytes());
             }
             b.push(b'\n');
         }

@@ -89,10 +89,12 @@ impl Frames {
     }
 }
 
-/// Counts what the engine hands out; never allocates.
+/// Counts what the engine hands out, and takes each record's Community ID (as `botd flows` prints
+/// it); never allocates.
 #[derive(Default)]
 struct Counter {
     records: u64,
+    community_ids: u64,
     packets: u64,
     windows: u64,
     evicted: u64,
@@ -102,6 +104,9 @@ impl FlowSink for Counter {
     fn flow(&mut self, flow: &Flow, reason: CloseReason, _window: Option<&WindowInfo>) {
         self.records += 1;
         self.packets += flow.total_pkts();
+        if std::hint::black_box(botd::community_id::of_flow(flow, 0)).is_some() {
+            self.community_ids += 1;
+        }
         if reason == CloseReason::Evicted {
             self.evicted += 1;
         }
@@ -142,6 +147,7 @@ fn steady_state(window: Option<WindowConfig>, capacity: usize) {
         engine.table_stats()
     );
     assert!(sink.evicted > 0, "table never evicted");
+    assert!(sink.community_ids > 0, "no Community ID computed");
     if window.is_some() {
         assert!(sink.windows > 20, "only {} windows closed", sink.windows);
     }
