@@ -132,6 +132,10 @@ pub struct FlowsArgs {
     /// the Argus ones. JSON always carries the application summary (`App`).
     #[arg(long)]
     pub app: bool,
+    /// Community ID seed of the records' `CommunityId` (the same as the other sensors whose
+    /// records are joined with these; Zeek's and Suricata's default is 0).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
     /// Capture files (pcap or pcapng, optionally gzip) or directories, read as one stream.
     #[arg(required = true, value_name = "CAPTURE")]
     pub captures: Vec<PathBuf>,
@@ -395,7 +399,9 @@ fn flows(args: FlowsArgs) -> Result<(), String> {
         None => Box::new(io::stdout().lock()),
     };
     // FlowWriter hands its records over in large batches: no second buffer in between.
-    let mut writer = FlowWriter::new(out, format, window.is_some()).with_app_columns(args.app);
+    let mut writer = FlowWriter::new(out, format, window.is_some())
+        .with_app_columns(args.app)
+        .with_community_id_seed(args.community_id_seed);
     let mut engine = Engine::new(cfg);
     let read_result = replay(&args.captures, &mut engine, &mut writer);
     engine.finish(&mut writer);

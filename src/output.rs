@@ -32,9 +32,6 @@ pub const CTU_COLUMNS: [&str; 14] = [
     "SrcBytes",
 ];
 
-/// The spec's default seed: the one other tools use unless told otherwise.
-const COMMUNITY_ID_SEED: u16 = 0;
-
 /// Metric columns already among the CTU columns.
 const IN_CTU: [&str; 2] = ["SrcBytes", "Dur"];
 
@@ -97,6 +94,7 @@ pub struct FlowWriter<W: Write> {
     windowed: bool,
     /// CSV: the application columns after the Argus ones.
     app_columns: bool,
+    community_id_seed: u16,
     header_done: bool,
     /// The day last printed and its `YYYY/MM/DD ` prefix: consecutive records mostly share a day.
     day: Option<(u64, [u8; 11])>,
@@ -112,6 +110,7 @@ impl<W: Write> FlowWriter<W> {
             format,
             windowed,
             app_columns: false,
+            community_id_seed: 0,
             header_done: false,
             day: None,
             error: None,
@@ -121,6 +120,11 @@ impl<W: Write> FlowWriter<W> {
 
     /// CSV: adds the application columns (App, AppName, DnsRcode, Ja3, Ja4, HttpUserAgent) after
     /// every Argus column, so scripts reading the CTU-13 and Argus columns by position still work.
+    pub fn with_community_id_seed(mut self, seed: u16) -> FlowWriter<W> {
+        self.community_id_seed = seed;
+        self
+    }
+
     pub fn with_app_columns(mut self, on: bool) -> FlowWriter<W> {
         self.app_columns = on;
         self
@@ -239,7 +243,7 @@ impl<W: Write> FlowWriter<W> {
         }
         push_metrics(b, flow, &m, json);
         // ARP is not IP and has no Community ID: JSON leaves the key out, CSV the field empty.
-        let cid = community_id::of_flow(flow, COMMUNITY_ID_SEED);
+        let cid = community_id::of_flow(flow, self.community_id_seed);
         if json {
             if let Some(c) = cid {
                 b.extend_from_slice(b",\"CommunityId\":\"");

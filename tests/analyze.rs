@@ -273,6 +273,29 @@ fn alert_for_the_infected_host_reaches_rsyslog() {
     );
     let jl = std::fs::read_to_string(&json_alerts).unwrap();
     assert!(jl.lines().any(|l| l.contains("\"192.168.1.66\"")), "{jl}");
+    // The EVE records' Community IDs are those of real flows of the capture: an alert joins
+    // the flow records (botd's, Zeek's, Suricata's) of the connections behind it.
+    let flows = botd(&["flows", "--format", "json", "tests/data/demo.pcap"]);
+    assert!(flows.status.success(), "{}", text(&flows));
+    let flow_ids: std::collections::HashSet<String> = String::from_utf8_lossy(&flows.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["CommunityId"].as_str().map(String::from))
+        .collect();
+    let mut joined = 0;
+    for record in jl.lines() {
+        let v: serde_json::Value = serde_json::from_str(record).unwrap();
+        let ids = v["botd"]["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["community_id"].as_str());
+        for id in ids.chain(v["community_id"].as_str()) {
+            assert!(flow_ids.contains(id), "{id} of {record} is no flow's");
+            joined += 1;
+        }
+    }
+    assert!(joined > 0, "no Community ID in {jl}");
 }
 
 /// The behaviour rules on real captures, each judged on its own: WannaCry's SMB spreading
