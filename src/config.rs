@@ -290,6 +290,9 @@ pub const DETECTORS: &[&str] = &[
     "raw-address",
     "p2p",
     "http-no-agent",
+    "tcp-tunnel",
+    "ddns",
+    "ip-lookup",
 ];
 
 impl Default for RulesConfig {

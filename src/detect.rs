@@ -929,6 +929,24 @@ impl Detector {
         if outside && connection && !is_service_flow(flow.proto, flow.sport, flow.dport) {
             w.outside_connection(peer);
         }
+        if outside
+            && flow.proto == proto::TCP
+            && directed
+            && established
+            && w.tcp_tunnel.is_none()
+            && let Some(name) = self
+                .dns
+                .name(dst)
+                .filter(|n| crate::infra::zone_of(n, crate::infra::TCP_TUNNEL).is_some())
+        {
+            w.tcp_tunnel = Some(Sighting {
+                peer: dst,
+                port: flow.dport,
+                proto: flow.proto,
+                host_port: flow.sport,
+                text: crate::evidence::note(name),
+            });
+        }
         if dns_query {
             // Bounded like the host tables; a host not remembered only loses this nuance.
             if self.dns_hosts.len() < max_hosts {

@@ -117,6 +117,24 @@ pub const SIGNATURES: &[Signature] = &[
         "botd http-no-agent: HTTP requests without a User-Agent",
         BAD_TRAFFIC,
     ),
+    sig(
+        "tcp-tunnel",
+        14,
+        "botd tcp-tunnel: TCP session through a tunnel service",
+        TROJAN,
+    ),
+    sig(
+        "ddns",
+        15,
+        "botd ddns: a dynamic-DNS name resolved",
+        BAD_TRAFFIC,
+    ),
+    sig(
+        "ip-lookup",
+        16,
+        "botd ip-lookup: public-address lookup service queried",
+        BAD_TRAFFIC,
+    ),
 ];
 
 const fn sig(

@@ -207,6 +207,12 @@ pub struct ProtoWindow {
     /// no IRC network uses.
     pub irc_botlike: bool,
     pub mining: Option<Sighting>,
+    /// A name under a dynamic-DNS provider's zone the host resolved (the first).
+    pub ddns_name: Note,
+    /// A public-address lookup service the host resolved (the first).
+    pub ip_lookup_name: Note,
+    /// A TCP session to a tunnel service's TCP endpoint (the first), its name as the text.
+    pub tcp_tunnel: Option<Sighting>,
     pub intel: heapless::Vec<IntelNote, INTEL_HITS>,
     pub intel_more: u32,
     pub outside: heapless::Vec<OutsidePeer, OUTSIDE_PEERS>,
@@ -279,6 +285,15 @@ impl ProtoWindow {
         self.name_entropy_sum += f64::from(stats.entropy);
         let parent = crate::proto::dns::parent_domain(name);
         let sub = crate::proto::dns::subdomain_part(name);
+        if rcode != Some(3) {
+            use crate::infra;
+            if self.ddns_name.is_empty() && infra::zone_of(name, infra::DYNAMIC_DNS).is_some() {
+                self.ddns_name = note(name);
+            }
+            if self.ip_lookup_name.is_empty() && infra::zone_of(name, infra::IP_LOOKUP).is_some() {
+                self.ip_lookup_name = note(name);
+            }
+        }
         if rcode == Some(3) {
             self.dns_failed = self.dns_failed.saturating_add(1);
             self.failed_names.add(name);
@@ -687,6 +702,48 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
             ),
             peer: Some((s.peer, s.port)),
             peer_flow: (s.proto, s.host_port),
+            peer_flows: 0,
+            peer_bytes: 0,
+        });
+    }
+    // Infrastructure (src/infra.rs): a raw TCP session through a tunnel service is strong; a
+    // dynamic-DNS name or a public-address lookup is weak (home servers and VPN clients use
+    // them too).
+    if let Some(s) = &w.tcp_tunnel {
+        out.push(Finding {
+            rule: "tcp-tunnel",
+            weight: Weight::Strong,
+            text: format!(
+                "tcp-tunnel: TCP session to {} ({}) port {}, a tunnel service's TCP endpoint",
+                s.text, s.peer, s.port
+            ),
+            peer: Some((s.peer, s.port)),
+            peer_flow: (s.proto, s.host_port),
+            peer_flows: 0,
+            peer_bytes: 0,
+        });
+    }
+    if !w.ddns_name.is_empty() {
+        out.push(Finding {
+            rule: "ddns",
+            weight: Weight::Weak,
+            text: format!("ddns: resolved {}, a dynamic-DNS name", w.ddns_name),
+            peer: None,
+            peer_flow: (0, 0),
+            peer_flows: 0,
+            peer_bytes: 0,
+        });
+    }
+    if !w.ip_lookup_name.is_empty() {
+        out.push(Finding {
+            rule: "ip-lookup",
+            weight: Weight::Weak,
+            text: format!(
+                "ip-lookup: resolved {}, a service that tells a program its public address",
+                w.ip_lookup_name
+            ),
+            peer: None,
+            peer_flow: (0, 0),
             peer_flows: 0,
             peer_bytes: 0,
         });

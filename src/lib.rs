@@ -21,6 +21,7 @@ pub mod evidence;
 pub mod features;
 pub mod flow;
 pub mod host;
+pub mod infra;
 pub mod intel;
 pub mod live;
 pub mod metrics;

@@ -200,6 +200,36 @@ fn intel_fires_on_a_listed_address_and_a_listed_domain() {
     );
 }
 
+/// Infrastructure (src/infra.rs): njRAT reaching its controller through ngrok's TCP tunnel
+/// (strong alone); AgentTesla asking api.ipify.org for its address before mailing its loot
+/// (ip-lookup, weak, with the weak smtp-client finding: two weak signals make red).
+#[test]
+fn infrastructure_detectors_fire_on_njrat_and_agenttesla() {
+    // The rules alone: the shipped models were trained on these captures.
+    let dir = temp_dir("detectors-infra");
+    let config = dir.join("botd.toml");
+    std::fs::write(&config, "[rules]\ndisable = [\"models\"]\n").unwrap();
+    let rules_only = ["--config", config.to_str().unwrap()];
+    assert_fires(
+        "github-keithjjones-zeek-njrat-detector/njrat_2023-04-19.pcap",
+        "192.168.100.204",
+        "tcp-tunnel",
+        &rules_only,
+    );
+    let doc = analyze(
+        "malcolm-pcap/plugins/zeek-agenttesla-detector/a30789ce-1e1c-4f96-a097-78c34b9fb612.pcap",
+        &rules_only,
+    );
+    let rules = red_rules(&doc, "192.168.100.40");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.starts_with("ip-lookup: resolved api.ipify.org"))
+            && rules.iter().any(|r| r.starts_with("smtp-client:")),
+        "{rules:?}"
+    );
+}
+
 #[test]
 fn a_disabled_detector_stays_silent() {
     let dir = temp_dir("detectors-disable");
