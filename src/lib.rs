@@ -26,6 +26,7 @@ pub mod output;
 pub mod proto;
 pub mod relay;
 pub mod report;
+pub mod response;
 pub mod scoring;
 pub mod time;
 pub mod wire;
