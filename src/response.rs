@@ -493,11 +493,21 @@ impl Quarantine {
 
     /// Puts `host` (and its device's MAC, when known) in quarantine, or says why not; logs it.
     pub fn block(&mut self, host: IpAddr, devices: &DeviceTable) -> Outcome {
+        let mac = devices.by_addr(host).map(|d| d.mac);
+        self.block_with_mac(host, mac, devices)
+    }
+
+    /// [`Quarantine::block`] with the MAC given (`botd quarantine block --mac`).
+    pub fn block_with_mac(
+        &mut self,
+        host: IpAddr,
+        mac: Option<[u8; 6]>,
+        devices: &DeviceTable,
+    ) -> Outcome {
         if let Some(reason) = self.refusal(host, devices) {
             log!("refused to block {host}: {reason}");
             return Outcome::Refused(reason);
         }
-        let mac = devices.by_addr(host).map(|d| d.mac);
         let block = self.blocks.get(&host).copied().unwrap_or(0) + 1;
         let secs = self.timeout_of(block);
         let who = match mac {
@@ -549,6 +559,11 @@ impl Quarantine {
         if let Outcome::Blocked { .. } = self.block(alert.host, devices) {
             alert.action = Action::Blocked;
         }
+    }
+
+    /// Blocks of `host` so far (dry-run counts the ones it would have made).
+    pub fn blocks(&self, host: IpAddr) -> u32 {
+        self.blocks.get(&host).copied().unwrap_or(0)
     }
 
     /// Hosts botd holds in quarantine (by its clock).
@@ -654,6 +669,18 @@ pub enum QuarantineCommand {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Puts a host in quarantine by hand, as a red alert would (`[response]` timeouts, doubling
+    /// and allowlist; dry-run only logs).
+    Block {
+        /// An IPv4 or IPv6 address.
+        addr: IpAddr,
+        /// The host's MAC, blocked with it.
+        #[arg(long, value_name = "MAC")]
+        mac: Option<String>,
+        /// Configuration file (default: config/botd.toml when it exists).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Frees a host now: its address (or MAC) and the MAC (or addresses) blocked with it.
     Release {
         /// An IPv4 or IPv6 address, or a MAC.
@@ -710,6 +737,21 @@ pub fn quarantine_command(args: QuarantineArgs) -> Result<(), String> {
             let listing = nft.list()?.unwrap_or_default();
             print!("{}", list_text(&listing));
             Ok(())
+        }
+        QuarantineCommand::Block { addr, mac, config } => {
+            let cfg = crate::analyze::load_config(config.as_deref())?;
+            let mac = match mac {
+                Some(m) => Some(parse_mac(&m).ok_or_else(|| format!("{m:?} is not a MAC"))?),
+                None => None,
+            };
+            let Some(mut q) = Quarantine::new(&cfg.response)? else {
+                return Err("[response] mode is \"off\": nothing blocked".into());
+            };
+            match q.block_with_mac(addr, mac, &DeviceTable::new(1)) {
+                Outcome::Blocked { .. } | Outcome::WouldBlock { .. } => Ok(()),
+                Outcome::Refused(r) => Err(format!("{addr} not blocked: {r}")),
+                Outcome::Failed(e) => Err(e),
+            }
         }
         QuarantineCommand::Release { addr, config } => {
             let cfg = crate::analyze::load_config(config.as_deref())?;
