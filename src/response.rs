@@ -31,9 +31,13 @@
 //! and the LAN's gateway, DHCP and DNS servers as the device table knows them, with any address
 //! sharing their MAC.
 //!
+//! botd re-checks its table every [`CHECK_INTERVAL`] (on a timer, not at window closes: an idle
+//! network closes no windows) and re-creates it, with the hosts still in quarantine for their
+//! remaining time, when it was removed (`nft flush ruleset`) or damaged.
+//!
 //! nft runs inline, on the loop's thread: a block happens on a red alert (rare) and must be done
-//! before the alert leaves with `action = blocked`; the check of the table happens at a window
-//! close, minutes apart. Each nft run is bounded ([`NFT_TIMEOUT`]) and costs a few milliseconds,
+//! before the alert leaves with `action = blocked`; the check is one `nft list` every few
+//! seconds. Each nft run is bounded ([`NFT_TIMEOUT`]) and costs a few milliseconds,
 //! which the capture socket's buffer absorbs.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -59,6 +63,8 @@ pub const CHAIN: &str = "forward";
 /// Ahead of the distributions' filter chains (priority 0), so their accept rules cannot let a
 /// quarantined host through first.
 pub const PRIORITY: i32 = -10;
+/// How often `botd run` checks its table (an `nft list`, a few milliseconds).
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest an nft run may take before it is killed.
 pub const NFT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -607,6 +613,32 @@ impl Quarantine {
             }
         }
         self.active.retain(|_, a| a.until > now);
+        // Hosts put there by `botd quarantine block` meanwhile: kept through a re-creation too.
+        if let Some(l) = &listing {
+            let known = |e: &Entry| {
+                e.value
+                    .parse::<IpAddr>()
+                    .is_ok_and(|h| self.active.contains_key(&h))
+            };
+            let new = Listing {
+                entries: l
+                    .entries
+                    .iter()
+                    .filter(|e| e.set != SET_MAC && !known(e))
+                    .cloned()
+                    .collect(),
+                ..Listing::default()
+            };
+            for e in &new.entries {
+                log!(
+                    "took over {} ({} s left, block {}; blocked by hand)",
+                    e.value,
+                    e.expires_secs,
+                    e.block()
+                );
+            }
+            self.adopt(&new);
+        }
         if listing.as_ref().is_some_and(Listing::whole) {
             return Ok(false);
         }

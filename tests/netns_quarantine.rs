@@ -128,6 +128,19 @@ fn line_of(list: &str, addr: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Waits (at most 10 s) until botd's log holds `needle` `n` times.
+fn wait_count(botd: &mut Daemon, needle: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = botd.log_text();
+        if log.matches(needle).count() >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{needle:?} not {n} times:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Seconds left of a list line.
 fn left(line: &str) -> u64 {
     line.split_whitespace().last().unwrap().parse().unwrap()
@@ -260,11 +273,30 @@ fn botd_run_survives_a_firewall_reload_repairs_a_flushed_ruleset_and_exits_leavi
     assert!(!reaches(&net.a, OUTSIDE), "A gets out after the repair");
     assert!(reaches(&net.b, OUTSIDE));
 
+    // A release by hand is seen at the next check (not undone by a later repair), a block by
+    // hand is taken over.
+    let out = net.botd(&["quarantine", "release", A], &cfg);
+    assert!(out.status.success(), "{out:?}");
+    botd.wait_log(&format!("released {A} (removed from nft"), 10);
+    assert!(reaches(&net.a, OUTSIDE), "A still cut off after the release");
+    let out = net.botd(&["quarantine", "block", B], &cfg);
+    assert!(out.status.success(), "{out:?}");
+    botd.wait_log(&format!("took over {B} ("), 10);
+    sh(net.router.exec("nft").args(["delete", "table", "inet", "botd"]));
+    wait_count(
+        &mut botd,
+        "table inet botd was missing; re-created with 1 hosts in quarantine",
+        2,
+    );
+    let list = net.list(&cfg);
+    assert!(line_of(&list, B).is_some() && line_of(&list, A).is_none(), "{list}");
+    assert!(!reaches(&net.b, OUTSIDE) && reaches(&net.a, OUTSIDE));
+
     // Exit: the quarantine stays with its kernel timeout (README, Quarantine).
     let log = botd.stop(libc::SIGTERM, 5);
     assert!(log.contains("botd: stopped"), "{log}");
-    assert!(line_of(&net.list(&cfg), A).is_some(), "botd's exit freed A");
-    assert!(!reaches(&net.a, OUTSIDE), "A gets out after botd's exit");
+    assert!(line_of(&net.list(&cfg), B).is_some(), "botd's exit freed B");
+    assert!(!reaches(&net.b, OUTSIDE), "B gets out after botd's exit");
 }
 
 #[test]

@@ -165,11 +165,6 @@ impl FlowSink for Forward<'_> {
             return;
         };
         g.detector.window_closed(window, flows);
-        if let Some(q) = self.quarantine.as_deref_mut()
-            && let Err(e) = q.check()
-        {
-            log!("quarantine: checking table inet botd: {e}");
-        }
         for mut a in g.detector.take_alerts() {
             self.counters.alerts_raised += 1;
             if let Some(q) = self.quarantine.as_deref_mut() {
@@ -283,6 +278,17 @@ impl LiveLoop {
     /// Takes the alert sink out (to shut it down).
     pub fn take_alert_sink(&mut self) -> Option<AlertSink> {
         self.alerts.take()
+    }
+
+    /// Checks botd's nftables table (re-created when a `flush ruleset` removed it); the live
+    /// loop calls it every [`crate::response::CHECK_INTERVAL`], windows closing or not (an idle
+    /// network closes none).
+    pub fn check_quarantine(&mut self) {
+        if let Some(q) = self.quarantine.as_mut()
+            && let Err(e) = q.check()
+        {
+            log!("quarantine: checking table inet botd: {e}");
+        }
     }
 
     /// Installs a quarantine (`[response]`) and returns the previous one.
@@ -577,6 +583,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let mut consecutive_errors = 0u32;
     let mut first_error: Option<std::time::Instant> = None;
     let mut last_state = std::time::Instant::now();
+    let mut last_check = std::time::Instant::now();
     loop {
         // The state file for `botd report --state`: written atomically on an interval; a failure
         // (disk full, permissions) is logged and the sensor goes on.
@@ -585,6 +592,10 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         {
             last_state = std::time::Instant::now();
             write_state(&lp, &cfg);
+        }
+        if last_check.elapsed() >= crate::response::CHECK_INTERVAL {
+            last_check = std::time::Instant::now();
+            lp.check_quarantine();
         }
         if signals.pending() {
             if signals.stop_requested() {
