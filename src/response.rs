@@ -222,8 +222,7 @@ impl Nft {
 }
 
 fn parse_listing(out: &[u8]) -> Result<Listing, String> {
-    let doc: Value =
-        serde_json::from_slice(out).map_err(|e| format!("nft's JSON listing: {e}"))?;
+    let doc: Value = serde_json::from_slice(out).map_err(|e| format!("nft's JSON listing: {e}"))?;
     let mut l = Listing::default();
     let items = doc
         .get("nftables")
@@ -363,8 +362,14 @@ struct Active {
 /// What [`Quarantine::block`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Blocked { secs: u64, block: u32 },
-    WouldBlock { secs: u64, block: u32 },
+    Blocked {
+        secs: u64,
+        block: u32,
+    },
+    WouldBlock {
+        secs: u64,
+        block: u32,
+    },
     /// An allowlisted host, with the reason.
     Refused(String),
     Failed(String),
@@ -603,9 +608,7 @@ impl Quarantine {
             if a.until <= now + Duration::from_secs(2) {
                 log!("released {host} (timeout; block {})", a.block);
             } else {
-                log!(
-                    "released {host} (removed from nft, by `botd quarantine release` or by hand)"
-                );
+                log!("released {host} (removed from nft, by `botd quarantine release` or by hand)");
                 // The MAC goes with its address.
                 if let Some(m) = a.mac {
                     let _ = self.nft.apply(vec![delete_command(SET_MAC, &fmt_mac(&m))]);

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use botd::config::{
     AlertsConfig, CaptureConfig, Cidr, Config, ConfigError, Facility, FlowsConfig, IdleTimeoutSecs,
     IntelConfig, LingerSecs, ModelsConfig, NetworkConfig, PrivilegesConfig, ProblemKind,
-    ResponseConfig, ResponseMode, RulesConfig, ScoringConfig, SensorConfig, StateConfig, SyslogFormat, SyslogTarget,
-    check_config_command,
+    ResponseConfig, ResponseMode, RulesConfig, ScoringConfig, SensorConfig, StateConfig,
+    SyslogFormat, SyslogTarget, check_config_command,
 };
 use botd::engine::WindowConfig;
 use botd::flow::IndexKind;
@@ -371,7 +371,10 @@ fn response_keys_are_checked() {
     let (msg, _) = error("[response]\nallow = [\"192.168.1.1/24\"]\n");
     assert!(msg.contains("host bits set"), "{msg}");
     assert_eq!(
-        parse("[response]\nmode = \"dry-run\"\n").unwrap().response.mode,
+        parse("[response]\nmode = \"dry-run\"\n")
+            .unwrap()
+            .response
+            .mode,
         ResponseMode::DryRun
     );
 }

@@ -136,7 +136,10 @@ fn wait_count(botd: &mut Daemon, needle: &str, n: usize) {
         if log.matches(needle).count() >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "{needle:?} not {n} times:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} not {n} times:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -195,7 +198,10 @@ fn a_blocked_host_is_cut_off_listed_and_released() {
         stderr(&out)
     );
     assert!(line_of(&net.list(&cfg), A).is_none());
-    assert!(reaches(&net.a, OUTSIDE), "A still cut off after the release");
+    assert!(
+        reaches(&net.a, OUTSIDE),
+        "A still cut off after the release"
+    );
     let again = net.botd(&["quarantine", "release", A], &cfg);
     assert!(!again.status.success() && stderr(&again).contains("not in quarantine"));
 
@@ -216,7 +222,10 @@ fn a_short_timeout_expires() {
     let cfg = config(&dir, "mode = \"enforce\"\ntimeout_secs = 2", "");
     let out = net.botd(&["quarantine", "block", A], &cfg);
     let blocked = Instant::now();
-    assert!(stderr(&out).contains(&format!("blocked {A} for 2 s (block 1)")), "{out:?}");
+    assert!(
+        stderr(&out).contains(&format!("blocked {A} for 2 s (block 1)")),
+        "{out:?}"
+    );
     assert!(!reaches(&net.a, OUTSIDE));
     std::thread::sleep(Duration::from_millis(2300).saturating_sub(blocked.elapsed()));
     assert!(reaches(&net.a, OUTSIDE), "still cut off after the timeout");
@@ -267,7 +276,10 @@ fn botd_run_survives_a_firewall_reload_repairs_a_flushed_ruleset_and_exits_leavi
     // `flush ruleset` removes botd's table; its next window close puts it back with A.
     sh(net.router.exec("nft").args(["flush", "ruleset"]));
     assert!(!net.nft(&["list", "tables"]).contains("botd"));
-    botd.wait_log("table inet botd was missing; re-created with 1 hosts in quarantine", 10);
+    botd.wait_log(
+        "table inet botd was missing; re-created with 1 hosts in quarantine",
+        10,
+    );
     let line = line_of(&net.list(&cfg), A).expect("A is back in quarantine");
     assert!(line.contains(A_MAC) && left(&line) <= 600, "{line}");
     assert!(!reaches(&net.a, OUTSIDE), "A gets out after the repair");
@@ -278,18 +290,27 @@ fn botd_run_survives_a_firewall_reload_repairs_a_flushed_ruleset_and_exits_leavi
     let out = net.botd(&["quarantine", "release", A], &cfg);
     assert!(out.status.success(), "{out:?}");
     botd.wait_log(&format!("released {A} (removed from nft"), 10);
-    assert!(reaches(&net.a, OUTSIDE), "A still cut off after the release");
+    assert!(
+        reaches(&net.a, OUTSIDE),
+        "A still cut off after the release"
+    );
     let out = net.botd(&["quarantine", "block", B], &cfg);
     assert!(out.status.success(), "{out:?}");
     botd.wait_log(&format!("took over {B} ("), 10);
-    sh(net.router.exec("nft").args(["delete", "table", "inet", "botd"]));
+    sh(net
+        .router
+        .exec("nft")
+        .args(["delete", "table", "inet", "botd"]));
     wait_count(
         &mut botd,
         "table inet botd was missing; re-created with 1 hosts in quarantine",
         2,
     );
     let list = net.list(&cfg);
-    assert!(line_of(&list, B).is_some() && line_of(&list, A).is_none(), "{list}");
+    assert!(
+        line_of(&list, B).is_some() && line_of(&list, A).is_none(),
+        "{list}"
+    );
     assert!(!reaches(&net.b, OUTSIDE) && reaches(&net.a, OUTSIDE));
 
     // Exit: the quarantine stays with its kernel timeout (README, Quarantine).
@@ -306,11 +327,7 @@ fn allowlisted_hosts_are_refused() {
     let dir = TempDir::new("qallow");
     router.ip(&["link", "add", "br0", "type", "bridge"]);
     router.ip(&["addr", "add", "10.77.0.1/24", "dev", "br0"]);
-    let cfg = config(
-        &dir,
-        "mode = \"enforce\"\nallow = [\"10.77.0.48/29\"]",
-        "",
-    );
+    let cfg = config(&dir, "mode = \"enforce\"\nallow = [\"10.77.0.48/29\"]", "");
     let botd = |args: &[&str]| {
         let mut c = router.exec(env!("CARGO_BIN_EXE_botd"));
         c.args(args).arg("--config").arg(&cfg);
@@ -388,12 +405,19 @@ fn dry_run_changes_nothing_in_nft() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(net.nft(&["list", "ruleset"]).trim(), "", "dry-run touched nft");
+    assert_eq!(
+        net.nft(&["list", "ruleset"]).trim(),
+        "",
+        "dry-run touched nft"
+    );
     assert!(reaches(&net.a, OUTSIDE));
     // Off blocks nothing either, and says so.
     let off = config(&dir, "mode = \"off\"", "");
     let out = net.botd(&["quarantine", "block", A], &off);
-    assert!(!out.status.success() && stderr(&out).contains("\"off\""), "{out:?}");
+    assert!(
+        !out.status.success() && stderr(&out).contains("\"off\""),
+        "{out:?}"
+    );
 }
 
 /// The DNS TXT command channel of ../shared/data (truth.toml: 192.168.100.121 malicious).
@@ -431,7 +455,10 @@ fn the_red_alert_of_a_real_capture_reaches_the_quarantine() {
         ..ResponseConfig::default()
     });
     let red: Vec<_> = alerts.iter().filter(|a| a.level == Level::Red).collect();
-    assert!(red.iter().any(|a| a.host == infected), "not red: {alerts:?}");
+    assert!(
+        red.iter().any(|a| a.host == infected),
+        "not red: {alerts:?}"
+    );
     assert!(alerts.iter().all(|a| a.action == Action::Allowed));
     assert_eq!(q.blocks(infected), 1);
 
@@ -451,12 +478,16 @@ fn the_red_alert_of_a_real_capture_reaches_the_quarantine() {
         .filter(|a| a.action == Action::Blocked)
         .collect();
     assert!(
-        blocked.iter().any(|a| a.host == infected && a.level == Level::Red),
+        blocked
+            .iter()
+            .any(|a| a.host == infected && a.level == Level::Red),
         "{alerts:?}"
     );
     assert!(blocked.iter().all(|a| a.level == Level::Red));
     assert_eq!(q.active().collect::<Vec<_>>(), [infected]);
-    let listed = sh(ns.exec("nft").args(["list", "set", "inet", "botd", "quarantine4"]));
+    let listed = sh(ns
+        .exec("nft")
+        .args(["list", "set", "inet", "botd", "quarantine4"]));
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(text.contains(INFECTED), "{text}");
 }

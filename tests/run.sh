@@ -22,6 +22,8 @@ command -v ngircd >/dev/null || need+=(ngircd)
 command -v swaks >/dev/null || need+=(swaks)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 command -v iodined >/dev/null || need+=(iodine)
+# tests/netns_quarantine.rs: botd's quarantine through Debian's nft.
+command -v nft >/dev/null || need+=(nftables)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
