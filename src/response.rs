@@ -615,7 +615,13 @@ impl Quarantine {
                 }
             }
         }
-        self.active.retain(|_, a| a.until > now);
+        self.active.retain(|host, a| {
+            let on = a.until > now;
+            if !on {
+                log!("released {host} (timeout; block {})", a.block);
+            }
+            on
+        });
         // Hosts put there by `botd quarantine block` meanwhile: kept through a re-creation too.
         if let Some(l) = &listing {
             let known = |e: &Entry| {
@@ -627,7 +633,8 @@ impl Quarantine {
                 entries: l
                     .entries
                     .iter()
-                    .filter(|e| e.set != SET_MAC && !known(e))
+                    // An element at 0 s is on its way out.
+                    .filter(|e| e.set != SET_MAC && e.expires_secs > 0 && !known(e))
                     .cloned()
                     .collect(),
                 ..Listing::default()

@@ -205,6 +205,20 @@ fn a_blocked_host_is_cut_off_listed_and_released() {
     let again = net.botd(&["quarantine", "release", A], &cfg);
     assert!(!again.status.success() && stderr(&again).contains("not in quarantine"));
 
+    // IPv6 goes to its own set.
+    let out = net.botd(&["quarantine", "block", "fd00::23"], &cfg);
+    assert!(
+        stderr(&out).contains("blocked fd00::23 for 60 s (block 1)"),
+        "{out:?}"
+    );
+    assert!(
+        net.nft(&["list", "set", "inet", "botd", "quarantine6"])
+            .contains("fd00::23")
+    );
+    assert!(line_of(&net.list(&cfg), "fd00::23").is_some());
+    let out = net.botd(&["quarantine", "release", "fd00::23"], &cfg);
+    assert!(out.status.success(), "{out:?}");
+
     // The MAC alone cuts A off whatever its address: a block of another address with A's MAC.
     let out = net.botd(&["quarantine", "block", "10.77.0.99", "--mac", A_MAC], &cfg);
     assert!(out.status.success(), "{out:?}");
@@ -312,6 +326,20 @@ fn botd_run_survives_a_firewall_reload_repairs_a_flushed_ruleset_and_exits_leavi
         "{list}"
     );
     assert!(!reaches(&net.b, OUTSIDE) && reaches(&net.a, OUTSIDE));
+
+    // A reload with another `[response]` keeps the hosts in quarantine.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("timeout_secs = 600", "timeout_secs = 300"),
+    )
+    .unwrap();
+    // SAFETY: the pid of botd, our running child.
+    unsafe { libc::kill(botd.pid().unwrap() as libc::pid_t, libc::SIGHUP) };
+    botd.wait_log("; response enforce", 10);
+    // Once at the start (A), once at the reload (B).
+    wait_count(&mut botd, "enforce: table inet botd ready, 1 hosts", 2);
+    assert!(line_of(&net.list(&cfg), B).is_some(), "the reload freed B");
 
     // Exit: the quarantine stays with its kernel timeout (README, Quarantine).
     let log = botd.stop(libc::SIGTERM, 5);
