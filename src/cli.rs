@@ -54,6 +54,9 @@ pub enum Command {
     /// List the threat-intelligence feeds of a folder (default `[intel] dir`) with their format,
     /// entry counts and errors; exits non-zero when one is broken.
     Intel(IntelArgs),
+    /// The hosts `[response] mode = "enforce"` put in quarantine (botd's nftables sets): list
+    /// them, or release one now.
+    Quarantine(crate::response::QuarantineArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -156,6 +159,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Run(args) => crate::live::run(args),
         Command::Features(args) => features(args),
         Command::Score(args) => score(args),
+        Command::Quarantine(args) => crate::response::quarantine_command(args),
     }
 }
 

@@ -51,6 +51,7 @@ pub struct Config {
     pub intel: IntelConfig,
     pub sensor: SensorConfig,
     pub metrics: MetricsConfig,
+    pub response: ResponseConfig,
 }
 
 /// `[capture]`: the live interface.
@@ -343,6 +344,56 @@ impl SensorConfig {
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "botd".to_string())
+    }
+}
+
+/// `[response]` mode: what botd does about a host that turns red.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResponseMode {
+    /// Alerts only.
+    #[default]
+    Off,
+    /// Logs what it would block; nftables is left alone.
+    DryRun,
+    /// Puts red hosts in quarantine through nftables (`src/response.rs`).
+    Enforce,
+}
+
+impl ResponseMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseMode::Off => "off",
+            ResponseMode::DryRun => "dry-run",
+            ResponseMode::Enforce => "enforce",
+        }
+    }
+}
+
+/// `[response]`: the opt-in quarantine of red hosts (README, Quarantine).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseConfig {
+    pub mode: ResponseMode,
+    /// A host's first block lasts this long.
+    pub timeout_secs: u64,
+    /// Each further block of the same host doubles its timeout, up to this.
+    pub max_timeout_secs: u64,
+    /// Addresses and prefixes never blocked.
+    pub allow: Vec<Cidr>,
+    /// The nft program.
+    pub nft: PathBuf,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            mode: ResponseMode::Off,
+            timeout_secs: 3600,
+            max_timeout_secs: 7 * 86_400,
+            allow: Vec::new(),
+            nft: PathBuf::from("nft"),
+        }
     }
 }
 
@@ -1175,6 +1226,28 @@ impl Config {
             );
         }
 
+        let r = &self.response;
+        if !(1..=MAX_SECS).contains(&r.timeout_secs) {
+            bad(
+                "response.timeout_secs",
+                &[],
+                format!("{} is not in 1..={MAX_SECS}", r.timeout_secs),
+            );
+        }
+        if r.max_timeout_secs < r.timeout_secs || r.max_timeout_secs > MAX_SECS {
+            bad(
+                "response.max_timeout_secs",
+                &["response.timeout_secs"],
+                format!(
+                    "{} is not in timeout_secs ({})..={MAX_SECS}",
+                    r.max_timeout_secs, r.timeout_secs
+                ),
+            );
+        }
+        if r.nft.as_os_str().is_empty() {
+            bad("response.nft", &[], "must not be empty".into());
+        }
+
         let s = &self.scoring;
         if !(s.alpha > 0.0 && s.alpha <= 1.0) {
             bad(
@@ -1422,6 +1495,7 @@ const TABLE_KEYS: &[&str] = &[
     "intel",
     "sensor",
     "metrics",
+    "response",
 ];
 
 /// Every key of a parsed document with the spans of its key and value.

@@ -30,6 +30,7 @@ pub mod output;
 pub mod proto;
 pub mod relay;
 pub mod report;
+pub mod response;
 pub mod scoring;
 pub mod time;
 pub mod wire;

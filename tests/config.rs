@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use botd::config::{
     AlertsConfig, CaptureConfig, Cidr, Config, ConfigError, Facility, FlowsConfig, IdleTimeoutSecs,
     IntelConfig, LingerSecs, MetricsConfig, ModelsConfig, NetworkConfig, PrivilegesConfig,
-    ProblemKind, RulesConfig, ScoringConfig, SensorConfig, StateConfig, SyslogFormat, SyslogTarget,
-    check_config_command,
+    ProblemKind, ResponseConfig, ResponseMode, RulesConfig, ScoringConfig, SensorConfig,
+    StateConfig, SyslogFormat, SyslogTarget, check_config_command,
 };
 use botd::engine::WindowConfig;
 use botd::flow::IndexKind;
@@ -172,6 +172,13 @@ community_id_seed = 7
 [metrics]
 textfile = "/var/lib/prometheus/node-exporter/botd.prom"
 interval_secs = 30
+
+[response]
+mode = "enforce"
+timeout_secs = 600
+max_timeout_secs = 86400
+allow = ["192.168.1.10", "fd00::/64"]
+nft = "/usr/sbin/nft"
 "#;
 
 #[test]
@@ -274,6 +281,13 @@ fn every_key_round_trips() {
             textfile: "/var/lib/prometheus/node-exporter/botd.prom".into(),
             interval_secs: 30,
         },
+        response: ResponseConfig {
+            mode: ResponseMode::Enforce,
+            timeout_secs: 600,
+            max_timeout_secs: 86_400,
+            allow: vec![cidr("192.168.1.10/32"), cidr("fd00::/64")],
+            nft: "/usr/sbin/nft".into(),
+        },
     };
     let config = parse(ALL_KEYS).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config, expected);
@@ -344,6 +358,40 @@ fn every_key_round_trips() {
     assert_ne!(config.metrics.textfile, d.metrics.textfile);
     assert_ne!(config.metrics.interval_secs, d.metrics.interval_secs);
     assert_eq!(d.metrics.textfile(), None);
+    let (r, u) = (&config.response, &d.response);
+    assert_ne!(r.mode, u.mode);
+    assert_ne!(r.timeout_secs, u.timeout_secs);
+    assert_ne!(r.max_timeout_secs, u.max_timeout_secs);
+    assert_ne!(r.allow, u.allow);
+    assert_ne!(r.nft, u.nft);
+}
+
+#[test]
+fn response_keys_are_checked() {
+    invalid(
+        "[response]\ntimeout_secs = 0\n",
+        "response.timeout_secs",
+        2,
+        "1..=31536000",
+    );
+    invalid(
+        "[response]\ntimeout_secs = 60\nmax_timeout_secs = 30\n",
+        "response.max_timeout_secs",
+        3,
+        "timeout_secs (60)",
+    );
+    invalid("[response]\nnft = \"\"\n", "response.nft", 2, "empty");
+    let (msg, _) = error("[response]\nmode = \"block\"\n");
+    assert!(msg.contains("dry-run") && msg.contains("enforce"), "{msg}");
+    let (msg, _) = error("[response]\nallow = [\"192.168.1.1/24\"]\n");
+    assert!(msg.contains("host bits set"), "{msg}");
+    assert_eq!(
+        parse("[response]\nmode = \"dry-run\"\n")
+            .unwrap()
+            .response
+            .mode,
+        ResponseMode::DryRun
+    );
 }
 
 #[test]

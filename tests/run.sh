@@ -27,6 +27,8 @@ command -v swaks >/dev/null || need+=(swaks)
 command -v iodined >/dev/null || need+=(iodine)
 # tests/metrics.rs: promtool checks the Prometheus textfile.
 command -v promtool >/dev/null || need+=(prometheus)
+# tests/netns_quarantine.rs: botd's quarantine through Debian's nft.
+command -v nft >/dev/null || need+=(nftables)
 if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"

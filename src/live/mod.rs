@@ -14,7 +14,9 @@
 //! Reload (SIGHUP) builds the new configuration, models, detector and (when `[alerts]` changed)
 //! alert sink beside the running ones and installs them only when all are whole; any error is
 //! logged and the running ones stay. What a reload changes: `[network]`, `[models]`,
-//! `[scoring]`, `[alerts]`, `[metrics]`. What needs a restart (a reload logs that it kept the running
+//! `[scoring]`, `[alerts]`, `[metrics]`, `[response]` (the hosts in quarantine and their block
+//! counts carry over; turning enforce on needs CAP_NET_ADMIN, which botd keeps only when it
+//! started with enforce). What needs a restart (a reload logs that it kept the running
 //! value): `[capture]` (the socket is open and privileges are gone), `[privileges]`, `[flows]`
 //! (the flow tables and windows are sized from it; keeping them is what keeps the open windows)
 //! and `[state]`. Windows already open at a reload are finished by the detector that saw their
@@ -40,6 +42,7 @@ use crate::detect::Detector;
 use crate::engine::{Engine, FlowSink, WindowInfo};
 use crate::flow::{CloseReason, Flow};
 use crate::model::Model;
+use crate::response::Quarantine;
 
 use capture::{CaptureStats, LiveCapture, PnetCapture, now_ns};
 use ring::{RingCapture, RingOptions};
@@ -112,6 +115,8 @@ pub struct LiveLoop {
     engine: Engine,
     gens: Vec<Generation>,
     alerts: Option<AlertSink>,
+    /// `[response]`: red hosts go into quarantine before their alert reaches the sink.
+    quarantine: Option<Quarantine>,
     /// Alerts raised without a sink (tests), in order.
     pub kept: Vec<Alert>,
     link: LinkType,
@@ -125,6 +130,7 @@ pub struct LiveLoop {
 struct Forward<'a> {
     gens: &'a mut Vec<Generation>,
     alerts: Option<&'a mut AlertSink>,
+    quarantine: Option<&'a mut Quarantine>,
     kept: &'a mut Vec<Alert>,
     counters: &'a mut LoopCounters,
 }
@@ -168,8 +174,11 @@ impl FlowSink for Forward<'_> {
         let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.counters.scoring.observe(spent);
         self.counters.last_window_end_ns = window.end_ns;
-        for a in g.detector.take_alerts() {
+        for mut a in g.detector.take_alerts() {
             self.counters.alerts_raised += 1;
+            if let Some(q) = self.quarantine.as_deref_mut() {
+                q.on_alert(&mut a, &g.detector.devices);
+            }
             match self.alerts.as_deref_mut() {
                 Some(sink) => {
                     sink.send(a, window.end_ns);
@@ -203,6 +212,7 @@ impl LiveLoop {
                 detector,
             }],
             alerts,
+            quarantine: None,
             kept: Vec::new(),
             link,
             anchor: None,
@@ -219,6 +229,7 @@ impl LiveLoop {
         let mut sink = Forward {
             gens: &mut self.gens,
             alerts: self.alerts.as_mut(),
+            quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
         };
@@ -233,6 +244,7 @@ impl LiveLoop {
         let mut sink = Forward {
             gens: &mut self.gens,
             alerts: self.alerts.as_mut(),
+            quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
         };
@@ -244,6 +256,7 @@ impl LiveLoop {
         let mut sink = Forward {
             gens: &mut self.gens,
             alerts: self.alerts.as_mut(),
+            quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
         };
@@ -277,6 +290,26 @@ impl LiveLoop {
     /// Takes the alert sink out (to shut it down).
     pub fn take_alert_sink(&mut self) -> Option<AlertSink> {
         self.alerts.take()
+    }
+
+    /// Checks botd's nftables table (re-created when a `flush ruleset` removed it); the live
+    /// loop calls it every [`crate::response::CHECK_INTERVAL`], windows closing or not (an idle
+    /// network closes none).
+    pub fn check_quarantine(&mut self) {
+        if let Some(q) = self.quarantine.as_mut()
+            && let Err(e) = q.check()
+        {
+            log!("quarantine: checking table inet botd: {e}");
+        }
+    }
+
+    /// Installs a quarantine (`[response]`) and returns the previous one.
+    pub fn replace_quarantine(&mut self, q: Option<Quarantine>) -> Option<Quarantine> {
+        std::mem::replace(&mut self.quarantine, q)
+    }
+
+    pub fn quarantine(&self) -> Option<&Quarantine> {
+        self.quarantine.as_ref()
     }
 
     /// Installs another sink and returns the previous one.
@@ -437,6 +470,16 @@ fn reload(
     } else {
         None
     };
+    // A changed `[response]`: the new quarantine takes over the block counts and the hosts in
+    // quarantine; one that cannot start (nft missing) fails the reload.
+    let quarantine = if new.response != current.response {
+        Some(match lp.quarantine() {
+            Some(old) => old.reconfigure(&new.response)?,
+            None => Quarantine::new(&new.response)?,
+        })
+    } else {
+        None
+    };
     // Everything is whole: install.
     lp.install_detector(detector, keep_hosts);
     let sink_note = match sink {
@@ -449,9 +492,17 @@ fn reload(
         }
         None => "",
     };
+    let quarantine_note = match quarantine {
+        Some(q) => {
+            let mode = q.as_ref().map_or("off", |q| q.mode().as_str());
+            lp.replace_quarantine(q);
+            format!("; response {mode}")
+        }
+        None => String::new(),
+    };
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
     let mut msg = format!(
-        "reloaded config and {} models ({}); host states {}{sink_note}{intel_note}",
+        "reloaded config and {} models ({}); host states {}{sink_note}{intel_note}{quarantine_note}",
         models.len(),
         names.join(", "),
         if keep_hosts { "kept" } else { "start afresh" },
@@ -529,7 +580,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let mut cfg = load_config(config_path.as_deref())?;
     apply_overrides(&mut cfg, &args);
     let mut cap = open_capture(args.capture, &cfg, &args)?;
-    let who = privileges::drop_privileges(&cfg.privileges, args.allow_root)?;
+    let enforce = cfg.response.mode == crate::config::ResponseMode::Enforce;
+    let who = privileges::drop_privileges(&cfg.privileges, args.allow_root, enforce)?;
     log!("{who}");
     let models = Arc::new(crate::analyze::load_models(&cfg.models.dir)?);
     // A broken feed stops the start with its file and line (LiveLoop::new loads them again).
@@ -543,6 +595,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     }
     let sink = alert_sink(&cfg)?;
     let mut lp = LiveLoop::new(&cfg, models.clone(), Some(sink), cap.link());
+    // Off by default; enforce makes botd's nftables table whole here, or the start fails.
+    lp.replace_quarantine(Quarantine::new(&cfg.response)?);
     log!(
         "capturing on {} with {} ({}), {} models, windows {} s every {} s",
         cfg.capture.interface,
@@ -566,6 +620,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     // its interval.
     let mut metrics_buf = String::new();
     let mut last_metrics: Option<std::time::Instant> = None;
+    let mut last_check = std::time::Instant::now();
     loop {
         if cfg.metrics.textfile().is_some()
             && last_metrics.is_none_or(|t| {
@@ -582,6 +637,10 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         {
             last_state = std::time::Instant::now();
             write_state(&lp, &cfg);
+        }
+        if last_check.elapsed() >= crate::response::CHECK_INTERVAL {
+            last_check = std::time::Instant::now();
+            lp.check_quarantine();
         }
         if signals.pending() {
             if signals.stop_requested() {

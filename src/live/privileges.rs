@@ -2,10 +2,12 @@
 //!
 //! * Started as root: switch to `privileges.user`/`privileges.group` (supplementary groups set to
 //!   that group alone, then gid, then uid, real, effective and saved), and check that root cannot
-//!   be regained. Staying root needs `privileges.user = "root"` with `privileges.allow_root =
+//!   be regained. With `keep_net_admin` (`[response] mode = "enforce"`) CAP_NET_ADMIN alone
+//!   survives the switch, raised as an ambient capability so the `nft` botd runs inherits it. Staying root needs `privileges.user = "root"` with `privileges.allow_root =
 //!   true`, or `--allow-root` (which skips the switch).
 //! * Started as another user (systemd `User=botd` with `AmbientCapabilities=CAP_NET_RAW`): there
-//!   is no user to switch to; the capabilities are given up once the socket is open.
+//!   is no user to switch to; the capabilities are given up once the socket is open (all but
+//!   CAP_NET_ADMIN with `keep_net_admin`, which must then be among them).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -14,11 +16,26 @@ use nix::unistd::{Gid, Group, Uid, User};
 use crate::config::PrivilegesConfig;
 
 /// Drops privileges as configured; returns a line saying who the process runs as now.
-pub fn drop_privileges(p: &PrivilegesConfig, allow_root_flag: bool) -> Result<String, String> {
+/// `keep_net_admin`: CAP_NET_ADMIN stays (and passes to programs botd runs) for the quarantine.
+pub fn drop_privileges(
+    p: &PrivilegesConfig,
+    allow_root_flag: bool,
+    keep_net_admin: bool,
+) -> Result<String, String> {
+    let keep = if keep_net_admin {
+        1u32 << CAP_NET_ADMIN
+    } else {
+        0
+    };
+    let kept = if keep_net_admin {
+        " but CAP_NET_ADMIN (for [response])"
+    } else {
+        ""
+    };
     if !nix::unistd::geteuid().is_root() {
-        drop_capabilities()?;
+        drop_capabilities(keep)?;
         return Ok(format!(
-            "running as uid {} gid {} (started unprivileged; capabilities dropped)",
+            "running as uid {} gid {} (started unprivileged; capabilities dropped{kept})",
             nix::unistd::getuid(),
             nix::unistd::getgid()
         ));
@@ -53,18 +70,27 @@ pub fn drop_privileges(p: &PrivilegesConfig, allow_root_flag: bool) -> Result<St
             p.user
         ));
     }
+    if keep_net_admin {
+        // SAFETY: prctl with integer arguments only: the permitted set survives the uid switch.
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1 as libc::c_ulong, 0, 0, 0) };
+    }
     switch(user.uid, group.gid).map_err(|e| {
         format!(
             "cannot drop privileges to {}:{} ({}:{}): {e}",
             p.user, p.group, user.uid, group.gid
         )
     })?;
+    if keep_net_admin {
+        drop_capabilities(keep)?;
+        // SAFETY: as above; later uid changes (none) would clear the capabilities again.
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0 as libc::c_ulong, 0, 0, 0) };
+    }
     // The switch must be one-way.
     if nix::unistd::setuid(Uid::from_raw(0)).is_ok() || nix::unistd::geteuid().is_root() {
         return Err("dropped privileges but could regain root; refusing to run".into());
     }
     Ok(format!(
-        "dropped privileges to {}:{} (uid {} gid {})",
+        "dropped privileges to {}:{} (uid {} gid {}){kept}",
         p.user, p.group, user.uid, group.gid
     ))
 }
@@ -75,8 +101,11 @@ fn switch(uid: Uid, gid: Gid) -> nix::Result<()> {
     nix::unistd::setresuid(uid, uid, uid)
 }
 
-/// Clears the ambient, inheritable, permitted and effective capability sets.
-fn drop_capabilities() -> Result<(), String> {
+const CAP_NET_ADMIN: u32 = 12;
+
+/// Clears the ambient, inheritable, permitted and effective capability sets but `keep` (a mask of
+/// capabilities below 32), which is also raised as ambient (programs botd runs inherit it).
+fn drop_capabilities(keep: u32) -> Result<(), String> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -105,19 +134,50 @@ fn drop_capabilities() -> Result<(), String> {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
+    let data = [
+        Data {
+            effective: keep,
+            permitted: keep,
+            inheritable: keep,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
     // SAFETY: capset(2) with a version-3 header and the two data words that version requires;
     // lowering every set is always permitted.
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
     if r != 0 {
         return Err(format!(
-            "cannot drop capabilities: {}",
+            "cannot drop capabilities{}: {}",
+            if keep != 0 {
+                " but CAP_NET_ADMIN (needed by [response] mode = \"enforce\"; was it given?)"
+            } else {
+                ""
+            },
             std::io::Error::last_os_error()
         ));
+    }
+    for cap in (0..32).filter(|c| keep & (1 << c) != 0) {
+        // SAFETY: prctl with integer arguments only; the capability is permitted and
+        // inheritable (set above), which PR_CAP_AMBIENT_RAISE requires.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "cannot pass capability {cap} on to nft: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
     }
     Ok(())
 }
