@@ -1398,8 +1398,20 @@ impl Config {
             "syslog off".to_owned()
         };
         let json = match a.json_file() {
-            Some(p) => format!("JSON lines to {}", p.display()),
-            None => "JSON lines off".to_owned(),
+            Some(p) => format!("EVE JSON to {}", p.display()),
+            None => "EVE JSON off".to_owned(),
+        };
+        let metrics = match self.metrics.textfile() {
+            Some(p) => format!("{} every {} s", p.display(), self.metrics.interval_secs),
+            None => "off".to_owned(),
+        };
+        let response = match self.response.mode {
+            ResponseMode::Off => "off (alerts only)".to_owned(),
+            mode => format!(
+                "{}: nftables table inet botd, {} s first block",
+                mode.as_str(),
+                self.response.timeout_secs
+            ),
         };
         let state = match self.state.file() {
             Some(p) => format!("{} every {} s", p.display(), self.state.interval_secs),
@@ -1418,6 +1430,7 @@ impl Config {
             "  interface {} (snaplen {}, {})\n  home      {}\n  windows   {} s, a new one every {} s\n  \
              flows     capacity {} per window\n  models    {}/*.onnx\n  rules     {rules}\n  \
              intel     {intel}\n  alerts    {syslog}; {json}\n  \
+             metrics   {metrics}\n  response  {response}\n  \
              state     {state}\n  run as    {}:{}",
             c.interface,
             c.snaplen,
