@@ -294,6 +294,7 @@ pub const DETECTORS: &[&str] = &[
     "tcp-tunnel",
     "ddns",
     "ip-lookup",
+    "slow-beacon",
 ];
 
 impl Default for RulesConfig {

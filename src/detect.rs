@@ -28,6 +28,7 @@ use crate::host::{self, Beacon, FlowFacts, HostScorer, HostWindow, MAX_MODELS};
 use crate::intel::IntelSet;
 use crate::model::Model;
 use crate::scoring::{Batch, Reuse, Scoring};
+use crate::slowbeacon::SlowSeries;
 use crate::wire::proto;
 
 pub use crate::scoring::BATCH;
@@ -52,6 +53,7 @@ struct FlowSummary {
     directed: bool,
     /// State FIN or CON: answered and not refused.
     established: bool,
+    pkts: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -265,6 +267,8 @@ pub struct DetectorCounters {
     pub evidence_hosts_dropped: u64,
     /// Threat-intelligence hits.
     pub intel_hits: u64,
+    /// Connections of new slow series not tracked (the cross-window series table was full).
+    pub slow_series_dropped: u64,
 }
 
 pub struct Detector {
@@ -297,6 +301,8 @@ pub struct Detector {
     /// The protocol findings and figures of the window being closed (kept for their capacity).
     findings_buf: HashMap<IpAddr, Vec<crate::evidence::Finding>>,
     figures_buf: HashMap<IpAddr, crate::evidence::ProtoFigures>,
+    /// Connection series kept across windows (beacons slower than a window).
+    slow: SlowSeries,
 }
 
 impl Detector {
@@ -353,6 +359,7 @@ impl Detector {
             intel: None,
             findings_buf: HashMap::new(),
             figures_buf: HashMap::with_capacity(max_hosts.min(65_536)),
+            slow: SlowSeries::new(BEACON_SERIES),
         }
     }
 
@@ -547,6 +554,24 @@ impl Detector {
             let mut series_dropped = 0;
             // The flow's window is kept beside it in the batch (the score cache reads it too).
             let window = batch.reuse.get(i).map_or(0, |&(w, _)| w);
+            // A session that carried data counts for the slow series even when it ended
+            // in a reset (a RAT's session dropped by its server every few minutes).
+            if let Some(o) = out.filter(|o| {
+                o.scored
+                    && f.directed
+                    && f.answered
+                    && (f.established || f.pkts >= 6)
+                    && matches!(f.proto, proto::TCP | proto::UDP)
+                    && !self.home.is_home(f.dst)
+            }) {
+                let key = crate::slowbeacon::Key {
+                    host: o.host,
+                    peer: f.dst,
+                    port: f.dport,
+                    proto: f.proto,
+                };
+                self.slow.add(key, f.sport, f.start_ns);
+            }
             if let Some(open) = self.open_for(window) {
                 for facts in out.iter().chain(inbound.iter()) {
                     let verdicts = verdicts.get(..n_models).unwrap_or(&[]);
@@ -989,6 +1014,7 @@ impl FlowSink for Detector {
             answered: flow.rev.pkts > 0,
             directed,
             established,
+            pkts: flow.fwd.pkts + flow.rev.pkts,
         });
         for (schema, rows) in self.schemas.iter().zip(batch.rows.iter_mut()) {
             let start = rows.len();
@@ -1026,6 +1052,38 @@ impl FlowSink for Detector {
                 figures.insert(*host, p.figures());
             }
         }
+        let (dns, home) = (&self.dns, &self.home);
+        self.slow
+            .close_window(window.start_ns, window.end_ns, |b| {
+                // Inside a LAN, timers are the norm (monitoring agents, file shares, backups):
+                // only series to outside peers count.
+                if home.is_home(b.key.peer) {
+                    return;
+                }
+                let peer = match dns.name(b.key.peer) {
+                    Some(n) => format!("{} ({n})", b.key.peer),
+                    None => b.key.peer.to_string(),
+                };
+                findings
+                    .entry(b.key.host)
+                    .or_default()
+                    .push(crate::evidence::Finding {
+                        rule: "slow-beacon",
+                        weight: crate::evidence::Weight::Weak,
+                        text: format!(
+                            "slow-beacon: {} connections to {peer} port {}, one every {:.0} s (spread {:.2}), over windows",
+                            b.connections,
+                            b.key.port,
+                            b.gap_ns as f64 / 1e9,
+                            b.spread
+                        ),
+                        peer: Some((b.key.peer, b.key.port)),
+                        peer_flow: (b.key.proto, b.host_port),
+                        peer_flows: b.connections,
+                        peer_bytes: 0,
+                    });
+            });
+        self.counters.slow_series_dropped = self.slow.dropped;
         let counts = idx
             .and_then(|i| self.open.get(i))
             .map_or(&empty, |o| &o.hosts);

@@ -135,6 +135,12 @@ pub const SIGNATURES: &[Signature] = &[
         "botd ip-lookup: public-address lookup service queried",
         BAD_TRAFFIC,
     ),
+    sig(
+        "slow-beacon",
+        17,
+        "botd slow-beacon: regular connections to one peer across windows",
+        TROJAN,
+    ),
 ];
 
 const fn sig(

@@ -552,7 +552,13 @@ impl HostScorer {
                         .any(|p| p.addr == Some(a) && p.flows >= 2 && agreed > 0)
                 })
             };
-            let corroborated = weak.len() >= 2
+            // Two findings of one detector (two slow series, say) are one signal, not two.
+            let distinct_weak = weak
+                .iter()
+                .enumerate()
+                .filter(|(i, f)| !weak.iter().take(*i).any(|g| g.rule == f.rule))
+                .count();
+            let corroborated = distinct_weak >= 2
                 || (!weak.is_empty() && model_value >= 0.5)
                 || weak.iter().any(models_on_peer);
             for f in &found {

@@ -32,5 +32,6 @@ pub mod relay;
 pub mod report;
 pub mod response;
 pub mod scoring;
+pub mod slowbeacon;
 pub mod time;
 pub mod wire;

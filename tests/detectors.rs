@@ -202,7 +202,7 @@ fn intel_fires_on_a_listed_address_and_a_listed_domain() {
 
 /// Infrastructure (src/infra.rs): njRAT reaching its controller through ngrok's TCP tunnel
 /// (strong alone); AgentTesla asking api.ipify.org for its address before mailing its loot
-/// (ip-lookup, weak, with the weak smtp-client finding: two weak signals make red).
+/// (ip-lookup, weak, with the weak smtp-client finding: two weak signals make red); LURK0.
 #[test]
 fn infrastructure_detectors_fire_on_njrat_and_agenttesla() {
     // The rules alone: the shipped models were trained on these captures.
@@ -226,6 +226,23 @@ fn infrastructure_detectors_fire_on_njrat_and_agenttesla() {
             .iter()
             .any(|r| r.starts_with("ip-lookup: resolved api.ipify.org"))
             && rules.iter().any(|r| r.starts_with("smtp-client:")),
+        "{rules:?}"
+    );
+    // LURK0 (Gh0st) calls its dynamic-DNS controller every 10 minutes for 7 hours: one
+    // connection per window, a series only across windows (slow-beacon), and a dynamic-DNS
+    // name (ddns): two weak signals.
+    let doc = analyze(
+        "github-LiamRandall-BroMalware-Exercise/lurk0_gh0st_rat_2012-10-07.pcap",
+        &rules_only,
+    );
+    let rules = red_rules(&doc, "172.16.253.132");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.starts_with("slow-beacon:") && r.contains("one every 600 s"))
+            && rules
+                .iter()
+                .any(|r| r.starts_with("ddns: resolved messsagermail")),
         "{rules:?}"
     );
 }
