@@ -21,8 +21,20 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-DETECTORS = ["models", "sweep", "lateral", "beacon", "intel", "dga", "dns-tunnel", "spam",
-             "smtp-client", "irc", "miner", "raw-address", "p2p", "http-no-agent"]
+
+
+def detectors() -> list[str]:
+    """The detector names `[rules] disable` takes: src/config.rs `DETECTORS`, so the table
+    follows the code."""
+    import re
+    src = open(os.path.join(ROOT, "src", "config.rs")).read()
+    body = re.search(r"pub const DETECTORS: &\[&str\] = &\[(.*?)\];", src, re.S)
+    if not body:
+        sys.exit("src/config.rs: DETECTORS not found")
+    return re.findall(r'"([a-z0-9-]+)"', body.group(1))
+
+
+DETECTORS = detectors()
 
 
 def run(disable: list[str], folds: str, td: str) -> dict:
