@@ -295,6 +295,8 @@ pub const DETECTORS: &[&str] = &[
     "ddns",
     "ip-lookup",
     "slow-beacon",
+    "exe-download",
+    "plugin-content",
 ];
 
 impl Default for RulesConfig {

@@ -20,7 +20,7 @@ use crate::devices::DeviceTable;
 use crate::dnsview::DnsView;
 use crate::engine::WindowConfig;
 use crate::engine::{FlowSink, WindowInfo};
-use crate::evidence::{IntelNote, OutsidePeer, ProtoWindow, Sighting, note, note_of};
+use crate::evidence::{IntelNote, Note, OutsidePeer, ProtoWindow, Sighting, note, note_of};
 use crate::features::{Schema, is_service_flow, target_hash};
 use crate::flow::app::App;
 use crate::flow::{CloseReason, Flow};
@@ -870,6 +870,30 @@ impl Detector {
                 w.p2p_protocol = true;
             }
             App::Http(h) if h.requests > 0 => {
+                let sighting = |text: Note| Sighting {
+                    peer: dst,
+                    port: flow.dport,
+                    proto: flow.proto,
+                    host_port: flow.sport,
+                    text,
+                };
+                if let Some(exe) = h.executable {
+                    let by_address = outside && host_is_address(&h.host);
+                    if w.exe_download.is_none() || (by_address && !w.exe_by_address) {
+                        w.exe_download = Some(sighting(note_of(&[
+                            exe.as_str(),
+                            ": ",
+                            &h.method,
+                            " ",
+                            &h.host,
+                            &h.uri,
+                        ])));
+                        w.exe_by_address = by_address;
+                    }
+                }
+                if w.plugin_content.is_none() && h.plugin {
+                    w.plugin_content = Some(sighting(note_of(&[&h.host, &h.uri])));
+                }
                 let no_agent = h.user_agent.is_empty();
                 peer.http_addr_host = host_is_address(&h.host);
                 peer.http_name_host = !h.host.is_empty() && !peer.http_addr_host;

@@ -141,6 +141,18 @@ pub const SIGNATURES: &[Signature] = &[
         "botd slow-beacon: regular connections to one peer across windows",
         TROJAN,
     ),
+    sig(
+        "exe-download",
+        18,
+        "botd exe-download: an executable fetched over plain HTTP",
+        BAD_TRAFFIC,
+    ),
+    sig(
+        "plugin-content",
+        19,
+        "botd plugin-content: Flash, Java applet or Silverlight served",
+        BAD_TRAFFIC,
+    ),
 ];
 
 const fn sig(

@@ -213,6 +213,13 @@ pub struct ProtoWindow {
     pub ip_lookup_name: Note,
     /// A TCP session to a tunnel service's TCP endpoint (the first), its name as the text.
     pub tcp_tunnel: Option<Sighting>,
+    /// An executable (by its first bytes or its media type) the host fetched over plain HTTP
+    /// (the first; one fetched by address from outside is kept over one by name).
+    pub exe_download: Option<Sighting>,
+    /// That fetch named its server by address, and the server is outside.
+    pub exe_by_address: bool,
+    /// Flash, a Java applet or Silverlight served to the host over HTTP (the first).
+    pub plugin_content: Option<Sighting>,
     pub intel: heapless::Vec<IntelNote, INTEL_HITS>,
     pub intel_more: u32,
     pub outside: heapless::Vec<OutsidePeer, OUTSIDE_PEERS>,
@@ -716,6 +723,43 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
             text: format!(
                 "tcp-tunnel: TCP session to {} ({}) port {}, a tunnel service's TCP endpoint",
                 s.text, s.peer, s.port
+            ),
+            peer: Some((s.peer, s.port)),
+            peer_flow: (s.proto, s.host_port),
+            peer_flows: 0,
+            peer_bytes: 0,
+        });
+    }
+    if let Some(s) = &w.exe_download {
+        out.push(Finding {
+            rule: "exe-download",
+            // By address from outside: a dropper's fetch (IoT loaders' `wget http://ADDR/bin`);
+            // by name, updaters still do it over plain HTTP.
+            weight: if w.exe_by_address {
+                Weight::Strong
+            } else {
+                Weight::Weak
+            },
+            text: format!(
+                "exe-download: an executable fetched over plain HTTP{} from {} port {} ({})",
+                if w.exe_by_address { " by address" } else { "" },
+                s.peer,
+                s.port,
+                s.text
+            ),
+            peer: Some((s.peer, s.port)),
+            peer_flow: (s.proto, s.host_port),
+            peer_flows: 0,
+            peer_bytes: 0,
+        });
+    }
+    if let Some(s) = &w.plugin_content {
+        out.push(Finding {
+            rule: "plugin-content",
+            weight: Weight::Weak,
+            text: format!(
+                "plugin-content: Flash, a Java applet or Silverlight served from {} port {} ({}): exploit kits' vehicle, which browsers no longer run",
+                s.peer, s.port, s.text
             ),
             peer: Some((s.peer, s.port)),
             peer_flow: (s.proto, s.host_port),

@@ -247,6 +247,27 @@ fn infrastructure_detectors_fire_on_njrat_and_agenttesla() {
     );
 }
 
+/// The Blackhole exploit kit: a Java archive (the exploit) and then a Windows executable (the
+/// Medfos payload) served over plain HTTP to one browser: two weak signals, red by the rules.
+#[test]
+fn an_exploit_kit_s_plugin_exploit_and_payload_make_red() {
+    let dir = temp_dir("detectors-ek");
+    let config = dir.join("botd.toml");
+    std::fs::write(&config, "[rules]\ndisable = [\"models\"]\n").unwrap();
+    let doc = analyze(
+        "github-LiamRandall-BroMalware-Exercise/blackhole_ek_medfos_2013-04-16.pcap",
+        &["--config", config.to_str().unwrap()],
+    );
+    let rules = red_rules(&doc, "10.0.2.15");
+    assert!(
+        rules.iter().any(|r| r
+            .starts_with("exe-download: an executable fetched over plain HTTP from")
+            && r.contains("(PE: GET autorepairgreeley.info"))
+            && rules.iter().any(|r| r.starts_with("plugin-content:")),
+        "{rules:?}"
+    );
+}
+
 #[test]
 fn a_disabled_detector_stays_silent() {
     let dir = temp_dir("detectors-disable");

