@@ -532,7 +532,9 @@ impl HostScorer {
                     level: Level::Clear,
                     hot_streak: 0,
                     flagged_windows: 0,
-                    history: VecDeque::with_capacity(self.cfg.history_windows.min(1024)),
+                    // Grown as windows come (at most history_windows): a host seen once, as
+                    // most guests and privacy addresses are, holds a few entries, not 96 KiB.
+                    history: VecDeque::new(),
                     changes: VecDeque::new(),
                     was_red: false,
                     device: None,
