@@ -419,6 +419,7 @@ fn thirty_days_of_churn_on_one_boot() {
             }
         }
         let mut day_max = day_peak[(hour / 24) as usize];
+        let mut table_max = 0;
         let mut feed = |lp: &mut LiveLoop, ts: u64, data: &[u8], wire: u32| {
             counted(|| {
                 while next_tick < ts {
@@ -428,6 +429,7 @@ fn thirty_days_of_churn_on_one_boot() {
                 lp.frame(ts, data, wire);
             });
             day_max = day_max.max(live_bytes());
+            table_max = table_max.max(lp.detector().scorer.len());
         };
         let mut extra = batch.into_iter().peekable();
         let holiday = HOLIDAY.contains(&(hour / 24 + 1));
@@ -455,13 +457,10 @@ fn thirty_days_of_churn_on_one_boot() {
                 next_tick += 60 * SEC;
             }
         });
-        let d = lp.detector();
-        peak_table = peak_table.max(d.scorer.len());
-        assert!(
-            d.scorer.len() <= max_hosts,
-            "hour {hour}: {}",
-            d.scorer.len()
-        );
+        // After every frame and the hour's last ticks (windows close inside both).
+        let table_max = table_max.max(lp.detector().scorer.len());
+        assert!(table_max <= max_hosts, "hour {hour}: {table_max} hosts");
+        peak_table = peak_table.max(table_max);
         // The alerts kept without a sink: looked at, then dropped (inside the count).
         counted(|| {
             for a in std::mem::take(&mut lp.kept) {
@@ -517,6 +516,23 @@ fn thirty_days_of_churn_on_one_boot() {
         }
     }
 
+    // The counters as SIGUSR1 logs them and as the state file (and `botd analyze --json`) has them.
+    let line = botd::live::counters_line(&lp, &botd::live::capture::CaptureStats::default(), None);
+    for (k, v) in [
+        ("hosts_expired", c.hosts_expired),
+        ("hosts_evicted", c.hosts_evicted),
+        ("hosts_refused", c.hosts_refused),
+        ("level_changes_dropped", c.level_changes_dropped),
+    ] {
+        assert!(line.contains(&format!(" {k}={v}")), "{k}: {line}");
+    }
+    let state = botd::report::state_document(d, lp.engine(), &cfg.scoring);
+    assert_eq!(
+        state["counters"]["detector"]["hosts_evicted"],
+        c.hosts_evicted
+    );
+    assert_eq!(state["hosts"].as_array().unwrap().len(), d.scorer.len());
+
     assert!(hosts_seen > 500_000, "{hosts_seen} distinct addresses");
     assert_eq!(peak_table, max_hosts, "the table filled");
     // Every address that had a flow was tracked or counted; with expiry and eviction none
@@ -527,11 +543,12 @@ fn thirty_days_of_churn_on_one_boot() {
     // A resident's red record would survive its daily address change; the camera's is red.
     let red_at = camera_red.expect("the planted camera turned red");
     assert!(red_at >= EPOCH + 28 * DAY, "red on day 29");
-    // Flat: no day after the first peaks more than 10% above the first day's peak.
+    // Flat: no day after the first peaks more than 5% above the first day's peak (measured:
+    // +0.9% on day 2, as the residents' histories fill, then the same every day).
     let first = day_peak[0];
     for (i, p) in day_peak.iter().enumerate().skip(1) {
         assert!(
-            *p <= first + first / 10,
+            *p <= first + first / 20,
             "day {}: peak {p} B of live allocations, day 1 {first} B",
             i + 1
         );
