@@ -413,7 +413,8 @@ pub struct HostCounters {
 ///
 /// Lifecycle, at each window close: a clear host without a flow for `host_idle_secs` expires;
 /// then each new host takes a free slot, else the slot of the clear host idle longest that had
-/// no flow in the window (evicted), else it is refused. Red and yellow hosts are never forgotten.
+/// no flow in the window (evicted; one that was once red only when no other is left), else it is
+/// refused. Red and yellow hosts are never forgotten.
 /// A forgotten address whose device (MAC) has another tracked address hands it its level
 /// changes, flagged windows and "was red", so a device keeps its record across its rotating
 /// IPv6 privacy addresses; an address of an unknown device takes its record with it.
@@ -744,16 +745,17 @@ impl HostScorer {
         }
     }
 
-    /// Makes room for `n` new hosts: the clear hosts idle longest, not active in this window.
+    /// Makes room for `n` new hosts: the clear hosts idle longest, not active in this window;
+    /// those that were once red last (their record is what an operator would look for).
     fn evict(&mut self, n: usize, counts: &HashMap<IpAddr, HostWindow>, devices: &DeviceTable) {
-        let mut candidates: Vec<(u64, IpAddr)> = self
+        let mut candidates: Vec<(bool, u64, IpAddr)> = self
             .hosts
             .values()
             .filter(|h| h.level == Level::Clear && !counts.contains_key(&h.addr))
-            .map(|h| (h.last_seen_ns, h.addr))
+            .map(|h| (h.was_red, h.last_seen_ns, h.addr))
             .collect();
         candidates.sort_unstable();
-        for (_, addr) in candidates.into_iter().take(n) {
+        for (_, _, addr) in candidates.into_iter().take(n) {
             self.forget(addr, devices);
             self.counters.hosts_evicted += 1;
         }
@@ -1318,6 +1320,11 @@ mod tests {
         close(&mut s, &window(i), &active(&["10.0.0.3"]));
         assert_eq!(tracked(&s), [ip("10.0.0.2"), ip("10.0.0.3")]);
         assert_eq!(s.counters.hosts_evicted, 1);
+        // A never-red host goes before a once-red one, however recently it was seen.
+        close(&mut s, &window(i + 1), &active(&["10.0.0.4"]));
+        assert_eq!(tracked(&s), [ip("10.0.0.2"), ip("10.0.0.4")]);
+        assert!(s.hosts()[0].was_red);
+        assert_eq!(s.counters.hosts_evicted, 2);
     }
 
     #[test]
