@@ -317,7 +317,7 @@ fn evidence_line(h: &HostState) -> String {
         .iter()
         .rev()
         .find(|a| a.level == Level::Red)
-        .or(h.changes.last());
+        .or(h.changes.back());
     match e {
         None => "-".to_string(),
         Some(a) => {
@@ -408,7 +408,7 @@ fn counters_json(r: &RunResult) -> serde_json::Value {
         "flows_evicted": t.evicted,
         "flow_table_high_water": t.high_water,
         "detector": r.detector.counters,
-        "hosts_not_tracked": r.detector.scorer.hosts_dropped,
+        "hosts_not_tracked": r.detector.scorer.counters.hosts_refused,
         "dns_view": {
             "names": r.detector.dns.len(),
             "capacity": r.detector.dns.capacity(),

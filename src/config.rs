@@ -225,6 +225,10 @@ pub struct ScoringConfig {
     pub history_windows: usize,
     pub max_hosts: usize,
     pub top_peers: usize,
+    /// A clear host with no flow for this long is forgotten at a window close.
+    pub host_idle_secs: u64,
+    /// Level changes kept per host (the oldest go first).
+    pub max_level_changes: usize,
 }
 
 impl Default for ScoringConfig {
@@ -239,6 +243,8 @@ impl Default for ScoringConfig {
             history_windows: 96,
             max_hosts: 4096,
             top_peers: 5,
+            host_idle_secs: 86_400,
+            max_level_changes: 64,
         }
     }
 }
@@ -1317,6 +1323,20 @@ impl Config {
                 "scoring.top_peers",
                 &[],
                 format!("{} is not in 0..=100", s.top_peers),
+            );
+        }
+        if !(60..=31_536_000).contains(&s.host_idle_secs) {
+            bad(
+                "scoring.host_idle_secs",
+                &[],
+                format!("{} is not in 60..=31536000", s.host_idle_secs),
+            );
+        }
+        if !(1..=65_536).contains(&s.max_level_changes) {
+            bad(
+                "scoring.max_level_changes",
+                &[],
+                format!("{} is not in 1..=65536", s.max_level_changes),
             );
         }
 

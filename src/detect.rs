@@ -269,6 +269,12 @@ pub struct DetectorCounters {
     pub intel_hits: u64,
     /// Connections of new slow series not tracked (the cross-window series table was full).
     pub slow_series_dropped: u64,
+    /// The host table's lifecycle (src/host.rs [`HostScorer`]), as of the latest window close.
+    pub hosts_expired: u64,
+    pub hosts_evicted: u64,
+    pub hosts_refused: u64,
+    pub level_changes_dropped: u64,
+    pub histories_merged: u64,
 }
 
 pub struct Detector {
@@ -1118,6 +1124,18 @@ impl FlowSink for Detector {
             devices: &self.devices,
         };
         let alerts = self.scorer.close_window(window, counts, &ctx);
+        // What the detector knew of forgotten hosts goes with them (their slots are reused).
+        for a in &self.scorer.departed {
+            self.dns_hosts.remove(a);
+            self.mail_servers.remove(a);
+        }
+        // The scorer's counters: it moves to the next detector on a reload, they go with it.
+        let h = self.scorer.counters;
+        self.counters.hosts_expired = h.hosts_expired;
+        self.counters.hosts_evicted = h.hosts_evicted;
+        self.counters.hosts_refused = h.hosts_refused;
+        self.counters.level_changes_dropped = h.level_changes_dropped;
+        self.counters.histories_merged = h.histories_merged;
         self.findings_buf = findings;
         self.figures_buf = figures;
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {

@@ -383,21 +383,49 @@ pub struct HostState {
     pub flagged_windows: u64,
     /// Most recent windows, oldest first, at most `history_windows`.
     pub history: VecDeque<HistoryEntry>,
-    /// Every level change, with its evidence.
-    pub changes: Vec<Alert>,
-    /// Whether the host was ever red.
+    /// The latest level changes with their evidence, oldest first, at most
+    /// `max_level_changes` (also those of the device's forgotten addresses, see [`HostScorer`]).
+    pub changes: VecDeque<Alert>,
+    /// Whether the host (or a forgotten address of its device) was ever red.
     pub was_red: bool,
     /// The device behind the address, when known.
     pub device: Option<DeviceInfo>,
+    /// End of the latest window in which the host had a flow (engine time).
+    pub last_seen_ns: u64,
 }
 
+/// What happened to hosts leaving or not entering the table, and to level changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HostCounters {
+    /// Clear hosts forgotten after `host_idle_secs` without a flow.
+    pub hosts_expired: u64,
+    /// Clear hosts forgotten early to make room for a new one (the table was full).
+    pub hosts_evicted: u64,
+    /// New hosts not tracked: every slot held a red, yellow or active host.
+    pub hosts_refused: u64,
+    /// Level changes dropped from a host's list (the oldest beyond `max_level_changes`).
+    pub level_changes_dropped: u64,
+    /// Forgotten addresses whose level changes went to another address of their device.
+    pub histories_merged: u64,
+}
+
+/// The host table: at most `max_hosts` hosts, fixed at start-up.
+///
+/// Lifecycle, at each window close: a clear host without a flow for `host_idle_secs` expires;
+/// then each new host takes a free slot, else the slot of the clear host idle longest that had
+/// no flow in the window (evicted; one that was once red only when no other is left), else it is
+/// refused. Red and yellow hosts are never forgotten.
+/// A forgotten address whose device (MAC) has another tracked address hands it its level
+/// changes, flagged windows and "was red", so a device keeps its record across its rotating
+/// IPv6 privacy addresses; an address of an unknown device takes its record with it.
 pub struct HostScorer {
     cfg: ScoringConfig,
     rules: RulesConfig,
     models: Vec<String>,
     hosts: HashMap<IpAddr, HostState>,
-    /// Hosts not tracked because `max_hosts` was reached.
-    pub hosts_dropped: u64,
+    pub counters: HostCounters,
+    /// Addresses forgotten by the latest window close (the detector forgets them too).
+    pub departed: Vec<IpAddr>,
 }
 
 /// The rules that fired in a window: short names (for the alert's `models`) and descriptions.
@@ -457,7 +485,8 @@ impl HostScorer {
             rules: RulesConfig::default(),
             models,
             hosts: HashMap::with_capacity(cap),
-            hosts_dropped: 0,
+            counters: HostCounters::default(),
+            departed: Vec::new(),
         }
     }
 
@@ -478,16 +507,22 @@ impl HostScorer {
         ctx: &WindowContext<'_>,
     ) -> Vec<Alert> {
         let n_models = self.models.len().min(MAX_MODELS);
-        // New hosts first (deterministic order), bounded by max_hosts.
+        self.departed.clear();
+        self.expire(window, counts, ctx.devices);
+        // New hosts (deterministic order), bounded by max_hosts.
         let mut new_hosts: Vec<IpAddr> = counts
             .keys()
             .filter(|a| !self.hosts.contains_key(*a))
             .copied()
             .collect();
         new_hosts.sort();
+        let free = self.cfg.max_hosts.saturating_sub(self.hosts.len());
+        if new_hosts.len() > free {
+            self.evict(new_hosts.len() - free, counts, ctx.devices);
+        }
         for addr in new_hosts {
             if self.hosts.len() >= self.cfg.max_hosts {
-                self.hosts_dropped += 1;
+                self.counters.hosts_refused += 1;
                 continue;
             }
             self.hosts.insert(
@@ -498,10 +533,13 @@ impl HostScorer {
                     level: Level::Clear,
                     hot_streak: 0,
                     flagged_windows: 0,
-                    history: VecDeque::with_capacity(self.cfg.history_windows.min(1024)),
-                    changes: Vec::new(),
+                    // Grown as windows come (at most history_windows): a host seen once, as
+                    // most guests and privacy addresses are, holds a few entries, not 96 KiB.
+                    history: VecDeque::new(),
+                    changes: VecDeque::new(),
                     was_red: false,
                     device: None,
+                    last_seen_ns: window.end_ns,
                 },
             );
         }
@@ -514,6 +552,9 @@ impl HostScorer {
                 continue;
             };
             let c = counts.get(&addr).unwrap_or(&empty);
+            if c.flows > 0 {
+                host.last_seen_ns = host.last_seen_ns.max(window.end_ns);
+            }
             let denom = c.scored.max(u64::from(self.cfg.min_flows)).max(1) as f64;
             let best_botnet = c.botnet.iter().take(n_models).copied().max().unwrap_or(0);
             let mut fired: Vec<(&'static str, String)> = fired_rules(c)
@@ -643,6 +684,10 @@ impl HostScorer {
                 });
             }
             if new_level != host.level {
+                // The device's addresses as they are now (an alert names the other ones).
+                if let Some(d) = ctx.devices.info(addr) {
+                    host.device = Some(d);
+                }
                 // The evidence: the models that flagged scored flows, then the rules that fired.
                 let flagging: Vec<String> = (0..n_models)
                     .filter(|&m| c.botnet.get(m).copied().unwrap_or(0) > 0)
@@ -669,11 +714,109 @@ impl HostScorer {
                 };
                 host.was_red |= new_level == Level::Red;
                 host.level = new_level;
-                host.changes.push(alert.clone());
+                push_change(
+                    &mut host.changes,
+                    alert.clone(),
+                    self.cfg.max_level_changes,
+                    &mut self.counters.level_changes_dropped,
+                );
                 alerts.push(alert);
             }
         }
         alerts
+    }
+
+    /// Forgets the clear hosts without a flow for `host_idle_secs` (none in this window).
+    fn expire(
+        &mut self,
+        window: &WindowInfo,
+        counts: &HashMap<IpAddr, HostWindow>,
+        devices: &DeviceTable,
+    ) {
+        let idle_ns = self.cfg.host_idle_secs.saturating_mul(1_000_000_000);
+        let mut idle: Vec<IpAddr> = self
+            .hosts
+            .values()
+            .filter(|h| {
+                h.level == Level::Clear
+                    && !counts.contains_key(&h.addr)
+                    && window.end_ns.saturating_sub(h.last_seen_ns) >= idle_ns
+            })
+            .map(|h| h.addr)
+            .collect();
+        idle.sort();
+        for addr in idle {
+            self.forget(addr, devices);
+            self.counters.hosts_expired += 1;
+        }
+    }
+
+    /// Makes room for `n` new hosts: the clear hosts idle longest, not active in this window;
+    /// those that were once red last (their record is what an operator would look for).
+    fn evict(&mut self, n: usize, counts: &HashMap<IpAddr, HostWindow>, devices: &DeviceTable) {
+        let mut candidates: Vec<(bool, u64, IpAddr)> = self
+            .hosts
+            .values()
+            .filter(|h| h.level == Level::Clear && !counts.contains_key(&h.addr))
+            .map(|h| (h.was_red, h.last_seen_ns, h.addr))
+            .collect();
+        candidates.sort_unstable();
+        for (_, _, addr) in candidates.into_iter().take(n) {
+            self.forget(addr, devices);
+            self.counters.hosts_evicted += 1;
+        }
+    }
+
+    /// Removes a host; its record goes to another tracked address of its device, if any.
+    fn forget(&mut self, addr: IpAddr, devices: &DeviceTable) {
+        let Some(gone) = self.hosts.remove(&addr) else {
+            return;
+        };
+        self.departed.push(addr);
+        if gone.changes.is_empty() && !gone.was_red {
+            return;
+        }
+        let sibling = devices.by_addr(addr).and_then(|d| {
+            d.addrs
+                .iter()
+                .filter(|(a, _)| *a != addr && self.hosts.contains_key(a))
+                .max_by_key(|(a, t)| (*t, *a))
+                .map(|(a, _)| *a)
+        });
+        let Some(to) = sibling.and_then(|a| self.hosts.get_mut(&a)) else {
+            return;
+        };
+        to.was_red |= gone.was_red;
+        to.flagged_windows += gone.flagged_windows;
+        // The forgotten address's changes are older than most of the sibling's: one list in
+        // time order, bounded as any other.
+        let mut merged: Vec<Alert> = gone
+            .changes
+            .into_iter()
+            .chain(to.changes.drain(..))
+            .collect();
+        merged.sort_by_key(|a| (a.window_end_ns, a.window));
+        for a in merged {
+            push_change(
+                &mut to.changes,
+                a,
+                self.cfg.max_level_changes,
+                &mut self.counters.level_changes_dropped,
+            );
+        }
+        if let Some(d) = devices.info(to.addr) {
+            to.device = Some(d);
+        }
+        self.counters.histories_merged += 1;
+    }
+
+    /// Hosts tracked now.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
     }
 
     /// Every tracked host, sorted by address.
@@ -682,6 +825,15 @@ impl HostScorer {
         v.sort_by_key(|h| h.addr);
         v
     }
+}
+
+/// Appends a level change, dropping the oldest beyond `max` (counted).
+fn push_change(changes: &mut VecDeque<Alert>, alert: Alert, max: usize, dropped: &mut u64) {
+    while changes.len() >= max.max(1) {
+        changes.pop_front();
+        *dropped += 1;
+    }
+    changes.push_back(alert);
 }
 
 /// The peers behind a window's verdict: the beacon's peer when that rule fired, the lateral
@@ -833,6 +985,56 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// Closes a window with a device table.
+    fn close_with(
+        s: &mut HostScorer,
+        w: &WindowInfo,
+        counts: &HashMap<IpAddr, HostWindow>,
+        devices: &DeviceTable,
+    ) -> Vec<Alert> {
+        let (findings, figures) = (HashMap::new(), HashMap::new());
+        let dns = DnsView::new(1);
+        let ctx = WindowContext {
+            findings: &findings,
+            figures: &figures,
+            dns: &dns,
+            devices,
+        };
+        s.close_window(w, counts, &ctx)
+    }
+
+    fn scorer_with(max_hosts: usize, host_idle_secs: u64, max_level_changes: usize) -> HostScorer {
+        let cfg = ScoringConfig {
+            max_hosts,
+            host_idle_secs,
+            max_level_changes,
+            ..ScoringConfig::default()
+        };
+        HostScorer::new(cfg, vec!["m".into()])
+    }
+
+    /// One benign flow of each host.
+    fn active(hosts: &[&str]) -> HashMap<IpAddr, HostWindow> {
+        let mut counts = HashMap::new();
+        for h in hosts {
+            add_flow(&mut counts, 64, &facts(h, "198.51.100.7", 443), &[false]);
+        }
+        counts
+    }
+
+    /// A sweep of `host` (red in its window).
+    fn sweeping(counts: &mut HashMap<IpAddr, HostWindow>, host: &str) {
+        for i in 0..40u16 {
+            let mut f = facts(host, "203.0.113.1", 23);
+            f.probe = Some((u32::from(i), false));
+            add_flow(counts, 64, &f, &[false]);
+        }
+    }
+
+    fn tracked(s: &HostScorer) -> Vec<IpAddr> {
+        s.hosts().iter().map(|h| h.addr).collect()
     }
 
     fn scorer() -> HostScorer {
@@ -1040,5 +1242,153 @@ mod tests {
         );
         assert_eq!(levels[0], Level::Yellow);
         assert_eq!(levels.last(), Some(&Level::Clear));
+    }
+
+    #[test]
+    fn a_clear_idle_host_expires_and_a_yellow_one_stays() {
+        // 600 s idle = 4 windows of 150 s.
+        let mut s = scorer_with(16, 600, 64);
+        let mut counts = active(&["10.0.0.1"]);
+        sweeping(&mut counts, "10.0.0.2");
+        close(&mut s, &window(0), &counts);
+        assert_eq!(s.len(), 2);
+        let quiet = HashMap::new();
+        for i in 1..=3 {
+            close(&mut s, &window(i), &quiet);
+        }
+        assert_eq!(s.len(), 2, "idle 450 s: kept");
+        close(&mut s, &window(4), &quiet);
+        assert_eq!(
+            tracked(&s),
+            [ip("10.0.0.2")],
+            "idle 600 s: the clear host went"
+        );
+        assert_eq!(s.departed, [ip("10.0.0.1")]);
+        assert_eq!(s.counters.hosts_expired, 1);
+        // The former sweeper stays while yellow, then expires once clear and idle.
+        let mut i = 5;
+        while s.hosts().first().is_some_and(|h| h.level != Level::Clear) {
+            close(&mut s, &window(i), &quiet);
+            assert_eq!(s.len(), 1, "window {i}: a yellow host is kept");
+            i += 1;
+        }
+        assert!(i > 6, "the sweeper was yellow for a while");
+        close(&mut s, &window(i), &quiet);
+        assert!(s.is_empty());
+        assert_eq!(s.counters.hosts_expired, 2);
+        assert_eq!((s.counters.hosts_evicted, s.counters.hosts_refused), (0, 0));
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_clear_host_idle_longest() {
+        let mut s = scorer_with(3, 86_400, 64);
+        close(&mut s, &window(0), &active(&["10.0.0.2"]));
+        close(&mut s, &window(1), &active(&["10.0.0.1"]));
+        close(&mut s, &window(2), &active(&["10.0.0.3"]));
+        // 10.0.0.2 was seen longest ago (not the lowest address).
+        close(&mut s, &window(3), &active(&["10.0.0.4"]));
+        assert_eq!(
+            tracked(&s),
+            [ip("10.0.0.1"), ip("10.0.0.3"), ip("10.0.0.4")]
+        );
+        assert_eq!(s.departed, [ip("10.0.0.2")]);
+        // 10.0.0.1 is active in this window: 10.0.0.3 goes instead.
+        close(&mut s, &window(4), &active(&["10.0.0.1", "10.0.0.5"]));
+        assert_eq!(
+            tracked(&s),
+            [ip("10.0.0.1"), ip("10.0.0.4"), ip("10.0.0.5")]
+        );
+        assert_eq!(s.counters.hosts_evicted, 2);
+        assert_eq!((s.counters.hosts_expired, s.counters.hosts_refused), (0, 0));
+    }
+
+    #[test]
+    fn red_and_yellow_hosts_are_never_evicted_and_a_refusal_is_counted() {
+        let mut s = scorer_with(2, 86_400, 64);
+        let mut counts = HashMap::new();
+        sweeping(&mut counts, "10.0.0.1");
+        sweeping(&mut counts, "10.0.0.2");
+        close(&mut s, &window(0), &counts);
+        // Yellow now, idle: still not evictable.
+        close(&mut s, &window(1), &active(&["10.0.0.3", "10.0.0.4"]));
+        let levels: Vec<Level> = s.hosts().iter().map(|h| h.level).collect();
+        assert_eq!(levels, [Level::Yellow, Level::Yellow]);
+        assert_eq!(tracked(&s), [ip("10.0.0.1"), ip("10.0.0.2")]);
+        assert_eq!(s.counters.hosts_refused, 2);
+        assert_eq!(s.counters.hosts_evicted, 0);
+        // Once clear, they make room.
+        let quiet = HashMap::new();
+        let mut i = 2;
+        while s.hosts().iter().any(|h| h.level != Level::Clear) {
+            close(&mut s, &window(i), &quiet);
+            i += 1;
+        }
+        close(&mut s, &window(i), &active(&["10.0.0.3"]));
+        assert_eq!(tracked(&s), [ip("10.0.0.2"), ip("10.0.0.3")]);
+        assert_eq!(s.counters.hosts_evicted, 1);
+        // A never-red host goes before a once-red one, however recently it was seen.
+        close(&mut s, &window(i + 1), &active(&["10.0.0.4"]));
+        assert_eq!(tracked(&s), [ip("10.0.0.2"), ip("10.0.0.4")]);
+        assert!(s.hosts()[0].was_red);
+        assert_eq!(s.counters.hosts_evicted, 2);
+    }
+
+    #[test]
+    fn a_host_keeps_its_latest_level_changes() {
+        let mut s = scorer_with(4, 86_400, 2);
+        let mut counts = HashMap::new();
+        sweeping(&mut counts, "10.0.0.1");
+        close(&mut s, &window(0), &counts);
+        let quiet = HashMap::new();
+        for i in 1..20 {
+            close(&mut s, &window(i), &quiet);
+        }
+        let h = &s.hosts()[0];
+        // clear -> red, red -> yellow, yellow -> clear: the first went.
+        let levels: Vec<Level> = h.changes.iter().map(|a| a.level).collect();
+        assert_eq!(levels, [Level::Yellow, Level::Clear]);
+        assert!(h.was_red);
+        assert_eq!(s.counters.level_changes_dropped, 1);
+    }
+
+    #[test]
+    fn a_forgotten_address_hands_its_record_to_its_device_s_current_one() {
+        let mac = [0x02, 0, 0, 0, 0, 7];
+        let (old, new) = ("2001:db8::aaaa", "2001:db8::bbbb");
+        let mut devices = DeviceTable::new(4);
+        devices.observe(mac, ip(old), 1);
+        devices.observe(mac, ip(new), 2);
+        devices.observe([0x02, 0, 0, 0, 0, 8], ip("10.0.0.9"), 2);
+        let mut s = scorer_with(8, 600, 64);
+        let mut counts = active(&[new, "10.0.0.9"]);
+        sweeping(&mut counts, old);
+        let alerts = close_with(&mut s, &window(0), &counts, &devices);
+        assert_eq!(alerts.len(), 1);
+        // The alert names the device and its other address.
+        let d = alerts[0].device.as_ref().unwrap();
+        assert_eq!(d.mac, "02:00:00:00:00:07");
+        assert_eq!(d.addresses, [old, new]);
+        // The old address goes quiet; the new one stays active.
+        let mut i = 1;
+        while s.hosts().iter().any(|h| h.addr == ip(old)) {
+            close_with(&mut s, &window(i), &active(&[new]), &devices);
+            i += 1;
+            assert!(i < 100);
+        }
+        assert_eq!(s.counters.hosts_expired, 2, "10.0.0.9 and the old address");
+        assert_eq!(s.counters.histories_merged, 1);
+        let h = s.hosts().into_iter().find(|h| h.addr == ip(new)).unwrap();
+        assert!(h.was_red);
+        assert_eq!(h.flagged_windows, 1);
+        let from: Vec<(IpAddr, Level)> = h.changes.iter().map(|a| (a.host, a.level)).collect();
+        assert_eq!(
+            from,
+            [
+                (ip(old), Level::Red),
+                (ip(old), Level::Yellow),
+                (ip(old), Level::Clear)
+            ]
+        );
+        assert_eq!(h.device.as_ref().unwrap().addresses[0], new);
     }
 }

@@ -72,6 +72,8 @@ pub struct Snapshot {
     pub alerts: AlertCounters,
     /// Tracked hosts at levels clear, yellow, red.
     pub hosts: [u64; 3],
+    /// The host table's lifecycle counters.
+    pub host_table: crate::host::HostCounters,
     /// Threat-intelligence entries of the running detector's feeds.
     pub intel_entries: u64,
 }
@@ -87,8 +89,10 @@ impl Snapshot {
     ) -> Snapshot {
         let engine = lp.engine();
         let mut hosts = [0u64; 3];
+        let mut host_table = crate::host::HostCounters::default();
         // Host states live in the oldest generation until a newer one takes them over.
         if let Some(d) = lp.detectors().next() {
+            host_table = d.scorer.counters;
             for h in d.scorer.hosts() {
                 let i = match h.level {
                     Level::Clear => 0,
@@ -113,6 +117,7 @@ impl Snapshot {
                 .or_else(|| lp.alert_sink().map(|s| s.counters()))
                 .unwrap_or_default(),
             hosts,
+            host_table,
             intel_entries: lp.detector().intel().map_or(0, |i| i.entries() as u64),
         }
     }
@@ -329,6 +334,34 @@ pub fn render(out: &mut String, sensor: &str, s: &Snapshot) {
     for (level, n) in ["clear", "yellow", "red"].iter().zip(s.hosts) {
         o.sample("botd_hosts", &[("level", level)], n);
     }
+    let t = &s.host_table;
+    o.family(
+        "botd_hosts_forgotten_total",
+        "counter",
+        "Clear hosts forgotten: idle for [scoring] host_idle_secs, or evicted for a new host.",
+    );
+    o.sample(
+        "botd_hosts_forgotten_total",
+        &[("reason", "expired")],
+        t.hosts_expired,
+    );
+    o.sample(
+        "botd_hosts_forgotten_total",
+        &[("reason", "evicted")],
+        t.hosts_evicted,
+    );
+    o.one(
+        "botd_hosts_refused_total",
+        "counter",
+        "New hosts not tracked: every slot held a red, yellow or active host.",
+        t.hosts_refused,
+    );
+    o.one(
+        "botd_level_changes_dropped_total",
+        "counter",
+        "Level changes dropped from a host's list beyond [scoring] max_level_changes.",
+        t.level_changes_dropped,
+    );
 
     o.one(
         "botd_alerts_raised_total",

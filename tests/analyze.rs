@@ -91,6 +91,15 @@ fn demo_flags_the_infected_camera_and_only_it() {
         doc["models"].as_array().unwrap().len()
     );
     assert!(doc["counters"]["frames"].as_u64().unwrap() > 5000);
+    // The host table's lifecycle counters (a 32-minute capture forgets no host).
+    for k in [
+        "hosts_expired",
+        "hosts_evicted",
+        "hosts_refused",
+        "level_changes_dropped",
+    ] {
+        assert_eq!(doc["counters"]["detector"][k], 0, "{k}");
+    }
     assert!(
         doc["counters"]["detector"]["flows_scored"]
             .as_u64()

@@ -125,6 +125,8 @@ min_flows = 1
 history_windows = 10
 max_hosts = 100
 top_peers = 0
+host_idle_secs = 3600
+max_level_changes = 8
 
 [alerts]
 syslog = false
@@ -230,6 +232,8 @@ fn every_key_round_trips() {
             history_windows: 10,
             max_hosts: 100,
             top_peers: 0,
+            host_idle_secs: 3600,
+            max_level_changes: 8,
         },
         alerts: AlertsConfig {
             syslog: false,
@@ -320,6 +324,8 @@ fn every_key_round_trips() {
     assert_ne!(s.history_windows, t.history_windows);
     assert_ne!(s.max_hosts, t.max_hosts);
     assert_ne!(s.top_peers, t.top_peers);
+    assert_ne!(s.host_idle_secs, t.host_idle_secs);
+    assert_ne!(s.max_level_changes, t.max_level_changes);
     let (a, b) = (&config.alerts, &d.alerts);
     assert_ne!(a.syslog, b.syslog);
     assert_ne!(a.syslog_target, b.syslog_target);
@@ -783,6 +789,18 @@ fn every_validation_rule_names_its_key() {
         "scoring.red_windows (4)",
     );
     invalid("[scoring]\nmax_hosts = 0\n", "scoring.max_hosts", 2, "1..=");
+    invalid(
+        "[scoring]\nhost_idle_secs = 59\n",
+        "scoring.host_idle_secs",
+        2,
+        "60..=31536000",
+    );
+    invalid(
+        "[scoring]\nmax_level_changes = 0\n",
+        "scoring.max_level_changes",
+        2,
+        "1..=65536",
+    );
     invalid(
         "[scoring]\ntop_peers = 101\n",
         "scoring.top_peers",

@@ -192,6 +192,11 @@ fn live_loop_metrics_pass_promtool_and_are_the_loops_counters() {
     assert_eq!(v("botd_alerts_raised_total", ""), f(lp.kept.len() as u64));
     assert!(!lp.kept.is_empty());
     assert_eq!(v("botd_reloads_total", ""), 0.0);
+    // The host table's lifecycle: a 32-minute capture forgets and refuses no host.
+    assert_eq!(v("botd_hosts_forgotten_total", ",reason=\"expired\""), 0.0);
+    assert_eq!(v("botd_hosts_forgotten_total", ",reason=\"evicted\""), 0.0);
+    assert_eq!(v("botd_hosts_refused_total", ""), 0.0);
+    assert_eq!(v("botd_level_changes_dropped_total", ""), 0.0);
     assert_eq!(v("botd_intel_entries", ""), 0.0);
     assert_eq!(
         v(

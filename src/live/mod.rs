@@ -393,6 +393,18 @@ pub fn counters_line(lp: &LiveLoop, cap: &CaptureStats, alerts: Option<AlertCoun
     if let Some(f) = cap.freeze_q {
         line.push_str(&format!(" ring_freezes={f}"));
     }
+    // The host table of the detector closing windows (the oldest generation holds it).
+    if let Some(d) = lp.detectors().next() {
+        let h = d.scorer.counters;
+        line.push_str(&format!(
+            " hosts={} hosts_expired={} hosts_evicted={} hosts_refused={} level_changes_dropped={}",
+            d.scorer.len(),
+            h.hosts_expired,
+            h.hosts_evicted,
+            h.hosts_refused,
+            h.level_changes_dropped,
+        ));
+    }
     let reasons: Vec<String> = c
         .unparsed_by_reason()
         .filter(|&(_, n)| n > 0)

@@ -247,7 +247,7 @@ pub fn state_document(
         "windows": c.windows_closed,
         "flows_evicted": t.evicted,
         "detector": detector.counters,
-        "hosts_not_tracked": detector.scorer.hosts_dropped,
+        "hosts_not_tracked": detector.scorer.counters.hosts_refused,
     });
     serde_json::json!({
         "hosts": hosts,
