@@ -309,6 +309,8 @@ pub struct Detector {
     figures_buf: HashMap<IpAddr, crate::evidence::ProtoFigures>,
     /// Connection series kept across windows (beacons slower than a window).
     slow: SlowSeries,
+    /// The slow series that fire at a window close (kept for its capacity).
+    slow_buf: Vec<crate::slowbeacon::SlowBeacon>,
 }
 
 impl Detector {
@@ -366,6 +368,7 @@ impl Detector {
             findings_buf: HashMap::new(),
             figures_buf: HashMap::with_capacity(max_hosts.min(65_536)),
             slow: SlowSeries::new(BEACON_SERIES),
+            slow_buf: Vec::with_capacity(64),
         }
     }
 
@@ -1082,37 +1085,46 @@ impl FlowSink for Detector {
                 figures.insert(*host, p.figures());
             }
         }
-        let (dns, home) = (&self.dns, &self.home);
-        self.slow
-            .close_window(window.start_ns, window.end_ns, |b| {
-                // Inside a LAN, timers are the norm (monitoring agents, file shares, backups):
-                // only series to outside peers count.
-                if home.is_home(b.key.peer) {
-                    return;
-                }
-                let peer = match dns.name(b.key.peer) {
-                    Some(n) => format!("{} ({n})", b.key.peer),
-                    None => b.key.peer.to_string(),
-                };
-                findings
-                    .entry(b.key.host)
-                    .or_default()
-                    .push(crate::evidence::Finding {
-                        rule: "slow-beacon",
-                        weight: crate::evidence::Weight::Weak,
-                        text: format!(
-                            "slow-beacon: {} connections to {peer} port {}, one every {:.0} s (spread {:.2}), over windows",
-                            b.connections,
-                            b.key.port,
-                            b.gap_ns as f64 / 1e9,
-                            b.spread
-                        ),
-                        peer: Some((b.key.peer, b.key.port)),
-                        peer_flow: (b.key.proto, b.host_port),
-                        peer_flows: b.connections,
-                        peer_bytes: 0,
-                    });
-            });
+        // One slow-beacon finding per host (the series with most connections): more would
+        // say nothing the first does not, and each costs a string.
+        let home = &self.home;
+        let mut slow = std::mem::take(&mut self.slow_buf);
+        slow.clear();
+        self.slow.close_window(window.start_ns, window.end_ns, |b| {
+            // Inside a LAN, timers are the norm (monitoring agents, file shares, backups):
+            // only series to outside peers count.
+            if !home.is_home(b.key.peer) {
+                slow.push(b);
+            }
+        });
+        slow.sort_unstable_by_key(|b| (b.key.host, std::cmp::Reverse(b.connections)));
+        slow.dedup_by_key(|b| b.key.host);
+        for b in &slow {
+            // One string: the text with the peer's name when the DNS view has it.
+            let (peer, name, sep, close) = match self.dns.name(b.key.peer) {
+                Some(n) => (b.key.peer, n, " (", ")"),
+                None => (b.key.peer, "", "", ""),
+            };
+            findings
+                .entry(b.key.host)
+                .or_default()
+                .push(crate::evidence::Finding {
+                    rule: "slow-beacon",
+                    weight: crate::evidence::Weight::Weak,
+                    text: format!(
+                        "slow-beacon: {} connections to {peer}{sep}{name}{close} port {}, one every {:.0} s (spread {:.2}), over windows",
+                        b.connections,
+                        b.key.port,
+                        b.gap_ns as f64 / 1e9,
+                        b.spread
+                    ),
+                    peer: Some((b.key.peer, b.key.port)),
+                    peer_flow: (b.key.proto, b.host_port),
+                    peer_flows: b.connections,
+                    peer_bytes: 0,
+                });
+        }
+        self.slow_buf = slow;
         self.counters.slow_series_dropped = self.slow.dropped;
         let counts = idx
             .and_then(|i| self.open.get(i))
