@@ -112,7 +112,7 @@ fn test_config() -> Config {
 }
 
 fn models(cfg: &Config) -> Arc<Vec<botd::model::Model>> {
-    Arc::new(botd::analyze::load_models(&cfg.models.dir).unwrap())
+    Arc::new(botd::pipeline::load_models(&cfg.models.dir).unwrap())
 }
 
 fn offline_alerts(cfg: &Config, frames: &[(u64, Vec<u8>, u32)], shift: u64) -> Vec<Alert> {

@@ -39,6 +39,7 @@ use crate::alert::{Alert, AlertCounters, AlertSink};
 use crate::capture::LinkType;
 use crate::config::Config;
 use crate::detect::Detector;
+use crate::document::StateWriter;
 use crate::engine::{Engine, FlowSink, WindowInfo};
 use crate::flow::{CloseReason, Flow};
 use crate::model::Model;
@@ -83,7 +84,7 @@ macro_rules! log {
     ($($arg:tt)*) => { eprintln!("botd: {}", format_args!($($arg)*)) };
 }
 
-pub use crate::analyze::{alert_sink, load_config};
+use crate::pipeline::{self, alert_sink, load_config};
 
 /// A detector and the last window it is responsible for (windows open when a newer one was
 /// installed stay with it).
@@ -120,8 +121,6 @@ pub struct LiveLoop {
     /// Alerts raised without a sink (tests), in order.
     pub kept: Vec<Alert>,
     link: LinkType,
-    anchor: Option<u64>,
-    clock: u64,
     pub counters: LoopCounters,
 }
 
@@ -196,16 +195,22 @@ impl LiveLoop {
         alerts: Option<AlertSink>,
         link: LinkType,
     ) -> LiveLoop {
-        let engine_cfg = cfg.engine_config();
-        let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
-        // The feeds were checked by `run` before the capture started; a LiveLoop built without
-        // them (tests) runs with none.
-        let intel = crate::analyze::load_intel(cfg).ok().flatten();
-        let detector = Detector::new(models, cfg.network.clone(), cfg.scoring.clone(), concurrent)
-            .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity)
-            .with_rules(cfg.rules.clone(), intel);
+        // `run` checks the feeds before the capture starts and builds with them
+        // ([`LiveLoop::with_detector`]); a broken feed here (tests) runs with none.
+        let intel = pipeline::load_intel(cfg).ok().flatten();
+        let detector = pipeline::detector(cfg, cfg.network.clone(), models, intel);
+        LiveLoop::with_detector(cfg, detector, alerts, link)
+    }
+
+    /// A live loop over `detector` (built by [`pipeline::detector`] for `cfg`).
+    pub fn with_detector(
+        cfg: &Config,
+        detector: Detector,
+        alerts: Option<AlertSink>,
+        link: LinkType,
+    ) -> LiveLoop {
         LiveLoop {
-            engine: Engine::new(engine_cfg),
+            engine: pipeline::engine(cfg),
             gens: vec![Generation {
                 last_window: u64::MAX,
                 inherit: false,
@@ -215,8 +220,6 @@ impl LiveLoop {
             quarantine: None,
             kept: Vec::new(),
             link,
-            anchor: None,
-            clock: 0,
             counters: LoopCounters::default(),
         }
     }
@@ -224,8 +227,6 @@ impl LiveLoop {
     /// One captured frame.
     #[inline]
     pub fn frame(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) {
-        self.anchor.get_or_insert(ts_ns);
-        self.clock = self.clock.max(ts_ns);
         let mut sink = Forward {
             gens: &mut self.gens,
             alerts: self.alerts.as_mut(),
@@ -239,8 +240,6 @@ impl LiveLoop {
 
     /// No frame came for a while: time still passes (windows close, flows expire).
     pub fn tick(&mut self, now_ns: u64) {
-        self.anchor.get_or_insert(now_ns);
-        self.clock = self.clock.max(now_ns);
         let mut sink = Forward {
             gens: &mut self.gens,
             alerts: self.alerts.as_mut(),
@@ -263,7 +262,7 @@ impl LiveLoop {
         self.engine.finish(&mut sink);
         // The windows closed early: they closed at the clock, not at their nominal end.
         let closed = &mut self.counters.last_window_end_ns;
-        *closed = (*closed).min(self.clock);
+        *closed = (*closed).min(self.engine.clock());
     }
 
     pub fn engine(&self) -> &Engine {
@@ -320,8 +319,10 @@ impl LiveLoop {
     /// The last window index open at the current clock (windows up to it stay with the running
     /// detector on a reload).
     fn last_open_window(&self) -> u64 {
-        match (self.engine.config().window, self.anchor) {
-            (Some(w), Some(anchor)) => self.clock.saturating_sub(anchor) / w.step_ns.max(1),
+        match (self.engine.config().window, self.engine.anchor()) {
+            (Some(w), Some(anchor)) => {
+                self.engine.clock().saturating_sub(anchor) / w.step_ns.max(1)
+            }
             (None, _) => u64::MAX - 1,
             (Some(_), None) => 0,
         }
@@ -436,17 +437,15 @@ fn reload(
         kept.push("[state]");
         new.state = current.state.clone();
     }
-    let models = Arc::new(crate::analyze::load_models(&new.models.dir)?);
+    let models = Arc::new(pipeline::load_models(&new.models.dir)?);
     let same_names = models.iter().map(|m| &m.name).eq(lp
         .detector()
         .models()
         .iter()
         .map(|m| &m.name));
     let keep_hosts = same_names && new.scoring == current.scoring;
-    let engine_cfg = new.engine_config();
-    let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
     // A broken feed fails the reload: the running feeds stay.
-    let intel = crate::analyze::load_intel(&new)?;
+    let intel = pipeline::load_intel(&new)?;
     let intel_note = match &intel {
         Some(i) => format!(
             "; intel {} entries in {} feeds",
@@ -455,14 +454,7 @@ fn reload(
         ),
         None => String::new(),
     };
-    let mut detector = Detector::new(
-        models.clone(),
-        new.network.clone(),
-        new.scoring.clone(),
-        concurrent,
-    )
-    .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity)
-    .with_rules(new.rules.clone(), intel);
+    let mut detector = pipeline::detector(&new, new.network.clone(), models.clone(), intel);
     // What the sensor learnt of names and devices carries over.
     detector.inherit_knowledge(lp.detector());
     let sink = if new.alerts != current.alerts {
@@ -534,21 +526,15 @@ fn open_capture(
     })
 }
 
-/// `botd run`.
-/// Writes the live host history to `[state] file`, when one is configured.
-fn write_state(lp: &LiveLoop, cfg: &Config) {
-    let Some(path) = cfg.state.file() else {
-        return;
-    };
-    // Host states live in the oldest detector generation until a newer one closes its first
-    // window and takes them over.
-    let Some(detector) = lp.detectors().next() else {
-        return;
-    };
-    let doc = crate::report::state_document(detector, lp.engine(), &cfg.scoring);
-    if let Err(e) = crate::report::write_state_atomically(path, &doc) {
-        log!("state file not written: {e}");
-    }
+/// The live host history as the state document. Host states live in the oldest detector
+/// generation until a newer one closes its first window and takes them over.
+fn state_document(lp: &LiveLoop, cfg: &Config) -> Option<serde_json::Value> {
+    let detector = lp.detectors().next()?;
+    Some(crate::document::state_document(
+        detector,
+        lp.engine(),
+        &cfg.scoring,
+    ))
 }
 
 /// Writes the Prometheus metrics to `[metrics] textfile`, when one is configured, rendering into
@@ -583,9 +569,10 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let enforce = cfg.response.mode == crate::config::ResponseMode::Enforce;
     let who = privileges::drop_privileges(&cfg.privileges, args.allow_root, enforce)?;
     log!("{who}");
-    let models = Arc::new(crate::analyze::load_models(&cfg.models.dir)?);
-    // A broken feed stops the start with its file and line (LiveLoop::new loads them again).
-    if let Some(i) = crate::analyze::load_intel(&cfg)? {
+    let models = Arc::new(pipeline::load_models(&cfg.models.dir)?);
+    // A broken feed stops the start with its file and line.
+    let intel = pipeline::load_intel(&cfg)?;
+    if let Some(i) = &intel {
         log!(
             "intel: {} entries in {} feeds ({} KiB)",
             i.entries(),
@@ -594,7 +581,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         );
     }
     let sink = alert_sink(&cfg)?;
-    let mut lp = LiveLoop::new(&cfg, models.clone(), Some(sink), cap.link());
+    let detector = pipeline::detector(&cfg, cfg.network.clone(), models.clone(), intel);
+    let mut lp = LiveLoop::with_detector(&cfg, detector, Some(sink), cap.link());
     // Off by default; enforce makes botd's nftables table whole here, or the start fails.
     lp.replace_quarantine(Quarantine::new(&cfg.response)?);
     log!(
@@ -616,6 +604,11 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let mut consecutive_errors = 0u32;
     let mut first_error: Option<std::time::Instant> = None;
     let mut last_state = std::time::Instant::now();
+    // The state file is written off the capture thread; only the document is built here.
+    let state_writer = match cfg.state.file() {
+        Some(_) => Some(StateWriter::start()?),
+        None => None,
+    };
     // The metrics file is written at once (the collector has figures from the start), then on
     // its interval.
     let mut metrics_buf = String::new();
@@ -632,11 +625,13 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         }
         // The state file for `botd report --state`: written atomically on an interval; a failure
         // (disk full, permissions) is logged and the sensor goes on.
-        if cfg.state.file().is_some()
+        if let (Some(w), Some(path)) = (&state_writer, cfg.state.file())
             && last_state.elapsed() >= Duration::from_secs(cfg.state.interval_secs.max(1))
+            && !w.busy()
+            && let Some(doc) = state_document(&lp, &cfg)
         {
             last_state = std::time::Instant::now();
-            write_state(&lp, &cfg);
+            w.offer(path, doc);
         }
         if last_check.elapsed() >= crate::response::CHECK_INTERVAL {
             last_check = std::time::Instant::now();
@@ -686,7 +681,11 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     }
     log!("stopping: closing the open windows");
     lp.finish();
-    write_state(&lp, &cfg);
+    if let (Some(w), Some(path)) = (state_writer, cfg.state.file())
+        && let Some(doc) = state_document(&lp, &cfg)
+    {
+        w.finish(path, doc);
+    }
     let stats = cap.stats();
     // The sink delivers what is queued (1 s at most), then the counters are final.
     let alerts = lp
