@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::alert::Level;
-use crate::document::{host_json, models_json, scoring_json};
+use crate::document::{Document, HostDoc, ModelDoc, ScoringDoc};
 use crate::host::HostState;
 use crate::pipeline::{RunResult, alert_sink, load_config, load_models, parse_home, run_captures};
 
@@ -328,7 +328,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
         let capture_label = truth.as_ref().map(|_| name.as_str());
         // Only for --json: with thousands of hosts and their histories it is not free.
         if args.json.is_some() {
-            json_hosts.extend(hosts.iter().map(|h| host_json(h, capture_label)));
+            json_hosts.extend(hosts.iter().map(|h| HostDoc::of(h, capture_label)));
         }
         json_counters.push(counters_json(&result));
         if truth.is_some() {
@@ -346,30 +346,22 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
         } else {
             serde_json::Value::Array(json_counters)
         };
-        let mut doc = serde_json::json!({
-            "hosts": json_hosts,
-            "models": models_json(&models),
-            "counters": counters,
-            "scoring": scoring_json(&cfg.scoring),
-        });
-        if let Some(obj) = doc.as_object_mut() {
-            if let Some(c) = &alert_counters {
-                obj.insert(
-                    "alerts".into(),
-                    serde_json::json!({
-                        "sent": c.sent, "dropped_queue_full": c.dropped_queue_full,
-                        "suppressed_rate_limit": c.suppressed_rate_limit,
-                        "send_errors": c.send_errors, "reconnects": c.reconnects,
-                    }),
-                );
-            }
-            if !evaluations.is_empty() {
-                obj.insert(
-                    "evaluation".into(),
-                    serde_json::to_value(&evaluations).unwrap_or_default(),
-                );
-            }
-        }
+        let doc = Document {
+            hosts: json_hosts,
+            models: ModelDoc::all(&models),
+            counters,
+            scoring: ScoringDoc::of(&cfg.scoring),
+            alerts: alert_counters.map(|c| {
+                serde_json::json!({
+                    "sent": c.sent, "dropped_queue_full": c.dropped_queue_full,
+                    "suppressed_rate_limit": c.suppressed_rate_limit,
+                    "send_errors": c.send_errors, "reconnects": c.reconnects,
+                })
+            }),
+            evaluation: (!evaluations.is_empty())
+                .then(|| serde_json::to_value(&evaluations).unwrap_or_default()),
+            source: None,
+        };
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }

@@ -4,78 +4,138 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::collections::VecDeque;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+use serde::Serialize;
+
+use crate::alert::{Alert, Level};
 use crate::config::ScoringConfig;
 use crate::detect::Detector;
+use crate::devices::DeviceInfo;
 use crate::engine::Engine;
-use crate::host::HostState;
+use crate::host::{HistoryEntry, HostState};
 use crate::model::Model;
 
-/// One host as `botd analyze --json` (and the state file) show it; `capture` names the capture
-/// when captures are judged apart.
+/// The document: hosts with their windows and evidence, the models, the run's counters and the
+/// scoring thresholds, plus what only some writers have (`analyze --json`: alert counters and
+/// an evaluation; `report`: the source). Owned, so the live sensor hands it to the state writer
+/// thread, which serialises it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Document {
+    pub hosts: Vec<HostDoc>,
+    pub models: Vec<ModelDoc>,
+    /// One run's counters, or (`analyze --truth`) an array of them, one per capture.
+    pub counters: serde_json::Value,
+    pub scoring: ScoringDoc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// One home host.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostDoc {
+    pub address: IpAddr,
+    pub level: Level,
+    pub score: f64,
+    pub was_red: bool,
+    pub flagged_windows: u64,
+    pub windows: VecDeque<HistoryEntry>,
+    pub evidence: Vec<Alert>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
+    /// The capture the host was seen in, when captures are judged apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
+}
+
+impl HostDoc {
+    pub fn of(h: &HostState, capture: Option<&str>) -> HostDoc {
+        HostDoc {
+            address: h.addr,
+            level: h.level,
+            score: h.score,
+            was_red: h.was_red,
+            flagged_windows: h.flagged_windows,
+            windows: h.history.clone(),
+            evidence: h.changes.clone(),
+            device: h.device.clone(),
+            capture: capture.map(str::to_string),
+        }
+    }
+}
+
+/// One model in use.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelDoc {
+    pub name: String,
+    pub schema: &'static str,
+    pub threshold: f32,
+    pub path: String,
+}
+
+impl ModelDoc {
+    pub fn of(m: &Model) -> ModelDoc {
+        ModelDoc {
+            name: m.name.clone(),
+            schema: m.schema.name,
+            threshold: m.threshold,
+            path: m.path.display().to_string(),
+        }
+    }
+
+    pub fn all(models: &[Model]) -> Vec<ModelDoc> {
+        models.iter().map(ModelDoc::of).collect()
+    }
+}
+
+/// The thresholds the report page draws.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ScoringDoc {
+    pub alpha: f64,
+    pub red: f64,
+    pub red_rising: f64,
+    pub red_windows: u32,
+    pub yellow_clear: f64,
+    pub min_flows: u32,
+}
+
+impl ScoringDoc {
+    pub fn of(s: &ScoringConfig) -> ScoringDoc {
+        ScoringDoc {
+            alpha: s.alpha,
+            red: s.red,
+            red_rising: s.red_rising,
+            red_windows: s.red_windows,
+            yellow_clear: s.yellow_clear,
+            min_flows: s.min_flows,
+        }
+    }
+}
+
+/// One host as a JSON value (as it appears in the document).
 pub fn host_json(h: &HostState, capture: Option<&str>) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "address": h.addr.to_string(),
-        "level": h.level.as_str(),
-        "score": h.score,
-        "was_red": h.was_red,
-        "flagged_windows": h.flagged_windows,
-        "windows": h.history,
-        "evidence": h.changes,
-    });
-    if let (Some(d), Some(obj)) = (&h.device, v.as_object_mut()) {
-        obj.insert("device".into(), serde_json::json!(d));
-    }
-    if let (Some(c), Some(obj)) = (capture, v.as_object_mut()) {
-        obj.insert("capture".into(), c.into());
-    }
-    v
+    serde_json::to_value(HostDoc::of(h, capture)).unwrap_or_default()
 }
 
-/// The models in use, as the document's `models` array.
-pub fn models_json(models: &[Model]) -> serde_json::Value {
-    models
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "name": m.name, "schema": m.schema.name, "threshold": m.threshold,
-                "path": m.path.display().to_string(),
-            })
-        })
-        .collect()
-}
-
-/// The thresholds the page draws, as the document's `scoring` object.
+/// The thresholds as the document's `scoring` object.
 pub fn scoring_json(s: &ScoringConfig) -> serde_json::Value {
-    serde_json::json!({
-        "alpha": s.alpha,
-        "red": s.red,
-        "red_rising": s.red_rising,
-        "red_windows": s.red_windows,
-        "yellow_clear": s.yellow_clear,
-        "min_flows": s.min_flows,
-    })
+    serde_json::to_value(ScoringDoc::of(s)).unwrap_or_default()
 }
 
-/// The document `botd report --state` reads, from a detector and its engine: the same shape as
-/// `botd analyze --json`. The live sensor writes it on an interval and at shutdown.
-pub fn state_document(
-    detector: &Detector,
-    engine: &Engine,
-    scoring: &ScoringConfig,
-) -> serde_json::Value {
-    let hosts: Vec<serde_json::Value> = detector
-        .scorer
-        .hosts()
-        .into_iter()
-        .map(|h| host_json(h, None))
-        .collect();
+/// The document of a detector and its engine, as `botd report` renders it and the live sensor
+/// writes to its state file (on an interval and at shutdown).
+pub fn state_document(detector: &Detector, engine: &Engine, scoring: &ScoringConfig) -> Document {
     let c = &engine.counters;
     let t = engine.table_stats();
     let counters = serde_json::json!({
@@ -88,19 +148,25 @@ pub fn state_document(
         "detector": detector.counters,
         "hosts_not_tracked": detector.scorer.hosts_dropped,
     });
-    serde_json::json!({
-        "hosts": hosts,
-        "models": models_json(detector.models()),
-        "counters": counters,
-        "scoring": scoring_json(scoring),
-    })
+    Document {
+        hosts: detector
+            .scorer
+            .hosts()
+            .into_iter()
+            .map(|h| HostDoc::of(h, None))
+            .collect(),
+        models: ModelDoc::all(detector.models()),
+        counters,
+        scoring: ScoringDoc::of(scoring),
+        ..Document::default()
+    }
 }
 
 /// Writes `doc` to `path` atomically: a temporary file in the same folder, flushed to disk, then
 /// renamed over `path`, so a reader sees the old document or the new one, never half of one.
 /// Any failure (disk full, permission denied, missing folder) is returned, and the temporary
 /// file is removed.
-pub fn write_state_atomically(path: &Path, doc: &serde_json::Value) -> Result<(), String> {
+pub fn write_state_atomically<T: Serialize + ?Sized>(path: &Path, doc: &T) -> Result<(), String> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -137,7 +203,7 @@ pub fn write_state_atomically(path: &Path, doc: &serde_json::Value) -> Result<()
 /// states) and hands it over; serialising, writing and syncing it (a slow disk stalls for
 /// seconds) happen off the caller's thread. A failure is logged and the next document tried.
 pub struct StateWriter {
-    to_writer: Option<SyncSender<(PathBuf, serde_json::Value)>>,
+    to_writer: Option<SyncSender<(PathBuf, Document)>>,
     /// Set while a document is queued or being written: the caller skips building the next.
     busy: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -146,7 +212,7 @@ pub struct StateWriter {
 impl StateWriter {
     pub fn start() -> Result<StateWriter, String> {
         // One slot: a document is only offered while none is queued or being written.
-        let (to_writer, from_caller) = sync_channel::<(PathBuf, serde_json::Value)>(1);
+        let (to_writer, from_caller) = sync_channel::<(PathBuf, Document)>(1);
         let busy = Arc::new(AtomicBool::new(false));
         let done = Arc::clone(&busy);
         let thread = std::thread::Builder::new()
@@ -174,7 +240,7 @@ impl StateWriter {
     }
 
     /// Hands `doc` over to be written to `path`; false (nothing done) while [`Self::busy`].
-    pub fn offer(&self, path: &Path, doc: serde_json::Value) -> bool {
+    pub fn offer(&self, path: &Path, doc: Document) -> bool {
         if self.busy() {
             return false;
         }
@@ -191,7 +257,7 @@ impl StateWriter {
 
     /// Writes `doc` (the last one, at shutdown) after whatever is in progress, and returns once
     /// it is on disk or failed.
-    pub fn finish(mut self, path: &Path, doc: serde_json::Value) {
+    pub fn finish(mut self, path: &Path, doc: Document) {
         if let Some(tx) = self.to_writer.take() {
             // Blocks while the previous document is queued; the writer takes it soon.
             let _ = tx.send((path.to_path_buf(), doc));
@@ -250,9 +316,13 @@ mod tests {
         // A large document keeps the writer busy for a moment: an offer right after it is
         // skipped, not queued behind it.
         let big: Vec<u64> = (0..2_000_000).collect();
-        assert!(w.offer(&path, serde_json::json!({"hosts": big})));
+        let doc = |counters| Document {
+            counters,
+            ..Document::default()
+        };
+        assert!(w.offer(&path, doc(serde_json::json!(big))));
         assert!(w.busy());
-        assert!(!w.offer(&path, serde_json::json!({"hosts": [2]})));
+        assert!(!w.offer(&path, doc(serde_json::json!(2))));
         let t0 = std::time::Instant::now();
         while w.busy() {
             assert!(t0.elapsed().as_secs() < 30, "writer stuck");
@@ -260,13 +330,55 @@ mod tests {
         }
         let back: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(back["hosts"].as_array().unwrap().len(), 2_000_000);
+        assert_eq!(back["counters"].as_array().unwrap().len(), 2_000_000);
+        assert_eq!(back["hosts"], serde_json::json!([]));
         // A failing write is logged and the writer goes on.
-        assert!(w.offer(&dir.join("no/such/dir/s.json"), serde_json::json!({})));
-        w.finish(&path, serde_json::json!({"hosts": [3]}));
+        assert!(w.offer(&dir.join("no/such/dir/s.json"), doc(serde_json::json!(0))));
+        w.finish(&path, doc(serde_json::json!(3)));
         let back: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(back["hosts"], serde_json::json!([3]));
+        assert_eq!(back["counters"], 3);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The typed document writes a host as the `json!` object it replaced did.
+    #[test]
+    fn a_host_is_written_as_before() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut cfg = crate::config::Config::default();
+        cfg.network.home = vec!["192.168.1.0/24".parse().unwrap()];
+        let models =
+            std::sync::Arc::new(crate::pipeline::load_models(&root.join("models")).unwrap());
+        let run = crate::pipeline::run_captures(
+            &cfg,
+            cfg.network.clone(),
+            models,
+            &[root.join("tests/data/demo.pcap")],
+            None,
+        )
+        .unwrap();
+        let hosts = run.detector.scorer.hosts();
+        assert!(hosts.iter().any(|h| h.was_red && !h.changes.is_empty()));
+        for h in hosts {
+            let mut old = serde_json::json!({
+                "address": h.addr.to_string(),
+                "level": h.level.as_str(),
+                "score": h.score,
+                "was_red": h.was_red,
+                "flagged_windows": h.flagged_windows,
+                "windows": h.history,
+                "evidence": h.changes,
+                "capture": "c.pcap",
+            });
+            if let Some(d) = &h.device {
+                old["device"] = serde_json::json!(d);
+            }
+            assert_eq!(host_json(h, Some("c.pcap")), old, "{}", h.addr);
+        }
+        let doc =
+            serde_json::to_value(state_document(&run.detector, &run.engine, &cfg.scoring)).unwrap();
+        let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["counters", "hosts", "models", "scoring"]);
+        assert_eq!(doc["scoring"]["red_windows"], cfg.scoring.red_windows);
     }
 }

@@ -528,7 +528,7 @@ fn open_capture(
 
 /// The live host history as the state document. Host states live in the oldest detector
 /// generation until a newer one closes its first window and takes them over.
-fn state_document(lp: &LiveLoop, cfg: &Config) -> Option<serde_json::Value> {
+fn state_document(lp: &LiveLoop, cfg: &Config) -> Option<crate::document::Document> {
     let detector = lp.detectors().next()?;
     Some(crate::document::state_document(
         detector,

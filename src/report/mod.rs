@@ -167,6 +167,7 @@ pub fn analyze_document(
     let models = std::sync::Arc::new(pipeline::load_models(models_dir)?);
     let run = pipeline::run_captures(cfg, home, models, captures, None)?;
     let doc = state_document(&run.detector, &run.engine, &cfg.scoring);
+    let doc = serde_json::to_value(doc).map_err(|e| e.to_string())?;
     Ok((doc, run.read_error))
 }
 
