@@ -11,6 +11,14 @@
 //! captures hand out borrowed buffers, timestamps come from the kernel (ring) or
 //! `clock_gettime(CLOCK_REALTIME)` (pnet), and signals are atomic flags.
 //!
+//! As in `botd analyze`, the detectors run on a second thread ([`LiveLoop::detached`], through
+//! [`crate::relay`]: the same records in the same order, so the same alerts): the capture thread
+//! only parses frames and keeps the flow table while a closed window is scored. Between such
+//! runs, when a signal comes or housekeeping is due (metrics, state file, the quarantine's
+//! check) and the detectors are not scoring, the whole loop is on one thread again: a reload
+//! installs its detector between two records, exactly where the inline loop would. The state
+//! file's document is built then; a third thread ([`crate::document::StateWriter`]) writes it.
+//!
 //! Reload (SIGHUP) builds the new configuration, models, detector and (when `[alerts]` changed)
 //! alert sink beside the running ones and installs them only when all are whole; any error is
 //! logged and the running ones stay. What a reload changes: `[network]`, `[models]`,
@@ -43,6 +51,7 @@ use crate::document::StateWriter;
 use crate::engine::{Engine, FlowSink, WindowInfo};
 use crate::flow::{CloseReason, Flow};
 use crate::model::Model;
+use crate::relay;
 use crate::response::Quarantine;
 
 use capture::{CaptureStats, LiveCapture, PnetCapture, now_ns};
@@ -122,6 +131,38 @@ pub struct LiveLoop {
     pub kept: Vec<Alert>,
     link: LinkType,
     pub counters: LoopCounters,
+}
+
+/// The capture thread's side of [`LiveLoop::detached`]: the engine, feeding the detector
+/// thread. Allocation-free per frame, as the loop is (the relay's batches are reused).
+pub struct Detached<'a> {
+    engine: &'a mut Engine,
+    relay: &'a mut relay::Relay,
+    link: LinkType,
+}
+
+impl Detached<'_> {
+    /// One captured frame ([`LiveLoop::frame`]).
+    #[inline]
+    pub fn frame(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) {
+        self.engine
+            .on_frame(ts_ns, self.link, data, wire_len, self.relay);
+    }
+
+    /// No frame came for a while ([`LiveLoop::tick`]).
+    pub fn tick(&mut self, now_ns: u64) {
+        self.engine.advance(now_ns, self.relay);
+    }
+
+    /// Whether the detector thread has taken every window closed so far (it is not scoring):
+    /// a good moment to stop for housekeeping without holding up the capture.
+    pub fn idle(&mut self) -> bool {
+        self.relay.idle()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.engine
+    }
 }
 
 /// Routes the engine's output to the detector generation owning each window and forwards the
@@ -267,6 +308,31 @@ impl LiveLoop {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Runs `body` with the detectors, the quarantine and the alert sink on a second thread, as
+    /// `botd analyze` runs its detector ([`relay`]): `body` hands frames and ticks to the engine
+    /// through [`Detached`], the records reach the detectors in the same order, so the alerts
+    /// are those of [`LiveLoop::frame`] and [`LiveLoop::tick`]. Returns once the detectors have
+    /// taken every record, so everything else (reload, counters, state) is done between such
+    /// runs, on one thread. An error: the detector thread could not start or stopped early.
+    pub fn detached<R>(&mut self, body: impl FnOnce(&mut Detached<'_>) -> R) -> Result<R, String> {
+        let mut sink = Forward {
+            gens: &mut self.gens,
+            alerts: self.alerts.as_mut(),
+            quarantine: self.quarantine.as_mut(),
+            kept: &mut self.kept,
+            counters: &mut self.counters,
+        };
+        let engine = &mut self.engine;
+        let link = self.link;
+        relay::with_sink_thread(&mut sink, relay::MAX_BATCHES, |relay| {
+            body(&mut Detached {
+                engine,
+                relay,
+                link,
+            })
+        })
     }
 
     /// The newest detector (the one new windows go to).
@@ -625,13 +691,16 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         }
         // The state file for `botd report --state`: written atomically on an interval; a failure
         // (disk full, permissions) is logged and the sensor goes on.
+        // When the previous document is still being written, this interval's is skipped.
         if let (Some(w), Some(path)) = (&state_writer, cfg.state.file())
             && last_state.elapsed() >= Duration::from_secs(cfg.state.interval_secs.max(1))
-            && !w.busy()
-            && let Some(doc) = state_document(&lp, &cfg)
         {
             last_state = std::time::Instant::now();
-            w.offer(path, doc);
+            if !w.busy()
+                && let Some(doc) = state_document(&lp, &cfg)
+            {
+                w.offer(path, doc);
+            }
         }
         if last_check.elapsed() >= crate::response::CHECK_INTERVAL {
             last_check = std::time::Instant::now();
@@ -651,32 +720,61 @@ pub fn run(args: RunArgs) -> Result<(), String> {
                 log!("counters: {}", counters_line(&lp, &cap.stats(), None));
             }
         }
-        match cap.next(&mut |ts, data, wire| lp.frame(ts, data, wire)) {
-            Ok(0) => lp.tick(now_ns().saturating_sub(cap.latency_ns())),
-            Ok(_) => {
-                consecutive_errors = 0;
-                first_error = None;
-            }
-            Err(e) => {
-                consecutive_errors += 1;
-                let since = *first_error.get_or_insert_with(std::time::Instant::now);
-                if consecutive_errors <= 3 {
-                    log!("capture error on {}: {e}", cfg.capture.interface);
+        // Capture, with the detectors on their own thread, until a signal comes or the next
+        // housekeeping above is due.
+        let every = |secs: u64| Duration::from_secs(secs.max(1));
+        let mut due = last_check + crate::response::CHECK_INTERVAL;
+        if cfg.metrics.textfile().is_some() {
+            let next = last_metrics.map_or(due, |t| t + every(cfg.metrics.interval_secs));
+            due = due.min(next);
+        }
+        if state_writer.is_some() {
+            due = due.min(last_state + every(cfg.state.interval_secs));
+        }
+        let failed = lp.detached(|d| {
+            loop {
+                match cap.next(&mut |ts, data, wire| d.frame(ts, data, wire)) {
+                    Ok(0) => d.tick(now_ns().saturating_sub(cap.latency_ns())),
+                    Ok(_) => {
+                        consecutive_errors = 0;
+                        first_error = None;
+                    }
+                    Err(e) => {
+                        consecutive_errors += 1;
+                        let since = *first_error.get_or_insert_with(std::time::Instant::now);
+                        if consecutive_errors <= 3 {
+                            log!("capture error on {}: {e}", cfg.capture.interface);
+                        }
+                        if since.elapsed() > Duration::from_secs(10) {
+                            return Some(format!(
+                                "capture on {} failing for 10 s: {e}",
+                                cfg.capture.interface
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(
+                            cfg.capture.read_timeout_ms.min(1000),
+                        ));
+                        d.tick(now_ns().saturating_sub(cap.latency_ns()));
+                    }
                 }
-                if since.elapsed() > Duration::from_secs(10) {
-                    lp.finish();
-                    let alerts = lp
-                        .take_alert_sink()
-                        .map(|s| s.shutdown(Duration::from_secs(1)));
-                    write_metrics(&lp, &cap.stats(), alerts, &cfg, start_ns, &mut metrics_buf);
-                    return Err(format!(
-                        "capture on {} failing for 10 s: {e}",
-                        cfg.capture.interface
-                    ));
+                // Signals at once; the intervals' housekeeping once the detectors are not
+                // scoring a window, so that waiting for them does not hold up the capture
+                // (unless they never are: an overloaded sensor still writes its metrics).
+                let now = std::time::Instant::now();
+                if signals.pending()
+                    || (now >= due && (d.idle() || now >= due + Duration::from_secs(10)))
+                {
+                    return None;
                 }
-                std::thread::sleep(Duration::from_millis(cfg.capture.read_timeout_ms.min(1000)));
-                lp.tick(now_ns().saturating_sub(cap.latency_ns()));
             }
+        })?;
+        if let Some(e) = failed {
+            lp.finish();
+            let alerts = lp
+                .take_alert_sink()
+                .map(|s| s.shutdown(Duration::from_secs(1)));
+            write_metrics(&lp, &cap.stats(), alerts, &cfg, start_ns, &mut metrics_buf);
+            return Err(e);
         }
     }
     log!("stopping: closing the open windows");
