@@ -11,6 +11,8 @@
 #     RATES    packets/s, or "top" for tcpreplay --topspeed (default: top 50000 100000 200000 400000)
 #   env: CAPTURE=target/bench/tiled-64.pcap (made by `python3 benches/tile_pcap.py` if missing)
 #        BOTD=target/release/botd  METHODS="pnet ring"
+#        WINDOW=SECS  windows of SECS seconds every SECS/2 (default: the configuration's 300 s, which
+#                     a replay of a few seconds never closes; short ones make botd score during it)
 #
 # Needs root, iproute2, tcpreplay and editcap (wireshark-common, comes with tshark). Nothing leaves
 # the machine: both veth ends live in the namespace, which is deleted at exit.
@@ -65,6 +67,9 @@ dir = "$PWD/models"
 [alerts]
 syslog = false
 EOF
+if [[ -n ${WINDOW:-} ]]; then
+    printf '[flows]\nwindow_secs = %d\noverlap_secs = %d\n' "$WINDOW" $((WINDOW / 2)) >>"$WORK/botd.toml"
+fi
 
 clk=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

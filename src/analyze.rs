@@ -7,19 +7,14 @@
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::alert::{AlertSettings, AlertSink, Format, Level, SyslogTarget};
-use crate::capture::MergedCapture;
-use crate::config::{Cidr, Config, NetworkConfig};
-use crate::detect::Detector;
-use crate::engine::{Engine, FlowSink};
-use crate::flow::{CloseReason, Flow};
+use crate::alert::Level;
+use crate::document::{Document, HostDoc, ModelDoc, ScoringDoc};
 use crate::host::HostState;
-use crate::model::Model;
-use crate::relay;
+use crate::pipeline::{RunResult, alert_sink, load_config, load_models, parse_home, run_captures};
 
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
@@ -133,171 +128,6 @@ pub struct Evaluation {
     pub benign_flagged: Vec<IpAddr>,
 }
 
-/// `--home` prefixes (comma-separated on the command line) as a home network.
-pub fn parse_home(list: &[String]) -> Result<NetworkConfig, String> {
-    let home = list
-        .iter()
-        .map(|s| {
-            s.trim()
-                .parse::<Cidr>()
-                .map_err(|e| format!("--home {s}: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(NetworkConfig { home })
-}
-
-/// The configuration: `path`, else config/botd.toml when it exists, else the defaults.
-pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
-    match path {
-        Some(p) => Config::load(p).map_err(|e| e.to_string()),
-        None => {
-            let p = Path::new(crate::config::DEFAULT_PATH);
-            if p.exists() {
-                Config::load(p).map_err(|e| e.to_string())
-            } else {
-                Ok(Config::default())
-            }
-        }
-    }
-}
-
-/// The threat-intelligence feeds of `[intel] dir` (`None` when off); a broken feed is an error
-/// naming the file and line, and the caller keeps what it had.
-pub fn load_intel(cfg: &Config) -> Result<Option<std::sync::Arc<crate::intel::IntelSet>>, String> {
-    let Some(dir) = cfg.intel.dir() else {
-        return Ok(None);
-    };
-    let limits = crate::intel::IntelLimits {
-        max_entries: cfg.intel.max_entries,
-        max_feeds: cfg.intel.max_feeds,
-    };
-    let (set, _reports) =
-        crate::intel::IntelSet::load_dir(dir, &limits).map_err(|e| format!("intel: {e}"))?;
-    Ok(Some(std::sync::Arc::new(set)))
-}
-
-/// Loads every model of the folder; any invalid model stops the run with the file and reason.
-pub fn load_models(dir: &Path) -> Result<Vec<Model>, String> {
-    let mut models = Vec::new();
-    for result in crate::model::load_dir(dir)? {
-        models.push(result.map_err(|e| e.to_string())?);
-    }
-    if models.is_empty() {
-        return Err(format!("{}: no *.onnx models", dir.display()));
-    }
-    Ok(models)
-}
-
-/// A sink that feeds the detector and shows progress on a terminal.
-struct Progress<'a> {
-    detector: &'a mut Detector,
-    alerts: Option<&'a mut AlertSink>,
-    clock_ns: u64,
-}
-
-impl FlowSink for Progress<'_> {
-    fn flow(
-        &mut self,
-        flow: &Flow,
-        reason: CloseReason,
-        window: Option<&crate::engine::WindowInfo>,
-    ) {
-        self.clock_ns = self.clock_ns.max(flow.last_ns);
-        self.detector.flow(flow, reason, window);
-    }
-    fn window_closed(&mut self, window: &crate::engine::WindowInfo, flows: u64) {
-        self.detector.window_closed(window, flows);
-        self.send_alerts();
-    }
-}
-
-impl Progress<'_> {
-    /// The alerts of the windows closed so far (with the scoring thread, a window's come once
-    /// its flows are scored), each sent at the end of its window as the live sensor does.
-    fn send_alerts(&mut self) {
-        let alerts = self.detector.take_alerts();
-        if let Some(sink) = self.alerts.as_deref_mut() {
-            for a in alerts {
-                let at = a.window_end_ns;
-                sink.send(a, at);
-            }
-        }
-    }
-}
-
-/// What one run of the pipeline leaves: the detector (hosts), the engine (counters), and the
-/// capture read error, if any, after which what was read is still reported.
-pub(crate) struct RunResult {
-    pub detector: Detector,
-    pub engine: Engine,
-    pub read_error: Option<String>,
-}
-
-/// The captures (one stream) through engine and detector; alerts go to `alerts` when given.
-pub(crate) fn run_pipeline(
-    cfg: &Config,
-    home: NetworkConfig,
-    models: std::sync::Arc<Vec<Model>>,
-    captures: &[PathBuf],
-    alerts: Option<&mut AlertSink>,
-) -> Result<RunResult, String> {
-    let engine_cfg = cfg.engine_config();
-    let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
-    let mut engine = Engine::new(engine_cfg.clone());
-    // Flows repeated by the window overlap reuse their scores (same results, crate::scoring).
-    let mut detector = Detector::new(models, home, cfg.scoring.clone(), concurrent)
-        .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity)
-        .with_rules(cfg.rules.clone(), load_intel(cfg)?);
-    let mut capture = MergedCapture::open(captures).map_err(|e| e.to_string())?;
-    let tty = std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut last_draw = Instant::now();
-    let mut sink = Progress {
-        detector: &mut detector,
-        alerts,
-        clock_ns: 0,
-    };
-    // The detector runs on a second thread, fed in order (crate::relay): same results as inline.
-    let read_error = relay::with_sink_thread(&mut sink, relay::MAX_BATCHES, |relay| {
-        let read_error = loop {
-            match capture.next_frame() {
-                Ok(Some(f)) => {
-                    // Deferred: the flow's memory is prefetched; same records and order as on_frame.
-                    engine.on_frame_deferred(f.ts_ns, f.link, f.data, f.orig_len, relay);
-                    if tty
-                        && engine.counters.frames.is_multiple_of(65_536)
-                        && last_draw.elapsed() > Duration::from_millis(250)
-                    {
-                        last_draw = Instant::now();
-                        eprint!(
-                            "\r\x1b[Kbotd: {} packets, {} flows, {} windows, {:.1} s",
-                            engine.counters.frames,
-                            engine.counters.flows,
-                            engine.counters.windows_closed,
-                            started.elapsed().as_secs_f64()
-                        );
-                    }
-                }
-                Ok(None) => break None,
-                Err(e) => break Some(e.to_string()),
-            }
-        };
-        engine.finish(relay);
-        read_error
-    })?;
-    if tty {
-        eprint!("\r\x1b[K");
-    }
-    for w in capture.stats().warnings {
-        eprintln!("botd: warning: {w}");
-    }
-    Ok(RunResult {
-        detector,
-        engine,
-        read_error,
-    })
-}
-
 fn colour(level: Level, tty: bool) -> String {
     let name = level.as_str();
     if !tty {
@@ -367,27 +197,6 @@ fn print_table(out: &mut impl Write, hosts: &[&HostState], tty: bool) -> std::io
         )?;
     }
     Ok(())
-}
-
-/// One host as `botd analyze --json` (and the state file) show it; `capture` names the capture
-/// when captures are judged apart.
-pub fn host_json(h: &HostState, capture: Option<&str>) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "address": h.addr.to_string(),
-        "level": h.level.as_str(),
-        "score": h.score,
-        "was_red": h.was_red,
-        "flagged_windows": h.flagged_windows,
-        "windows": h.history,
-        "evidence": h.changes,
-    });
-    if let (Some(d), Some(obj)) = (&h.device, v.as_object_mut()) {
-        obj.insert("device".into(), serde_json::json!(d));
-    }
-    if let (Some(c), Some(obj)) = (capture, v.as_object_mut()) {
-        obj.insert("capture".into(), c.into());
-    }
-    v
 }
 
 fn counters_json(r: &RunResult) -> serde_json::Value {
@@ -460,29 +269,6 @@ fn evaluate(truth_entry: Option<&TruthEntry>, name: String, hosts: &[&HostState]
     ev
 }
 
-/// The alert sink `[alerts]` describes.
-pub fn alert_sink(cfg: &Config) -> Result<AlertSink, String> {
-    let a = &cfg.alerts;
-    let settings = AlertSettings {
-        syslog: if a.syslog {
-            Some(SyslogTarget::parse(&a.syslog_target.to_string())?)
-        } else {
-            None
-        },
-        format: Format::parse(a.syslog_format.name())?,
-        facility: crate::alert::parse_facility(a.facility.name())?,
-        app_name: a.app_name.clone(),
-        queue_capacity: a.queue_capacity,
-        rate_limit_ns: a.rate_limit_secs.saturating_mul(1_000_000_000),
-        json_file: a.json_file().map(Path::to_path_buf),
-        sensor: cfg.sensor.resolved_name(),
-        enterprise_number: a.enterprise_number,
-        community_id_seed: cfg.sensor.community_id_seed,
-        ..AlertSettings::default()
-    };
-    AlertSink::start(settings)
-}
-
 pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
     let cfg = load_config(args.config.as_deref())?;
     let home_override = if args.home.is_empty() {
@@ -522,7 +308,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
             (None, Some(e)) if !e.home.is_empty() => parse_home(&e.home)?,
             _ => cfg.network.clone(),
         };
-        let result = run_pipeline(&cfg, home, models.clone(), &captures, sink.as_mut())?;
+        let result = run_captures(&cfg, home, models.clone(), &captures, sink.as_mut())?;
         if let Some(e) = &result.read_error {
             read_errors.push(e.clone());
         }
@@ -542,7 +328,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
         let capture_label = truth.as_ref().map(|_| name.as_str());
         // Only for --json: with thousands of hosts and their histories it is not free.
         if args.json.is_some() {
-            json_hosts.extend(hosts.iter().map(|h| host_json(h, capture_label)));
+            json_hosts.extend(hosts.iter().map(|h| HostDoc::of(h, capture_label)));
         }
         json_counters.push(counters_json(&result));
         if truth.is_some() {
@@ -555,49 +341,27 @@ pub fn analyze(args: AnalyzeArgs) -> Result<(), String> {
     }
     let alert_counters = sink.map(|s| s.shutdown(Duration::from_secs(2)));
     if let Some(path) = &args.json {
-        let models_json: Vec<serde_json::Value> = models
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "name": m.name, "schema": m.schema.name, "threshold": m.threshold,
-                    "path": m.path.display().to_string(),
-                })
-            })
-            .collect();
         let counters = if json_counters.len() == 1 {
             json_counters.pop().unwrap_or_default()
         } else {
             serde_json::Value::Array(json_counters)
         };
-        let sc = &cfg.scoring;
-        let mut doc = serde_json::json!({
-            "hosts": json_hosts,
-            "models": models_json,
-            "counters": counters,
-            "scoring": {
-                "alpha": sc.alpha, "red": sc.red, "red_rising": sc.red_rising,
-                "red_windows": sc.red_windows, "yellow_clear": sc.yellow_clear,
-                "min_flows": sc.min_flows,
-            },
-        });
-        if let Some(obj) = doc.as_object_mut() {
-            if let Some(c) = &alert_counters {
-                obj.insert(
-                    "alerts".into(),
-                    serde_json::json!({
-                        "sent": c.sent, "dropped_queue_full": c.dropped_queue_full,
-                        "suppressed_rate_limit": c.suppressed_rate_limit,
-                        "send_errors": c.send_errors, "reconnects": c.reconnects,
-                    }),
-                );
-            }
-            if !evaluations.is_empty() {
-                obj.insert(
-                    "evaluation".into(),
-                    serde_json::to_value(&evaluations).unwrap_or_default(),
-                );
-            }
-        }
+        let doc = Document {
+            hosts: json_hosts,
+            models: ModelDoc::all(&models),
+            counters,
+            scoring: ScoringDoc::of(&cfg.scoring),
+            alerts: alert_counters.map(|c| {
+                serde_json::json!({
+                    "sent": c.sent, "dropped_queue_full": c.dropped_queue_full,
+                    "suppressed_rate_limit": c.suppressed_rate_limit,
+                    "send_errors": c.send_errors, "reconnects": c.reconnects,
+                })
+            }),
+            evaluation: (!evaluations.is_empty())
+                .then(|| serde_json::to_value(&evaluations).unwrap_or_default()),
+            source: None,
+        };
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }

@@ -301,7 +301,7 @@ fn features(args: FeaturesArgs) -> Result<(), String> {
 }
 
 fn intel(args: IntelArgs) -> Result<(), String> {
-    let cfg = crate::analyze::load_config(args.config.as_deref())?;
+    let cfg = crate::pipeline::load_config(args.config.as_deref())?;
     let dir = match args.dir.as_deref().or(cfg.intel.dir()) {
         Some(d) => d.to_path_buf(),
         None => return Err("no feed folder: give --dir or set [intel] dir".into()),

@@ -230,6 +230,17 @@ impl Engine {
         &self.cfg
     }
 
+    /// The engine's time: the latest timestamp handed in (frames, `advance`), never backwards;
+    /// 0 before the first. Frames `on_frame_deferred` still holds have not moved it yet.
+    pub fn clock(&self) -> Nanos {
+        self.clock
+    }
+
+    /// The first timestamp handed in, where windows are anchored (`None` before it).
+    pub fn anchor(&self) -> Option<Nanos> {
+        self.anchor
+    }
+
     /// Flows currently held, over all open windows.
     pub fn active_flows(&self) -> usize {
         self.slots.iter().map(|s| s.table.len()).sum()

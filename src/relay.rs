@@ -48,6 +48,8 @@ pub struct Relay {
     to_sink: Option<SyncSender<Batch>>,
     /// Emptied batches coming back for reuse.
     returned: Receiver<Batch>,
+    /// Batches back from the sink that [`Relay::idle`] took from `returned` (reused first).
+    spare: Vec<Batch>,
     made: usize,
     max_batches: usize,
     /// The sink's thread is gone (it panicked): calls from then on are lost.
@@ -59,7 +61,11 @@ impl Relay {
         if self.current.calls.is_empty() || self.lost {
             return;
         }
-        let next = match self.returned.try_recv() {
+        let next = match self
+            .spare
+            .pop()
+            .map_or_else(|| self.returned.try_recv(), Ok)
+        {
             Ok(b) => b,
             Err(_) if self.made < self.max_batches => {
                 self.made += 1;
@@ -78,6 +84,15 @@ impl Relay {
         if !sent {
             self.lost = true;
         }
+    }
+
+    /// Whether the sink has taken every batch sent so far (calls not sent yet, fewer than a
+    /// batch, may wait in the current one): the other thread is not busy with them.
+    pub fn idle(&mut self) -> bool {
+        while let Ok(b) = self.returned.try_recv() {
+            self.spare.push(b);
+        }
+        self.lost || self.spare.len() + 1 >= self.made
     }
 
     fn push(&mut self, call: Call) {
@@ -143,6 +158,7 @@ where
             current: Batch::new(),
             to_sink: Some(to_sink),
             returned,
+            spare: Vec::with_capacity(max_batches),
             made: 1,
             max_batches,
             lost: false,
@@ -258,6 +274,38 @@ mod tests {
         let made = demo_run(&mut slow, Some(2)).unwrap();
         assert_eq!(made, 2);
         assert_eq!(slow.calls, inline.calls);
+    }
+
+    #[test]
+    fn idle_once_the_sink_took_every_batch() {
+        let mut slow = Recorder {
+            slow: Some(std::time::Duration::from_millis(200)),
+            ..Recorder::default()
+        };
+        let window = WindowInfo {
+            index: 0,
+            start_ns: 0,
+            end_ns: 1,
+        };
+        with_sink_thread(&mut slow, 4, |relay| {
+            assert!(relay.idle(), "nothing sent yet");
+            relay.window_closed(&window, 0);
+            assert!(!relay.idle(), "the sink sleeps on the window");
+            let t0 = std::time::Instant::now();
+            while !relay.idle() {
+                assert!(t0.elapsed().as_secs() < 10, "never idle");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            assert!(
+                t0.elapsed().as_millis() >= 100,
+                "idle before the sink was done"
+            );
+            // The batch back in `spare` is reused: no new one is made.
+            relay.window_closed(&window, 0);
+            assert_eq!(relay.made, 2);
+        })
+        .unwrap();
+        assert_eq!(slow.calls, ["close 0 0", "close 0 0"]);
     }
 
     #[test]

@@ -774,14 +774,14 @@ pub fn list_text(l: &Listing) -> String {
 pub fn quarantine_command(args: QuarantineArgs) -> Result<(), String> {
     match args.command {
         QuarantineCommand::List { config } => {
-            let cfg = crate::analyze::load_config(config.as_deref())?;
+            let cfg = crate::pipeline::load_config(config.as_deref())?;
             let nft = Nft::new(&cfg.response.nft);
             let listing = nft.list()?.unwrap_or_default();
             print!("{}", list_text(&listing));
             Ok(())
         }
         QuarantineCommand::Block { addr, mac, config } => {
-            let cfg = crate::analyze::load_config(config.as_deref())?;
+            let cfg = crate::pipeline::load_config(config.as_deref())?;
             let mac = match mac {
                 Some(m) => Some(parse_mac(&m).ok_or_else(|| format!("{m:?} is not a MAC"))?),
                 None => None,
@@ -796,7 +796,7 @@ pub fn quarantine_command(args: QuarantineArgs) -> Result<(), String> {
             }
         }
         QuarantineCommand::Release { addr, config } => {
-            let cfg = crate::analyze::load_config(config.as_deref())?;
+            let cfg = crate::pipeline::load_config(config.as_deref())?;
             let nft = Nft::new(&cfg.response.nft);
             let msg = release(&nft, &addr)?;
             log!("{msg}");

@@ -255,7 +255,7 @@ fn detector_flow_path_allocates_nothing_in_steady_state() {
     let shift = frames.span() + 3600 * SEC;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let models = std::sync::Arc::new(
-        botd::analyze::load_models(&root.join("models")).unwrap_or_else(|e| panic!("{e}")),
+        botd::pipeline::load_models(&root.join("models")).unwrap_or_else(|e| panic!("{e}")),
     );
     let cfg = Config::default();
     let ecfg = cfg.engine_config();
@@ -263,7 +263,7 @@ fn detector_flow_path_allocates_nothing_in_steady_state() {
     let concurrent = window.map_or(1, |w| w.concurrent());
     let mut detector = botd::detect::Detector::new(
         models,
-        botd::analyze::parse_home(&["10.0.0.0/8".into()]).unwrap_or_else(|e| panic!("{e}")),
+        botd::pipeline::parse_home(&["10.0.0.0/8".into()]).unwrap_or_else(|e| panic!("{e}")),
         cfg.scoring.clone(),
         concurrent,
     )

@@ -431,9 +431,10 @@ fn behaviour_rules_fire_with_their_evidence() {
 mod same_results {
     use super::*;
     use botd::alert::Alert;
-    use botd::analyze::{host_json, load_config, load_models, parse_home};
     use botd::detect::{Detector, DetectorCounters};
+    use botd::document::host_json;
     use botd::engine::Engine;
+    use botd::pipeline::{load_config, load_models, parse_home};
     use common::offline::Offline;
     use std::sync::Arc;
 

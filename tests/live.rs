@@ -112,7 +112,7 @@ fn test_config() -> Config {
 }
 
 fn models(cfg: &Config) -> Arc<Vec<botd::model::Model>> {
-    Arc::new(botd::analyze::load_models(&cfg.models.dir).unwrap())
+    Arc::new(botd::pipeline::load_models(&cfg.models.dir).unwrap())
 }
 
 fn offline_alerts(cfg: &Config, frames: &[(u64, Vec<u8>, u32)], shift: u64) -> Vec<Alert> {
@@ -263,6 +263,105 @@ fn live_loop_allocates_nothing_per_frame() {
     eprintln!(
         "live loop, second pass: {} frames, {total} allocations (all in window closes and \
          scoring), 0 on the packet path",
+        frames.len()
+    );
+}
+
+/// `botd run`'s way: the detectors on a second thread ([`LiveLoop::detached`]), stopped for
+/// housekeeping every 500 frames and for a reload halfway: the offline alerts still.
+#[test]
+fn detached_loop_gives_the_offline_alerts() {
+    let cfg = test_config();
+    let frames = frames(&demo());
+    let offline = offline_alerts(&cfg, &frames, 0);
+    assert!(offline.iter().any(|a| a.level == Level::Red), "{offline:?}");
+    let models = models(&cfg);
+    let mut lp = LiveLoop::new(
+        &cfg,
+        models.clone(),
+        None,
+        botd::capture::LinkType::Ethernet,
+    );
+    let mut next_tick = frames[0].0;
+    let mut epochs = 0;
+    let mut reloaded = false;
+    for chunk in frames.chunks(500) {
+        lp.detached(|d| {
+            for (ts, data, len) in chunk {
+                while next_tick < *ts {
+                    d.tick(next_tick);
+                    next_tick += SEC / 10;
+                }
+                d.frame(*ts, data, *len);
+            }
+        })
+        .unwrap();
+        epochs += 1;
+        if !reloaded && epochs * 500 > frames.len() / 2 {
+            reloaded = true;
+            let d = Detector::new(
+                models.clone(),
+                cfg.network.clone(),
+                cfg.scoring.clone(),
+                cfg.engine_config().window.unwrap().concurrent(),
+            );
+            lp.install_detector(d, true);
+        }
+    }
+    lp.finish();
+    assert!(epochs > 3, "{epochs} runs");
+    assert_eq!(lp.kept, offline, "detached and offline alerts differ");
+    assert_eq!(lp.counters.reloads, 1);
+}
+
+#[test]
+fn detached_loop_allocates_nothing_per_frame_on_the_capture_thread() {
+    let cfg = test_config();
+    let frames = frames(&demo());
+    let span = frames.last().unwrap().0 - frames[0].0;
+    let mut lp = LiveLoop::new(&cfg, models(&cfg), None, botd::capture::LinkType::Ethernet);
+    // A first pass inline warms the engine and detector up.
+    let mut next_tick = frames[0].0;
+    for (ts, data, len) in &frames {
+        while next_tick < *ts {
+            lp.tick(next_tick);
+            next_tick += SEC / 10;
+        }
+        lp.frame(*ts, data, *len);
+    }
+    let shift = span + 3600 * SEC;
+    let (packet_path, total, counted) = lp
+        .detached(|d| {
+            let before_all = allocations();
+            let (mut packet_path, mut counted) = (0, 0);
+            let mut next_tick = frames[0].0 + shift;
+            for (ts, data, len) in &frames {
+                let ts = ts + shift;
+                while next_tick < ts {
+                    d.tick(next_tick);
+                    next_tick += SEC / 10;
+                }
+                let flows = d.engine().counters.flows;
+                let before = allocations();
+                d.frame(ts, data, *len);
+                if d.engine().counters.flows == flows {
+                    packet_path += allocations() - before;
+                    counted += 1;
+                }
+            }
+            (packet_path, allocations() - before_all, counted)
+        })
+        .unwrap();
+    assert!(counted > 4000, "{counted} frames on the packet path");
+    assert_eq!(
+        packet_path, 0,
+        "{packet_path} allocations over {counted} frames"
+    );
+    // Only the relay's batches (two vectors each, made once, at most MAX_BATCHES): scoring and
+    // alerts allocate on the detector thread.
+    assert!(
+        total <= 2 * botd::relay::MAX_BATCHES as u64,
+        "{total} allocations on the capture thread over {} frames",
         frames.len()
     );
 }

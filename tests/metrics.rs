@@ -105,7 +105,7 @@ fn live_loop_metrics_pass_promtool_and_are_the_loops_counters() {
     let mut cfg = Config::default();
     cfg.network.home = vec!["192.168.1.0/24".parse().unwrap()];
     cfg.models.dir = root().join("models");
-    let models = Arc::new(botd::analyze::load_models(&cfg.models.dir).unwrap());
+    let models = Arc::new(botd::pipeline::load_models(&cfg.models.dir).unwrap());
     let mut lp = LiveLoop::new(&cfg, models, None, botd::capture::LinkType::Ethernet);
     // The capture's frames with idle ticks every 100 ms between them (read timeouts).
     let mut r = FileReader::open(&demo()).unwrap();

@@ -459,7 +459,7 @@ fn live(response: ResponseConfig) -> (Vec<botd::alert::Alert>, Quarantine) {
     cfg.network.home = vec!["192.168.100.0/24".parse().unwrap()];
     cfg.models.dir = root.join("models");
     cfg.response = response;
-    let models = Arc::new(botd::analyze::load_models(&cfg.models.dir).unwrap());
+    let models = Arc::new(botd::pipeline::load_models(&cfg.models.dir).unwrap());
     let mut lp = LiveLoop::new(&cfg, models, None, botd::capture::LinkType::Ethernet);
     lp.replace_quarantine(Quarantine::new(&cfg.response).unwrap());
     let path = root.join("../shared/data").join(CAPTURE);

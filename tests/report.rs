@@ -433,7 +433,7 @@ fn state_file_report_shows_the_state_as_written() {
         }
     }
     let state_path = dir.join("botd-state.json");
-    botd::report::write_state_atomically(&state_path, &state).unwrap();
+    botd::document::write_state_atomically(&state_path, &state).unwrap();
     let html = dir.join("state.html");
     let o = botd(&[
         "report",
@@ -517,9 +517,11 @@ fn bad_invocations_are_errors_not_panics() {
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
     // The state writer returns errors too (a missing folder, a file where a folder should be).
     let doc = serde_json::json!({"hosts": []});
-    assert!(botd::report::write_state_atomically(Path::new("/nonexistent/s.json"), &doc).is_err());
+    assert!(
+        botd::document::write_state_atomically(Path::new("/nonexistent/s.json"), &doc).is_err()
+    );
     let file = dir.join("plain");
     std::fs::write(&file, "x").unwrap();
-    assert!(botd::report::write_state_atomically(&file.join("s.json"), &doc).is_err());
+    assert!(botd::document::write_state_atomically(&file.join("s.json"), &doc).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,14 @@
 //! captures hand out borrowed buffers, timestamps come from the kernel (ring) or
 //! `clock_gettime(CLOCK_REALTIME)` (pnet), and signals are atomic flags.
 //!
+//! As in `botd analyze`, the detectors run on a second thread ([`LiveLoop::detached`], through
+//! [`crate::relay`]: the same records in the same order, so the same alerts): the capture thread
+//! only parses frames and keeps the flow table while a closed window is scored. Between such
+//! runs, when a signal comes or housekeeping is due (metrics, state file, the quarantine's
+//! check) and the detectors are not scoring, the whole loop is on one thread again: a reload
+//! installs its detector between two records, exactly where the inline loop would. The state
+//! file's document is built then; a third thread ([`crate::document::StateWriter`]) writes it.
+//!
 //! Reload (SIGHUP) builds the new configuration, models, detector and (when `[alerts]` changed)
 //! alert sink beside the running ones and installs them only when all are whole; any error is
 //! logged and the running ones stay. What a reload changes: `[network]`, `[models]`,
@@ -39,9 +47,11 @@ use crate::alert::{Alert, AlertCounters, AlertSink};
 use crate::capture::LinkType;
 use crate::config::Config;
 use crate::detect::Detector;
+use crate::document::StateWriter;
 use crate::engine::{Engine, FlowSink, WindowInfo};
 use crate::flow::{CloseReason, Flow};
 use crate::model::Model;
+use crate::relay;
 use crate::response::Quarantine;
 
 use capture::{CaptureStats, LiveCapture, PnetCapture, now_ns};
@@ -83,7 +93,7 @@ macro_rules! log {
     ($($arg:tt)*) => { eprintln!("botd: {}", format_args!($($arg)*)) };
 }
 
-pub use crate::analyze::{alert_sink, load_config};
+use crate::pipeline::{self, alert_sink, load_config};
 
 /// A detector and the last window it is responsible for (windows open when a newer one was
 /// installed stay with it).
@@ -120,9 +130,39 @@ pub struct LiveLoop {
     /// Alerts raised without a sink (tests), in order.
     pub kept: Vec<Alert>,
     link: LinkType,
-    anchor: Option<u64>,
-    clock: u64,
     pub counters: LoopCounters,
+}
+
+/// The capture thread's side of [`LiveLoop::detached`]: the engine, feeding the detector
+/// thread. Allocation-free per frame, as the loop is (the relay's batches are reused).
+pub struct Detached<'a> {
+    engine: &'a mut Engine,
+    relay: &'a mut relay::Relay,
+    link: LinkType,
+}
+
+impl Detached<'_> {
+    /// One captured frame ([`LiveLoop::frame`]).
+    #[inline]
+    pub fn frame(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) {
+        self.engine
+            .on_frame(ts_ns, self.link, data, wire_len, self.relay);
+    }
+
+    /// No frame came for a while ([`LiveLoop::tick`]).
+    pub fn tick(&mut self, now_ns: u64) {
+        self.engine.advance(now_ns, self.relay);
+    }
+
+    /// Whether the detector thread has taken every window closed so far (it is not scoring):
+    /// a good moment to stop for housekeeping without holding up the capture.
+    pub fn idle(&mut self) -> bool {
+        self.relay.idle()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.engine
+    }
 }
 
 /// Routes the engine's output to the detector generation owning each window and forwards the
@@ -196,16 +236,22 @@ impl LiveLoop {
         alerts: Option<AlertSink>,
         link: LinkType,
     ) -> LiveLoop {
-        let engine_cfg = cfg.engine_config();
-        let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
-        // The feeds were checked by `run` before the capture started; a LiveLoop built without
-        // them (tests) runs with none.
-        let intel = crate::analyze::load_intel(cfg).ok().flatten();
-        let detector = Detector::new(models, cfg.network.clone(), cfg.scoring.clone(), concurrent)
-            .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity)
-            .with_rules(cfg.rules.clone(), intel);
+        // `run` checks the feeds before the capture starts and builds with them
+        // ([`LiveLoop::with_detector`]); a broken feed here (tests) runs with none.
+        let intel = pipeline::load_intel(cfg).ok().flatten();
+        let detector = pipeline::detector(cfg, cfg.network.clone(), models, intel);
+        LiveLoop::with_detector(cfg, detector, alerts, link)
+    }
+
+    /// A live loop over `detector` (built by [`pipeline::detector`] for `cfg`).
+    pub fn with_detector(
+        cfg: &Config,
+        detector: Detector,
+        alerts: Option<AlertSink>,
+        link: LinkType,
+    ) -> LiveLoop {
         LiveLoop {
-            engine: Engine::new(engine_cfg),
+            engine: pipeline::engine(cfg),
             gens: vec![Generation {
                 last_window: u64::MAX,
                 inherit: false,
@@ -215,8 +261,6 @@ impl LiveLoop {
             quarantine: None,
             kept: Vec::new(),
             link,
-            anchor: None,
-            clock: 0,
             counters: LoopCounters::default(),
         }
     }
@@ -224,8 +268,6 @@ impl LiveLoop {
     /// One captured frame.
     #[inline]
     pub fn frame(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) {
-        self.anchor.get_or_insert(ts_ns);
-        self.clock = self.clock.max(ts_ns);
         let mut sink = Forward {
             gens: &mut self.gens,
             alerts: self.alerts.as_mut(),
@@ -239,8 +281,6 @@ impl LiveLoop {
 
     /// No frame came for a while: time still passes (windows close, flows expire).
     pub fn tick(&mut self, now_ns: u64) {
-        self.anchor.get_or_insert(now_ns);
-        self.clock = self.clock.max(now_ns);
         let mut sink = Forward {
             gens: &mut self.gens,
             alerts: self.alerts.as_mut(),
@@ -263,11 +303,36 @@ impl LiveLoop {
         self.engine.finish(&mut sink);
         // The windows closed early: they closed at the clock, not at their nominal end.
         let closed = &mut self.counters.last_window_end_ns;
-        *closed = (*closed).min(self.clock);
+        *closed = (*closed).min(self.engine.clock());
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Runs `body` with the detectors, the quarantine and the alert sink on a second thread, as
+    /// `botd analyze` runs its detector ([`relay`]): `body` hands frames and ticks to the engine
+    /// through [`Detached`], the records reach the detectors in the same order, so the alerts
+    /// are those of [`LiveLoop::frame`] and [`LiveLoop::tick`]. Returns once the detectors have
+    /// taken every record, so everything else (reload, counters, state) is done between such
+    /// runs, on one thread. An error: the detector thread could not start or stopped early.
+    pub fn detached<R>(&mut self, body: impl FnOnce(&mut Detached<'_>) -> R) -> Result<R, String> {
+        let mut sink = Forward {
+            gens: &mut self.gens,
+            alerts: self.alerts.as_mut(),
+            quarantine: self.quarantine.as_mut(),
+            kept: &mut self.kept,
+            counters: &mut self.counters,
+        };
+        let engine = &mut self.engine;
+        let link = self.link;
+        relay::with_sink_thread(&mut sink, relay::MAX_BATCHES, |relay| {
+            body(&mut Detached {
+                engine,
+                relay,
+                link,
+            })
+        })
     }
 
     /// The newest detector (the one new windows go to).
@@ -320,8 +385,10 @@ impl LiveLoop {
     /// The last window index open at the current clock (windows up to it stay with the running
     /// detector on a reload).
     fn last_open_window(&self) -> u64 {
-        match (self.engine.config().window, self.anchor) {
-            (Some(w), Some(anchor)) => self.clock.saturating_sub(anchor) / w.step_ns.max(1),
+        match (self.engine.config().window, self.engine.anchor()) {
+            (Some(w), Some(anchor)) => {
+                self.engine.clock().saturating_sub(anchor) / w.step_ns.max(1)
+            }
             (None, _) => u64::MAX - 1,
             (Some(_), None) => 0,
         }
@@ -448,17 +515,15 @@ fn reload(
         kept.push("[state]");
         new.state = current.state.clone();
     }
-    let models = Arc::new(crate::analyze::load_models(&new.models.dir)?);
+    let models = Arc::new(pipeline::load_models(&new.models.dir)?);
     let same_names = models.iter().map(|m| &m.name).eq(lp
         .detector()
         .models()
         .iter()
         .map(|m| &m.name));
     let keep_hosts = same_names && new.scoring == current.scoring;
-    let engine_cfg = new.engine_config();
-    let concurrent = engine_cfg.window.map_or(1, |w| w.concurrent());
     // A broken feed fails the reload: the running feeds stay.
-    let intel = crate::analyze::load_intel(&new)?;
+    let intel = pipeline::load_intel(&new)?;
     let intel_note = match &intel {
         Some(i) => format!(
             "; intel {} entries in {} feeds",
@@ -467,14 +532,7 @@ fn reload(
         ),
         None => String::new(),
     };
-    let mut detector = Detector::new(
-        models.clone(),
-        new.network.clone(),
-        new.scoring.clone(),
-        concurrent,
-    )
-    .with_score_cache(engine_cfg.window, engine_cfg.flow_capacity)
-    .with_rules(new.rules.clone(), intel);
+    let mut detector = pipeline::detector(&new, new.network.clone(), models.clone(), intel);
     // What the sensor learnt of names and devices carries over.
     detector.inherit_knowledge(lp.detector());
     let sink = if new.alerts != current.alerts {
@@ -546,21 +604,15 @@ fn open_capture(
     })
 }
 
-/// `botd run`.
-/// Writes the live host history to `[state] file`, when one is configured.
-fn write_state(lp: &LiveLoop, cfg: &Config) {
-    let Some(path) = cfg.state.file() else {
-        return;
-    };
-    // Host states live in the oldest detector generation until a newer one closes its first
-    // window and takes them over.
-    let Some(detector) = lp.detectors().next() else {
-        return;
-    };
-    let doc = crate::report::state_document(detector, lp.engine(), &cfg.scoring);
-    if let Err(e) = crate::report::write_state_atomically(path, &doc) {
-        log!("state file not written: {e}");
-    }
+/// The live host history as the state document. Host states live in the oldest detector
+/// generation until a newer one closes its first window and takes them over.
+fn state_document(lp: &LiveLoop, cfg: &Config) -> Option<crate::document::Document> {
+    let detector = lp.detectors().next()?;
+    Some(crate::document::state_document(
+        detector,
+        lp.engine(),
+        &cfg.scoring,
+    ))
 }
 
 /// Writes the Prometheus metrics to `[metrics] textfile`, when one is configured, rendering into
@@ -595,9 +647,10 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let enforce = cfg.response.mode == crate::config::ResponseMode::Enforce;
     let who = privileges::drop_privileges(&cfg.privileges, args.allow_root, enforce)?;
     log!("{who}");
-    let models = Arc::new(crate::analyze::load_models(&cfg.models.dir)?);
-    // A broken feed stops the start with its file and line (LiveLoop::new loads them again).
-    if let Some(i) = crate::analyze::load_intel(&cfg)? {
+    let models = Arc::new(pipeline::load_models(&cfg.models.dir)?);
+    // A broken feed stops the start with its file and line.
+    let intel = pipeline::load_intel(&cfg)?;
+    if let Some(i) = &intel {
         log!(
             "intel: {} entries in {} feeds ({} KiB)",
             i.entries(),
@@ -606,7 +659,8 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         );
     }
     let sink = alert_sink(&cfg)?;
-    let mut lp = LiveLoop::new(&cfg, models.clone(), Some(sink), cap.link());
+    let detector = pipeline::detector(&cfg, cfg.network.clone(), models.clone(), intel);
+    let mut lp = LiveLoop::with_detector(&cfg, detector, Some(sink), cap.link());
     // Off by default; enforce makes botd's nftables table whole here, or the start fails.
     lp.replace_quarantine(Quarantine::new(&cfg.response)?);
     log!(
@@ -628,6 +682,11 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let mut consecutive_errors = 0u32;
     let mut first_error: Option<std::time::Instant> = None;
     let mut last_state = std::time::Instant::now();
+    // The state file is written off the capture thread; only the document is built here.
+    let state_writer = match cfg.state.file() {
+        Some(_) => Some(StateWriter::start()?),
+        None => None,
+    };
     // The metrics file is written at once (the collector has figures from the start), then on
     // its interval.
     let mut metrics_buf = String::new();
@@ -644,11 +703,16 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         }
         // The state file for `botd report --state`: written atomically on an interval; a failure
         // (disk full, permissions) is logged and the sensor goes on.
-        if cfg.state.file().is_some()
+        // When the previous document is still being written, this interval's is skipped.
+        if let (Some(w), Some(path)) = (&state_writer, cfg.state.file())
             && last_state.elapsed() >= Duration::from_secs(cfg.state.interval_secs.max(1))
         {
             last_state = std::time::Instant::now();
-            write_state(&lp, &cfg);
+            if !w.busy()
+                && let Some(doc) = state_document(&lp, &cfg)
+            {
+                w.offer(path, doc);
+            }
         }
         if last_check.elapsed() >= crate::response::CHECK_INTERVAL {
             last_check = std::time::Instant::now();
@@ -668,37 +732,70 @@ pub fn run(args: RunArgs) -> Result<(), String> {
                 log!("counters: {}", counters_line(&lp, &cap.stats(), None));
             }
         }
-        match cap.next(&mut |ts, data, wire| lp.frame(ts, data, wire)) {
-            Ok(0) => lp.tick(now_ns().saturating_sub(cap.latency_ns())),
-            Ok(_) => {
-                consecutive_errors = 0;
-                first_error = None;
-            }
-            Err(e) => {
-                consecutive_errors += 1;
-                let since = *first_error.get_or_insert_with(std::time::Instant::now);
-                if consecutive_errors <= 3 {
-                    log!("capture error on {}: {e}", cfg.capture.interface);
+        // Capture, with the detectors on their own thread, until a signal comes or the next
+        // housekeeping above is due.
+        let every = |secs: u64| Duration::from_secs(secs.max(1));
+        let mut due = last_check + crate::response::CHECK_INTERVAL;
+        if cfg.metrics.textfile().is_some() {
+            let next = last_metrics.map_or(due, |t| t + every(cfg.metrics.interval_secs));
+            due = due.min(next);
+        }
+        if state_writer.is_some() {
+            due = due.min(last_state + every(cfg.state.interval_secs));
+        }
+        let failed = lp.detached(|d| {
+            loop {
+                match cap.next(&mut |ts, data, wire| d.frame(ts, data, wire)) {
+                    Ok(0) => d.tick(now_ns().saturating_sub(cap.latency_ns())),
+                    Ok(_) => {
+                        consecutive_errors = 0;
+                        first_error = None;
+                    }
+                    Err(e) => {
+                        consecutive_errors += 1;
+                        let since = *first_error.get_or_insert_with(std::time::Instant::now);
+                        if consecutive_errors <= 3 {
+                            log!("capture error on {}: {e}", cfg.capture.interface);
+                        }
+                        if since.elapsed() > Duration::from_secs(10) {
+                            return Some(format!(
+                                "capture on {} failing for 10 s: {e}",
+                                cfg.capture.interface
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(
+                            cfg.capture.read_timeout_ms.min(1000),
+                        ));
+                        d.tick(now_ns().saturating_sub(cap.latency_ns()));
+                    }
                 }
-                if since.elapsed() > Duration::from_secs(10) {
-                    lp.finish();
-                    let alerts = lp
-                        .take_alert_sink()
-                        .map(|s| s.shutdown(Duration::from_secs(1)));
-                    write_metrics(&lp, &cap.stats(), alerts, &cfg, start_ns, &mut metrics_buf);
-                    return Err(format!(
-                        "capture on {} failing for 10 s: {e}",
-                        cfg.capture.interface
-                    ));
+                // Signals at once; the intervals' housekeeping once the detectors are not
+                // scoring a window, so that waiting for them does not hold up the capture
+                // (unless they never are: an overloaded sensor still writes its metrics).
+                let now = std::time::Instant::now();
+                if signals.pending()
+                    || (now >= due && (d.idle() || now >= due + Duration::from_secs(10)))
+                {
+                    return None;
                 }
-                std::thread::sleep(Duration::from_millis(cfg.capture.read_timeout_ms.min(1000)));
-                lp.tick(now_ns().saturating_sub(cap.latency_ns()));
             }
+        })?;
+        if let Some(e) = failed {
+            lp.finish();
+            let alerts = lp
+                .take_alert_sink()
+                .map(|s| s.shutdown(Duration::from_secs(1)));
+            write_metrics(&lp, &cap.stats(), alerts, &cfg, start_ns, &mut metrics_buf);
+            return Err(e);
         }
     }
     log!("stopping: closing the open windows");
     lp.finish();
-    write_state(&lp, &cfg);
+    if let (Some(w), Some(path)) = (state_writer, cfg.state.file())
+        && let Some(doc) = state_document(&lp, &cfg)
+    {
+        w.finish(path, doc);
+    }
     let stats = cap.stats();
     // The sink delivers what is queued (1 s at most), then the counters are final.
     let alerts = lp

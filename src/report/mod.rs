@@ -9,7 +9,7 @@
 //!
 //! The data is the JSON document `botd analyze --json` writes (`hosts[]`, `models[]`,
 //! `counters`), plus an optional `scoring` object with the thresholds. The live sensor writes the
-//! same document to its state file with [`write_state_atomically`]; `botd report --state FILE`
+//! same document to its state file ([`crate::document`]); `botd report --state FILE`
 //! renders it.
 //!
 //! Vendored: `vendor/uPlot.iife.min.js` and `vendor/uPlot.min.css` are uPlot 1.6.32 (MIT, see
@@ -17,13 +17,11 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, NetworkConfig, ScoringConfig};
-use crate::detect::Detector;
-use crate::engine::Engine;
-use crate::host::HostState;
+use crate::document::{scoring_json, state_document};
+use crate::pipeline::{self, load_config, parse_home};
 
 const TEMPLATE: &str = include_str!("page.html");
 const APP_JS: &str = include_str!("app.js");
@@ -104,18 +102,6 @@ pub fn report(args: ReportArgs) -> Result<(), String> {
     }
 }
 
-/// The thresholds the page draws, as the document's `scoring` object.
-pub fn scoring_json(s: &ScoringConfig) -> serde_json::Value {
-    serde_json::json!({
-        "alpha": s.alpha,
-        "red": s.red,
-        "red_rising": s.red_rising,
-        "red_windows": s.red_windows,
-        "yellow_clear": s.yellow_clear,
-        "min_flows": s.min_flows,
-    })
-}
-
 /// The page for a document of the shape `botd analyze --json` writes. A document without a
 /// `scoring` object is drawn with the default thresholds.
 pub fn report_from_json(doc: &serde_json::Value) -> String {
@@ -169,103 +155,19 @@ fn script_safe_json(doc: &serde_json::Value) -> String {
     out
 }
 
-/// Writes `doc` to `path` atomically: a temporary file in the same folder, flushed to disk, then
-/// renamed over `path`, so a reader sees the old document or the new one, never half of one.
-/// Any failure (disk full, permission denied, missing folder) is returned, and the temporary
-/// file is removed.
-pub fn write_state_atomically(path: &Path, doc: &serde_json::Value) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let text = serde_json::to_vec(doc).map_err(|e| format!("{}: {e}", path.display()))?;
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&text)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        // The rename itself is durable once the folder is synced; not every filesystem allows
-        // opening a folder, so a failure here is not an error.
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("{}: {e}", path.display())
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// The pipeline: the same wiring as `botd analyze` (configuration, home, host JSON come from there).
-
-use crate::analyze::{load_config, parse_home};
-
-fn host_json(h: &HostState) -> serde_json::Value {
-    crate::analyze::host_json(h, None)
-}
-
 /// Runs the whole pipeline on the captures (one stream) and returns the document `botd analyze
 /// --json` would write for them (hosts, models, counters, plus `scoring`), and the capture read
 /// error, if any, after which what was read is still reported.
-/// The document `botd report --state` reads, from a detector and its engine: the same shape as
-/// `botd analyze --json`. The live sensor writes it on an interval and at shutdown.
-pub fn state_document(
-    detector: &Detector,
-    engine: &Engine,
-    scoring: &ScoringConfig,
-) -> serde_json::Value {
-    let hosts: Vec<serde_json::Value> =
-        detector.scorer.hosts().into_iter().map(host_json).collect();
-    let models_json: Vec<serde_json::Value> = detector
-        .models()
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "name": m.name, "schema": m.schema.name, "threshold": m.threshold,
-                "path": m.path.display().to_string(),
-            })
-        })
-        .collect();
-    let c = &engine.counters;
-    let t = engine.table_stats();
-    let counters = serde_json::json!({
-        "frames": c.frames,
-        "packets": c.packets,
-        "bytes": c.bytes,
-        "flows": c.flows,
-        "windows": c.windows_closed,
-        "flows_evicted": t.evicted,
-        "detector": detector.counters,
-        "hosts_not_tracked": detector.scorer.counters.hosts_refused,
-    });
-    serde_json::json!({
-        "hosts": hosts,
-        "models": models_json,
-        "counters": counters,
-        "scoring": scoring_json(scoring),
-    })
-}
-
 pub fn analyze_document(
     cfg: &Config,
     home: NetworkConfig,
     models_dir: &Path,
     captures: &[PathBuf],
 ) -> Result<(serde_json::Value, Option<String>), String> {
-    let models = std::sync::Arc::new(crate::analyze::load_models(models_dir)?);
-    let run = crate::analyze::run_pipeline(cfg, home, models, captures, None)?;
+    let models = std::sync::Arc::new(pipeline::load_models(models_dir)?);
+    let run = pipeline::run_captures(cfg, home, models, captures, None)?;
     let doc = state_document(&run.detector, &run.engine, &cfg.scoring);
+    let doc = serde_json::to_value(doc).map_err(|e| e.to_string())?;
     Ok((doc, run.read_error))
 }
 
@@ -281,29 +183,5 @@ mod tests {
         assert_eq!(page.matches("</script>").count(), 3, "{page}");
         assert!(!page.contains("<b>"));
         assert!(page.contains("{{DATA}}"));
-    }
-
-    #[test]
-    fn state_is_replaced_whole_and_errors_are_returned() {
-        let dir = std::env::temp_dir().join(format!("botd-report-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("state.json");
-        write_state_atomically(&path, &serde_json::json!({"hosts": [1]})).unwrap();
-        write_state_atomically(&path, &serde_json::json!({"hosts": [2]})).unwrap();
-        let back: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(back["hosts"][0], 2);
-        assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
-            1,
-            "temp file left"
-        );
-        let missing = dir.join("no/such/dir/state.json");
-        let err = write_state_atomically(&missing, &serde_json::json!({})).unwrap_err();
-        assert!(err.contains("no/such/dir"), "{err}");
-        // A parent that is a file, not a folder.
-        let err = write_state_atomically(&path.join("x"), &serde_json::json!({})).unwrap_err();
-        assert!(err.contains("state.json/x"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
