@@ -239,9 +239,11 @@ fn live_loop_allocates_nothing_per_frame() {
     pass(&mut lp, 0, &mut warm);
     let mut steady = Vec::new();
     let before = allocations();
+    let windows_before = lp.engine().counters.windows_closed;
     // Past every window and timeout: new traffic to the engine.
     pass(&mut lp, span + 3600 * SEC, &mut steady);
     let total = allocations() - before;
+    let windows = lp.engine().counters.windows_closed - windows_before;
     let on_packet_path: u64 = steady.iter().sum();
     assert!(
         steady.len() > 4000,
@@ -254,10 +256,13 @@ fn live_loop_allocates_nothing_per_frame() {
         "{on_packet_path} allocations over {} frames that closed no flow",
         steady.len()
     );
-    // Window closes and scoring allocate a little (alerts, evidence); far fewer than frames.
+    // Window closes allocate the evidence of what fired (a string per finding, the peers, the
+    // alert): in proportion to the verdicts, not to the packets. The demo's camera fires four
+    // detectors in every window; a budget per window close, and far fewer than frames.
+    assert!(windows > 0);
     assert!(
-        total < frames.len() as u64 / 10,
-        "{total} allocations over a pass of {} frames",
+        total < frames.len() as u64 / 5 && total / windows < 120,
+        "{total} allocations over a pass of {} frames and {windows} window closes",
         frames.len()
     );
     eprintln!(
