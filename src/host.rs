@@ -411,7 +411,8 @@ pub struct HostCounters {
 
 /// The host table: at most `max_hosts` hosts, fixed at start-up.
 ///
-/// Lifecycle, at each window close: a clear host without a flow for `host_idle_secs` expires;
+/// Lifecycle, at each window close: a clear host without a flow for `host_idle_secs` that was
+/// never red expires;
 /// then each new host takes a free slot, else the slot of the clear host idle longest that had
 /// no flow in the window (evicted; one that was once red only when no other is left), else it is
 /// refused. Red and yellow hosts are never forgotten.
@@ -738,7 +739,11 @@ impl HostScorer {
             .hosts
             .values()
             .filter(|h| {
+                // A host that was ever red keeps its record (what an operator or an analyst of a
+                // long capture looks for) unless a tracked address of its device takes it over;
+                // otherwise only the table's eviction, last, takes it.
                 h.level == Level::Clear
+                    && (!h.was_red || self.sibling(h.addr, devices).is_some())
                     && !counts.contains_key(&h.addr)
                     && window.end_ns.saturating_sub(h.last_seen_ns) >= idle_ns
             })
@@ -768,6 +773,17 @@ impl HostScorer {
     }
 
     /// Removes a host; its record goes to another tracked address of its device, if any.
+    /// The tracked address of `addr`'s device seen last, other than `addr`.
+    fn sibling(&self, addr: IpAddr, devices: &DeviceTable) -> Option<IpAddr> {
+        devices.by_addr(addr).and_then(|d| {
+            d.addrs
+                .iter()
+                .filter(|(a, _)| *a != addr && self.hosts.contains_key(a))
+                .max_by_key(|(a, t)| (*t, *a))
+                .map(|(a, _)| *a)
+        })
+    }
+
     fn forget(&mut self, addr: IpAddr, devices: &DeviceTable) {
         let Some(gone) = self.hosts.remove(&addr) else {
             return;
@@ -776,13 +792,7 @@ impl HostScorer {
         if gone.changes.is_empty() && !gone.was_red {
             return;
         }
-        let sibling = devices.by_addr(addr).and_then(|d| {
-            d.addrs
-                .iter()
-                .filter(|(a, _)| *a != addr && self.hosts.contains_key(a))
-                .max_by_key(|(a, t)| (*t, *a))
-                .map(|(a, _)| *a)
-        });
+        let sibling = self.sibling(addr, devices);
         let Some(to) = sibling.and_then(|a| self.hosts.get_mut(&a)) else {
             return;
         };
@@ -1265,7 +1275,8 @@ mod tests {
         );
         assert_eq!(s.departed, [ip("10.0.0.1")]);
         assert_eq!(s.counters.hosts_expired, 1);
-        // The former sweeper stays while yellow, then expires once clear and idle.
+        // The former sweeper stays while yellow, and once clear too: a host that was red keeps
+        // its record (only eviction, last, takes it).
         let mut i = 5;
         while s.hosts().first().is_some_and(|h| h.level != Level::Clear) {
             close(&mut s, &window(i), &quiet);
@@ -1273,9 +1284,11 @@ mod tests {
             i += 1;
         }
         assert!(i > 6, "the sweeper was yellow for a while");
-        close(&mut s, &window(i), &quiet);
-        assert!(s.is_empty());
-        assert_eq!(s.counters.hosts_expired, 2);
+        for j in i..i + 20 {
+            close(&mut s, &window(j), &quiet);
+        }
+        assert_eq!(tracked(&s), [ip("10.0.0.2")], "a once-red host stays");
+        assert_eq!(s.counters.hosts_expired, 1);
         assert_eq!((s.counters.hosts_evicted, s.counters.hosts_refused), (0, 0));
     }
 
