@@ -309,8 +309,11 @@ fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The captures the issue names as benign: those of the four places with no truth entry (or
 /// kind benign).
 fn benign_captures() -> Vec<String> {
-    let truth: toml::Value =
-        toml::from_str(&std::fs::read_to_string(data().join("truth.toml")).unwrap()).unwrap();
+    let truth: toml::Value = toml::from_str(
+        &std::fs::read_to_string(data().join("truth.toml"))
+            .unwrap_or_else(|e| panic!("{}/truth.toml: {e}", data().display())),
+    )
+    .unwrap();
     let listed: Vec<(String, String)> = truth["capture"]
         .as_array()
         .unwrap()

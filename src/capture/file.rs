@@ -957,7 +957,10 @@ mod tests {
     }
 
     fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| {
+            panic!("{}: {e} (the shared captures; tests/run.sh)", dir.display())
+        });
+        for e in entries {
             let p = e.unwrap().path();
             if p.is_dir() {
                 if !p.ends_with("_tools") {
