@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs botd's test suite for an ARM target under qemu-user:
-#   cross/test.sh TARGET                   # every test (but one, below)
+#   cross/test.sh TARGET                   # every test (but one, below), the #[ignore]d
+#                                          # system and data tests included, as in tests/run.sh
 #   cross/test.sh TARGET --test live       # cargo test's target selection instead of all
 # Test binaries run through the runner in cross/config.toml; the botd binary the integration
 # tests spawn (directly or via `ip netns exec`) runs through a binfmt_misc entry for qemu, which
@@ -45,4 +46,4 @@ export QEMU_LD_PREFIX="$QEMU_PREFIX"
 selection=("$@")
 ((${#selection[@]})) || selection=(--lib --bins --tests)
 cargo test --locked --release --config cross/config.toml --target "$TARGET" --no-fail-fast \
-    "${selection[@]}" -- --skip run_ring_end_to_end
+    "${selection[@]}" -- --include-ignored --skip run_ring_end_to_end

@@ -685,6 +685,7 @@ mod tests {
     /// `on_frame_deferred` gives the records, order and counters of `on_frame`, also with
     /// unparsable frames and out-of-order timestamps among the packets, evictions and windows.
     #[test]
+    #[ignore = "data: ../shared/data"]
     fn deferred_frames_give_what_immediate_frames_give() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../shared/data/debian-registry/pathspider/real.pcap");

@@ -187,17 +187,20 @@ fn first_step_packets(frames: &Frames, step: u64) -> u64 {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn engine_steady_state_allocates_nothing_unwindowed() {
     steady_state(None, 4096);
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn engine_steady_state_allocates_nothing_windowed() {
     // A window of real.pcap holds at most ~570 flows: a smaller table, so it fills and evicts.
     steady_state(WindowConfig::from_secs(300.0, 150.0), 256);
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn file_reader_allocates_nothing_after_first_frame() {
     let mut r = FileReader::open(&real_pcap()).unwrap_or_else(|e| panic!("{e}"));
     let mut n = 0u64;
@@ -249,6 +252,7 @@ impl FlowSink for Detecting<'_> {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn detector_flow_path_allocates_nothing_in_steady_state() {
     use botd::config::Config;
     let frames = Frames::load(&real_pcap());

@@ -211,6 +211,7 @@ fn compare(argus: &[Row], botd: &[Row], diffs: &mut Vec<String>) -> Tally {
 }
 
 #[test]
+#[ignore = "system: argus, ra, editcap (tests/run.sh); data: ../shared/data"]
 fn flows_match_argus() {
     let tmp = std::env::temp_dir().join(format!("botd-parity-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
@@ -290,6 +291,7 @@ fn flows_match_argus() {
 /// `editcap -A START -B END`, then ran argus and ra on it. botd's windowed records must be what
 /// that pipeline gives, window by window.
 #[test]
+#[ignore = "system: argus, ra, editcap (tests/run.sh); data: ../shared/data"]
 fn windows_match_the_original_pipeline() {
     let tmp = std::env::temp_dir().join(format!("botd-windows-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();

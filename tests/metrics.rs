@@ -101,6 +101,7 @@ fn f(n: u64) -> f64 {
 // In process.
 
 #[test]
+#[ignore = "system: promtool (tests/run.sh)"]
 fn live_loop_metrics_pass_promtool_and_are_the_loops_counters() {
     let mut cfg = Config::default();
     cfg.network.home = vec!["192.168.1.0/24".parse().unwrap()];
@@ -217,6 +218,7 @@ fn live_loop_metrics_pass_promtool_and_are_the_loops_counters() {
 // The writer.
 
 #[test]
+#[ignore = "system: promtool (tests/run.sh)"]
 fn label_values_are_escaped_and_promtool_reads_them_back() {
     let mut out = String::from("x");
     escape_label_value(&mut out, "a\"b\\c\nd");
@@ -244,6 +246,7 @@ fn label_values_are_escaped_and_promtool_reads_them_back() {
 }
 
 #[test]
+#[ignore = "system: promtool (tests/run.sh)"]
 fn scoring_histogram_buckets_are_cumulative_with_inclusive_bounds() {
     let mut snap = Snapshot::default();
     let h = &mut snap.live.scoring;
@@ -345,6 +348,7 @@ fn counter(line: &str, key: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump, tcpreplay, promtool (tests/run.sh)"]
 fn botd_run_writes_the_textfile_on_its_interval_and_at_stop() {
     require(&[
         tool("tcpreplay", "tcpreplay"),

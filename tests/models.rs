@@ -70,6 +70,7 @@ fn random_rows(n: usize, nf: usize) -> Vec<f32> {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn forest_equals_tract_on_a_small_forest() {
     let path = root().join("tests/data/small-forest.onnx");
     let proto = tract_onnx::onnx().proto_model_for_path(&path).unwrap();
@@ -171,6 +172,7 @@ fn onnxruntime_scores(model_file: &str, schema: &Schema, rows: &[f32], tag: &str
 /// On real rows, and on the same rows with about 30% of the features NaN (missing: the models
 /// set nodes_missing_value_tracks_true 0, so NaN takes the false branch, as in onnxruntime).
 #[test]
+#[ignore = "venv: models/train/.venv (tests/run.sh); data: ../shared/data"]
 fn forest_equals_onnxruntime_on_the_shipped_models() {
     for (model_file, schema) in [
         ("models/argus-rf.onnx", &ARGUS),
@@ -207,6 +209,7 @@ fn forest_equals_onnxruntime_on_the_shipped_models() {
 /// (`nodes_missing_value_tracks_true` 1, which the forest evaluator cannot express) is refused at
 /// load, the error naming the file and the attribute.
 #[test]
+#[ignore = "venv: models/train/.venv (tests/run.sh)"]
 fn tracks_true_one_is_refused_naming_file_and_attribute() {
     let dir = std::env::temp_dir().join(format!("botd-tracks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -297,6 +297,7 @@ fn irc_session(
 // DNS and HTTP.
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn dnsmasq_answers_nxdomain_refused_and_curl_fetches_by_name() {
     require(&[
         tool("dnsmasq", "dnsmasq-base"),
@@ -418,6 +419,7 @@ fn dnsmasq_answers_nxdomain_refused_and_curl_fetches_by_name() {
 // TLS.
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn tls_sni_alpn_ja3_ja4_from_curl_and_openssl() {
     require(&[
         tool("openssl", "openssl"),
@@ -615,6 +617,7 @@ fn tls_sni_alpn_ja3_ja4_from_curl_and_openssl() {
 // IRC.
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn ngircd_bot_dialogue_fires_irc_and_a_person_stays_weak() {
     require(&[tool("ngircd", "ngircd")]);
     let dir = TempDir::new("np-irc");
@@ -705,6 +708,7 @@ fn ngircd_bot_dialogue_fires_irc_and_a_person_stays_weak() {
 // SMTP.
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn swaks_to_three_outside_servers_is_spam_and_to_one_is_weak() {
     require(&[
         tool("swaks", "swaks"),
@@ -812,6 +816,7 @@ fn swaks_to_three_outside_servers_is_spam_and_to_one_is_weak() {
 // DHCP.
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn dnsmasq_lease_to_udhcpc_names_the_device() {
     require(&[tool("dnsmasq", "dnsmasq-base"), tool("busybox", "busybox")]);
     const MAC: &str = "02:77:00:00:05:42";
@@ -957,6 +962,7 @@ fn make_executable(path: &std::path::Path) {
 // DNS tunnel.
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn iodine_through_dnsmasq_is_a_dns_tunnel() {
     require(&[
         tool("dnsmasq", "dnsmasq-base"),
@@ -1088,6 +1094,7 @@ fn iodine_through_dnsmasq_is_a_dns_tunnel() {
 // Mining.
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn stratum_dialogue_is_a_miner() {
     require(&[]);
     let dir = TempDir::new("np-miner");
@@ -1150,6 +1157,7 @@ fn dga_names(seed: u32, n: usize) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn random_names_that_do_not_exist_are_a_dga() {
     require(&[tool("dnsmasq", "dnsmasq-base"), tool("busybox", "busybox")]);
     let dir = TempDir::new("np-dga");
@@ -1208,6 +1216,7 @@ fn random_names_that_do_not_exist_are_a_dga() {
 /// program from an outside server named by address (the `exe-download` rule, strong: red). The
 /// same file fetched by name from a server the host resolved is only a weak finding.
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
 fn busybox_wget_of_an_elf_by_address_is_an_exe_download() {
     require(&[tool("dnsmasq", "dnsmasq-base"), tool("busybox", "busybox")]);
     let dir = TempDir::new("np-exe");

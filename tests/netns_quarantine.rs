@@ -150,6 +150,7 @@ fn left(line: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump, nftables (tests/run.sh)"]
 fn a_blocked_host_is_cut_off_listed_and_released() {
     tools();
     let net = Net::new("qblock");
@@ -229,6 +230,7 @@ fn a_blocked_host_is_cut_off_listed_and_released() {
 }
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump, nftables (tests/run.sh)"]
 fn a_short_timeout_expires() {
     tools();
     let net = Net::new("qtime");
@@ -247,6 +249,7 @@ fn a_short_timeout_expires() {
 }
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump, nftables (tests/run.sh)"]
 fn botd_run_survives_a_firewall_reload_repairs_a_flushed_ruleset_and_exits_leaving_the_block() {
     tools();
     let net = Net::new("qrun");
@@ -349,6 +352,7 @@ fn botd_run_survives_a_firewall_reload_repairs_a_flushed_ruleset_and_exits_leavi
 }
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump, nftables (tests/run.sh)"]
 fn allowlisted_hosts_are_refused() {
     tools();
     let router = Ns::new("qallow");
@@ -419,6 +423,7 @@ fn allowlisted_hosts_are_refused() {
 }
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump, nftables (tests/run.sh)"]
 fn dry_run_changes_nothing_in_nft() {
     tools();
     let net = Net::new("qdry");
@@ -474,6 +479,7 @@ fn live(response: ResponseConfig) -> (Vec<botd::alert::Alert>, Quarantine) {
 }
 
 #[test]
+#[ignore = "system: root, network namespaces, tcpdump, nftables (tests/run.sh); data: ../shared/data"]
 fn the_red_alert_of_a_real_capture_reaches_the_quarantine() {
     tools();
     let infected: IpAddr = INFECTED.parse().unwrap();

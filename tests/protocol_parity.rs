@@ -1091,6 +1091,7 @@ const FLOORS: [(f64, u64); 6] = [
 ];
 
 #[test]
+#[ignore = "system: tshark (tests/run.sh); data: ../shared/data"]
 fn tshark_parity() {
     let runs = runs();
     let tallies = compare_tshark(runs);
@@ -1183,6 +1184,7 @@ fn ja4plus(runs: &Runs, wanted: &[(usize, usize)]) -> HashMap<(usize, usize), Op
 }
 
 #[test]
+#[ignore = "system: tshark (tests/run.sh); data: ../shared/data; venv: models/train/.venv"]
 fn ja4_parity() {
     let runs = runs();
     let t0 = Instant::now();

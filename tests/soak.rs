@@ -352,6 +352,7 @@ fn plant(frame: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "data: ../shared/data"]
 fn thirty_days_of_churn_on_one_boot() {
     let started = Instant::now();
     let real = frames(&root().join("../shared/data/debian-registry/pathspider/real.pcap"));

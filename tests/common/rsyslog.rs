@@ -104,7 +104,9 @@ template(name="fields" type="string" string="%inputname%|%syslogfacility-text%|%
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start rsyslogd");
+            .unwrap_or_else(|e| {
+                panic!("start {RSYSLOGD}: {e}: apt-get install rsyslog (tests/run.sh installs it)")
+            });
         self.child = Some(child);
         self.probes += 1;
         let tag = format!("probe{}", self.probes);
