@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${1:?usage: cross/compare.sh TARGET [CAPTURE...]}"
 shift
+# shellcheck source=/dev/null
 source cross/common.sh
 dir="${CARGO_TARGET_DIR:-target}"
 host_botd="${HOST_BOTD:-$dir/release/botd}"

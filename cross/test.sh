@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${1:?usage: cross/test.sh TARGET [cargo test target selection]}"
 shift
+# shellcheck source=/dev/null
 source cross/common.sh
 cross_install
 
@@ -45,5 +46,5 @@ export QEMU_LD_PREFIX="$QEMU_PREFIX"
 # namespace included, runs here.
 selection=("$@")
 ((${#selection[@]})) || selection=(--lib --bins --tests)
-cargo test --locked --release --config cross/config.toml --target "$TARGET" --no-fail-fast \
-    "${selection[@]}" -- --include-ignored --skip run_ring_end_to_end
+cargo test --locked --release --config cross/config.toml --target "$TARGET" "${STD_ARGS[@]}" \
+    --no-fail-fast "${selection[@]}" -- --include-ignored --skip run_ring_end_to_end

@@ -217,7 +217,14 @@ pub fn run_captures(
         alerts,
     };
     // The detector runs on a second thread, fed in order (crate::relay): same results as inline.
-    let read_error = relay::with_sink_thread(&mut sink, relay::MAX_BATCHES, |relay| {
+    // Batches in flight: room for a full flow table's records, so a small table (config/small.toml)
+    // keeps the queue small too; the default table takes all MAX_BATCHES.
+    let max_batches = cfg
+        .engine_config()
+        .flow_capacity
+        .div_ceil(relay::BATCH)
+        .clamp(2, relay::MAX_BATCHES);
+    let read_error = relay::with_sink_thread(&mut sink, max_batches, |relay| {
         let read_error = loop {
             match capture.next_frame() {
                 Ok(Some(f)) => {
