@@ -2280,7 +2280,15 @@ T13D190900_9DC949149365_97F8AA674FD9 # Cobalt Strike
         assert_eq!(rec.entry.as_str(), &long_name[..64]);
         assert_eq!(rec.label.len(), 32, "labels are cut to 32 bytes at load");
         assert!(rec.truncated);
-        assert_eq!(size_of::<HitRecord>(), 160);
+        // Its strings are inline; the rest holds a pointer or two, smaller on 32-bit targets.
+        assert_eq!(
+            size_of::<HitRecord>(),
+            if cfg!(target_pointer_width = "64") {
+                160
+            } else {
+                144
+            }
+        );
 
         let d2 = TempDir::new("record2");
         public_feeds(&d2);
