@@ -366,6 +366,9 @@ fn botd_run_writes_the_textfile_on_its_interval_and_at_stop() {
             r#"[capture]
 interface = "eth0"
 read_timeout_ms = 100
+# A veth hands every frame to packet sockets anyway; not asking for promiscuous mode is also what
+# lets qemu-user (no SOL_PACKET options) run the ARM binary here.
+promiscuous = false
 
 [network]
 home = ["192.168.1.0/24"]

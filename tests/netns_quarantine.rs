@@ -259,7 +259,9 @@ fn botd_run_survives_a_firewall_reload_repairs_a_flushed_ruleset_and_exits_leavi
         &dir,
         "mode = \"enforce\"\ntimeout_secs = 600",
         &format!(
-            "[capture]\ninterface = \"br0\"\nread_timeout_ms = 100\n\n[network]\nhome = \
+            // Not promiscuous: the bridge hands its frames to packet sockets anyway, and qemu-user
+            // (the ARM run) has no SOL_PACKET options.
+            "[capture]\ninterface = \"br0\"\nread_timeout_ms = 100\npromiscuous = false\n\n[network]\nhome = \
              [\"10.77.0.0/24\"]\n\n[flows]\nwindow_secs = 1\noverlap_secs = 0\n\n[models]\ndir \
              = \"{}\"\n\n[alerts]\nsyslog = false\n\n[privileges]\nuser = \"nobody\"\ngroup = \
              \"nogroup\"\n",
