@@ -1097,7 +1097,17 @@ impl FlowSink for Detector {
                 slow.push(b);
             }
         });
-        slow.sort_unstable_by_key(|b| (b.key.host, std::cmp::Reverse(b.connections)));
+        // A total order (the table's iteration order is a random hasher's): the same choice on
+        // every run and every target.
+        slow.sort_unstable_by_key(|b| {
+            (
+                b.key.host,
+                std::cmp::Reverse(b.connections),
+                b.key.peer,
+                b.key.port,
+                b.key.proto,
+            )
+        });
         slow.dedup_by_key(|b| b.key.host);
         for b in &slow {
             // One string: the text with the peer's name when the DNS view has it.
