@@ -162,11 +162,9 @@ pub fn state_document(detector: &Detector, engine: &Engine, scoring: &ScoringCon
     }
 }
 
-/// Writes `doc` to `path` atomically: a temporary file in the same folder, flushed to disk, then
-/// renamed over `path`, so a reader sees the old document or the new one, never half of one.
-/// Any failure (disk full, permission denied, missing folder) is returned, and the temporary
-/// file is removed.
-pub fn write_state_atomically<T: Serialize + ?Sized>(path: &Path, doc: &T) -> Result<(), String> {
+/// `.NAME.tmp.PID` in `path`'s folder: where an atomic write prepares its file before the rename
+/// (same file system; a name that neither a reader nor node_exporter's `*.prom` glob takes).
+pub fn temp_path_beside(path: &Path) -> Result<PathBuf, String> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -177,7 +175,16 @@ pub fn write_state_atomically<T: Serialize + ?Sized>(path: &Path, doc: &T) -> Re
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    Ok(dir.join(tmp_name))
+}
+
+/// Writes `doc` to `path` atomically: a temporary file in the same folder, flushed to disk, then
+/// renamed over `path`, so a reader sees the old document or the new one, never half of one.
+/// Any failure (disk full, permission denied, missing folder) is returned, and the temporary
+/// file is removed.
+pub fn write_state_atomically<T: Serialize + ?Sized>(path: &Path, doc: &T) -> Result<(), String> {
+    let tmp = temp_path_beside(path)?;
+    let dir = tmp.parent().unwrap_or(Path::new("."));
     let text = serde_json::to_vec(doc).map_err(|e| format!("{}: {e}", path.display()))?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -188,7 +195,7 @@ pub fn write_state_atomically<T: Serialize + ?Sized>(path: &Path, doc: &T) -> Re
         std::fs::rename(&tmp, path)?;
         // The rename itself is durable once the folder is synced; not every filesystem allows
         // opening a folder, so a failure here is not an error.
-        if let Ok(d) = std::fs::File::open(&dir) {
+        if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())

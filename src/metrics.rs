@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::alert::{AlertCounters, Level};
 use crate::engine::Counters;
@@ -413,17 +413,7 @@ pub fn render(out: &mut String, sensor: &str, s: &Snapshot) {
 /// end in `.prom`, so the collector skips it. Not synced to disk: metrics lost in a crash are
 /// rewritten within one interval, and a sync would stall the capture loop.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
+    let tmp = crate::document::temp_path_beside(path)?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
