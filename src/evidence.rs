@@ -552,6 +552,30 @@ pub struct Finding {
     pub peer_bytes: u64,
 }
 
+impl Finding {
+    /// A finding that names no peer (a host-wide count: DGA, a tunnel's domain, P2P fan-out).
+    fn host_wide(rule: &'static str, weight: Weight, text: String) -> Finding {
+        Finding {
+            rule,
+            weight,
+            text,
+            peer: None,
+            peer_flow: (0, 0),
+            peer_flows: 0,
+            peer_bytes: 0,
+        }
+    }
+
+    /// A finding about one sighting: its peer and the flow it was seen on.
+    fn sighted(rule: &'static str, weight: Weight, text: String, s: &Sighting) -> Finding {
+        Finding {
+            peer: Some((s.peer, s.port)),
+            peer_flow: (s.proto, s.host_port),
+            ..Finding::host_wide(rule, weight, text)
+        }
+    }
+}
+
 fn label(view: &DnsView, a: IpAddr) -> String {
     match view.name(a) {
         Some(n) => format!("{a} ({n})"),
@@ -590,18 +614,14 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
     let random = w.random_failed.estimate();
     let parents = w.random_failed_parents.estimate();
     if random >= rules.dga_failed_names && parents >= rules.dga_failed_names / 2 {
-        out.push(Finding {
-            rule: "dga",
-            weight: Weight::Strong,
-            text: format!(
+        out.push(Finding::host_wide(
+            "dga",
+            Weight::Strong,
+            format!(
                 "dga: {random} distinct random-looking names failed (NXDOMAIN) under {parents} domains, e.g. {}; {} of {} queries failed",
                 w.random_failed_example, w.dns_failed, w.dns_queries
             ),
-            peer: None,
-            peer_flow: (0, 0),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+        ));
     }
     // DNS tunnel: data in the names (or TXT/NULL records) of one parent domain.
     for p in &w.parents {
@@ -623,20 +643,16 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
             None
         };
         if let Some(why) = why {
-            out.push(Finding {
-                rule: "dns-tunnel",
-                weight: Weight::Strong,
-                text: format!(
+            out.push(Finding::host_wide(
+                "dns-tunnel",
+                Weight::Strong,
+                format!(
                     "dns-tunnel: {why} under {} ({} queries, {} distinct names)",
                     p.name,
                     p.queries,
                     p.names.estimate()
                 ),
-                peer: None,
-                peer_flow: (0, 0),
-                peer_flows: 0,
-                peer_bytes: 0,
-            });
+            ));
             break;
         }
     }
@@ -666,136 +682,110 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
             peer_bytes: 0,
         });
     } else if let Some(s) = &w.smtp_example {
-        out.push(Finding {
-            rule: "smtp-client",
-            weight: Weight::Weak,
-            text: format!(
+        out.push(Finding::sighted(
+            "smtp-client",
+            Weight::Weak,
+            format!(
                 "smtp-client: mail handed to {} port {} ({})",
                 label(view, s.peer),
                 s.port,
                 s.text
             ),
-            peer: Some((s.peer, s.port)),
-            peer_flow: (s.proto, s.host_port),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+            s,
+        ));
     }
     if let Some(s) = &w.irc {
-        out.push(Finding {
-            rule: "irc",
+        out.push(Finding::sighted(
+            "irc",
             // People chat on IRC too: alone, only a bot-like dialogue acts.
-            weight: if w.irc_botlike {
+            if w.irc_botlike {
                 Weight::Strong
             } else {
                 Weight::Weak
             },
-            text: format!(
+            format!(
                 "irc: IRC client dialogue with {} port {} ({})",
                 label(view, s.peer),
                 s.port,
                 s.text
             ),
-            peer: Some((s.peer, s.port)),
-            peer_flow: (s.proto, s.host_port),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+            s,
+        ));
     }
     if let Some(s) = &w.mining {
-        out.push(Finding {
-            rule: "miner",
-            weight: Weight::Strong,
-            text: format!(
+        out.push(Finding::sighted(
+            "miner",
+            Weight::Strong,
+            format!(
                 "miner: mining-pool dialogue with {} port {} ({})",
                 label(view, s.peer),
                 s.port,
                 s.text
             ),
-            peer: Some((s.peer, s.port)),
-            peer_flow: (s.proto, s.host_port),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+            s,
+        ));
     }
     // Infrastructure (src/infra.rs): a raw TCP session through a tunnel service is strong; a
     // dynamic-DNS name or a public-address lookup is weak (home servers and VPN clients use
     // them too).
     if let Some(s) = &w.tcp_tunnel {
-        out.push(Finding {
-            rule: "tcp-tunnel",
-            weight: Weight::Strong,
-            text: format!(
+        out.push(Finding::sighted(
+            "tcp-tunnel",
+            Weight::Strong,
+            format!(
                 "tcp-tunnel: TCP session to {} ({}) port {}, a tunnel service's TCP endpoint",
                 s.text, s.peer, s.port
             ),
-            peer: Some((s.peer, s.port)),
-            peer_flow: (s.proto, s.host_port),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+            s,
+        ));
     }
     if let Some(s) = &w.exe_download {
-        out.push(Finding {
-            rule: "exe-download",
+        out.push(Finding::sighted(
+            "exe-download",
             // By address from outside: a dropper's fetch (IoT loaders' `wget http://ADDR/bin`);
             // by name, updaters still do it over plain HTTP.
-            weight: if w.exe_by_address {
+            if w.exe_by_address {
                 Weight::Strong
             } else {
                 Weight::Weak
             },
-            text: format!(
+            format!(
                 "exe-download: an executable fetched over plain HTTP{} from {} port {} ({})",
                 if w.exe_by_address { " by address" } else { "" },
                 s.peer,
                 s.port,
                 s.text
             ),
-            peer: Some((s.peer, s.port)),
-            peer_flow: (s.proto, s.host_port),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+            s,
+        ));
     }
     if let Some(s) = &w.plugin_content {
-        out.push(Finding {
-            rule: "plugin-content",
-            weight: Weight::Weak,
-            text: format!(
+        out.push(Finding::sighted(
+            "plugin-content",
+            Weight::Weak,
+            format!(
                 "plugin-content: Flash, a Java applet or Silverlight served from {} port {} ({}): exploit kits' vehicle, which browsers no longer run",
                 s.peer, s.port, s.text
             ),
-            peer: Some((s.peer, s.port)),
-            peer_flow: (s.proto, s.host_port),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+            s,
+        ));
     }
     if !w.ddns_name.is_empty() {
-        out.push(Finding {
-            rule: "ddns",
-            weight: Weight::Weak,
-            text: format!("ddns: resolved {}, a dynamic-DNS name", w.ddns_name),
-            peer: None,
-            peer_flow: (0, 0),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+        out.push(Finding::host_wide(
+            "ddns",
+            Weight::Weak,
+            format!("ddns: resolved {}, a dynamic-DNS name", w.ddns_name),
+        ));
     }
     if !w.ip_lookup_name.is_empty() {
-        out.push(Finding {
-            rule: "ip-lookup",
-            weight: Weight::Weak,
-            text: format!(
+        out.push(Finding::host_wide(
+            "ip-lookup",
+            Weight::Weak,
+            format!(
                 "ip-lookup: resolved {}, a service that tells a program its public address",
                 w.ip_lookup_name
             ),
-            peer: None,
-            peer_flow: (0, 0),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+        ));
     }
     // Raw-address C2: reached by address, and the connection itself says so.
     let mut raw_strong: Option<&OutsidePeer> = None;
@@ -862,14 +852,14 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
     // BitTorrent, Skype and games pick a port per peer); otherwise weak.
     if w.dns_visible && !w.p2p_protocol && w.p2p_peers >= rules.p2p_peers {
         let fixed_port = w.p2p_stored >= 8 && w.p2p_same_port * 2 >= w.p2p_stored;
-        out.push(Finding {
-            rule: "p2p",
-            weight: if fixed_port {
+        out.push(Finding::host_wide(
+            "p2p",
+            if fixed_port {
                 Weight::Strong
             } else {
                 Weight::Weak
             },
-            text: format!(
+            format!(
                 "p2p: {} outside peers on high ports, small exchanges, none named by DNS, no known P2P protocol{}",
                 w.p2p_peers,
                 if fixed_port {
@@ -878,29 +868,22 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                     String::new()
                 }
             ),
-            peer: None,
-            peer_flow: (0, 0),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+        ));
     }
     if w.http_no_agent > 0
         && let Some(s) = &w.http_no_agent_example
     {
-        out.push(Finding {
-            rule: "http-no-agent",
-            weight: Weight::Weak,
-            text: format!(
+        out.push(Finding::sighted(
+            "http-no-agent",
+            Weight::Weak,
+            format!(
                 "http-no-agent: {} HTTP requests without a User-Agent, e.g. {} ({})",
                 w.http_no_agent,
                 label(view, s.peer),
                 s.text
             ),
-            peer: Some((s.peer, s.port)),
-            peer_flow: (s.proto, s.host_port),
-            peer_flows: 0,
-            peer_bytes: 0,
-        });
+            s,
+        ));
     }
     out
 }
