@@ -275,6 +275,7 @@ fn dict_value<'a>(d: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::proto::test_support::{XorShift, hex};
 
     // No BitTorrent handshake, DHT or uTP is in the shared captures (one capture holds
     // mid-stream piece data only). These are real packets from libtorrent 2.0.8 (Debian's
@@ -308,13 +309,6 @@ mod tests {
     const DNS_0100_1: &str = "0100818000010001000200020f7570646174656b656570616c697665066d636166656503636f6d0000010001c00c0001000100001b880004d8315876c01c000200010001f326000a07617574686e7362c01cc01c000200010001f32600080573636e7331c01cc04800010001000210580004d8315181c05e00010001000210580004d8315c34";
     /// malcolm-pcap/protocols/STUN.pcap, udp.stream==0, payload 1
     const STUN_0101: &str = "0101002c2112a4422598a65b9710b89865bc34400020000800015b2ae1841fac00080014f493acdab4af84cc57677e1584af9e25cf59526d802800046eef2e05";
-
-    fn hex(s: &str) -> std::vec::Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     #[test]
     fn size() {
@@ -500,31 +494,17 @@ mod tests {
                 );
             }
         }
-        let mut x: u64 = 0x1357_9bdf_2468_ace0;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift::new(0x1357_9bdf_2468_ace0);
         let mut random_utp = 0u32;
         for round in 0..6000 {
-            let mut p = samples[(next() % samples.len() as u64) as usize].clone();
-            for _ in 0..(next() % 6) {
-                let i = (next() % p.len() as u64) as usize;
-                p[i] = match next() % 6 {
-                    0 => b'e',
-                    1 => b':',
-                    2 => b'9',
-                    _ => next() as u8,
-                };
-            }
+            let mut p = samples[rng.below(samples.len())].clone();
+            rng.mutate(&mut p, 6, b"e:9", 6);
             let mut s = BittorrentSummary::default();
             s.update(&p, true);
             let _ = (looks_like_bittorrent(&p), looks_like_bittorrent_udp(&p));
             // Uniformly random datagrams: uTP's weak check should almost never pass.
-            let len = 20 + (next() % 200) as usize;
-            let r: std::vec::Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let len = 20 + (rng.next() % 200) as usize;
+            let r: std::vec::Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             if looks_like_bittorrent_udp(&r) {
                 random_utp += 1;
             }

@@ -322,12 +322,7 @@ fn copy_printable<const N: usize>(value: &[u8], out: &mut String<N, u8>) -> bool
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> std::vec::Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::proto::test_support::hex;
 
     /// 236 zero-ish header bytes are written as a run to keep the literals short.
     fn bootp(head: &str, options: &str) -> std::vec::Vec<u8> {

@@ -888,12 +888,7 @@ pub fn subdomain_part(name: &str) -> &str {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> std::vec::Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::proto::test_support::hex;
 
     // chrissanders-packets/arppoison.pcapng frames 1-2: www.google.com A query,
     // response with a CNAME, 6 A records, 4 NS, 4 additional.

@@ -496,6 +496,7 @@ fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::proto::test_support::{XorShift, hex};
 
     /// chrissanders-packets/http_espn.pcapng, tcp.stream==0 && tcp.len>0, payload 0
     const ESPN_REQ: &str = "474554202f20485454502f312e310d0a486f73743a207777772e6573706e2e636f6d0d0a557365722d4167656e743a204d6f7a696c6c612f352e3020285831313b20553b204c696e757820693638363b20656e2d55533b2072763a312e392e312e3829204765636b6f2f3230313030323134205562756e74752f392e313020286b61726d6963292046697265666f782f332e352e380d0a4163636570743a20746578742f68746d6c2c6170706c69636174696f6e2f7868746d6c2b786d6c2c6170706c69636174696f6e2f786d6c3b713d302e392c2a2f2a3b713d302e380d0a4163636570742d4c616e67756167653a20656e2d75732c656e3b713d302e350d0a4163636570742d456e636f64696e673a20677a69702c6465666c6174650d0a4163636570742d436861727365743a2049534f2d383835392d312c7574662d383b713d302e372c2a3b713d302e370d0a4b6565702d416c6976653a203330300d0a436f6e6e656374696f6e3a206b6565702d616c6976650d0a0d0a";
@@ -514,13 +515,6 @@ mod tests {
 
     const ESPN_UA: &str = "Mozilla/5.0 (X11; U; Linux i686; en-US; rv:1.9.1.8) Gecko/20100214 Ubuntu/9.10 (karmic) Firefox/3.5.8";
     const ZEROACCESS_UA: &str = "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 5.1; Trident/4.0; .NET4.0C; .NET4.0E; .NET CLR 2.0.50727; .NET CLR 3.0.04506.648; .NET CLR 3.5.21022)";
-
-    fn hex(s: &str) -> std::vec::Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn summarize(segments: &[(&[u8], bool)]) -> HttpSummary {
         let mut s = HttpSummary::default();
@@ -822,25 +816,11 @@ mod tests {
                 }
             }
         }
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
         for _ in 0..4000 {
-            let mut p = samples[(next() % samples.len() as u64) as usize].clone();
-            for _ in 0..(next() % 8) {
-                let i = (next() % p.len() as u64) as usize;
-                p[i] = match next() % 4 {
-                    0 => b'\r',
-                    1 => b'\n',
-                    2 => b':',
-                    _ => next() as u8,
-                };
-            }
-            let cut = (next() % (p.len() as u64 + 1)) as usize;
+            let mut p = samples[rng.below(samples.len())].clone();
+            rng.mutate(&mut p, 8, b"\r\n:", 4);
+            let cut = (rng.next() % (p.len() as u64 + 1)) as usize;
             let mut s = HttpSummary::default();
             s.update(&p[..cut], true);
             s.update(&p[cut..], true);

@@ -246,6 +246,7 @@ impl IrcSummary {
 mod tests {
     use super::*;
     use crate::proto::MAX_LINES;
+    use crate::proto::test_support::{XorShift, hex};
 
     /// malcolm-pcap/protocols/IRC.pcap, tcp.stream==0 && tcp.len>0 && tcp.dstport==6667, payload 0
     const UNDERNET_C_0: &str = "4e49434b20626c6f65640d0a555345522073646b666a652073646b666a65204d6f6e747265616c2e51432e43412e556e6465726e65742e6f7267203a646b646b7277710d0a";
@@ -285,13 +286,6 @@ mod tests {
     const PADDED_S_1: &str = "3a62726f74657374217e62726f74657374406e65772d776966692d6e61742e494353492e4265726b656c65792e454455204a4f494e202342524f544553540d0a";
     /// malcolm-pcap/protocols/IRC.pcap, tcp.stream==0 && tcp.len>0 && tcp.srcport==6667, payload 21
     const UNDERNET_PRIVMSG: &str = "3a7468656e616775616c4949217e6166667265756a6f6a405448454e414755414c2e75736572732e756e6465726e65742e6f726720505249564d53472023656173796d6f76696573203a025444434320536572766572204f6e6c696e650220446573633ac2ab6a6574206c6920666f6e67207361692079756b203220766f73746672c2bb20547269676765723ac2ab7472696767657231c2bb2053697a653ac2ab3639394d42c2bb2053656e64733ac2ab302f32c2bb205175657565733ac2ab302f3130c2bb205265636f7264204350533ac2ab3020637073206279206e2f61c2bb20446f776e6c6f6164733ac2ab30c2bb200f97492d6e2d762d692d732d692d6f2d6e970d0a";
-
-    fn hex(s: &str) -> std::vec::Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn run(segments: &[(&str, bool)]) -> IrcSummary {
         let mut s = IrcSummary::default();
@@ -505,26 +499,12 @@ mod tests {
                 );
             }
         }
-        let mut x: u64 = 0x0123_4567_89ab_cdef;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift::new(0x0123_4567_89ab_cdef);
         for _ in 0..4000 {
-            let mut p = samples[(next() % samples.len() as u64) as usize].clone();
-            for _ in 0..(next() % 8) {
-                let i = (next() % p.len() as u64) as usize;
-                p[i] = match next() % 5 {
-                    0 => b'\n',
-                    1 => b' ',
-                    2 => b':',
-                    _ => next() as u8,
-                };
-            }
+            let mut p = samples[rng.below(samples.len())].clone();
+            rng.mutate(&mut p, 8, b"\n :", 5);
             let mut s = IrcSummary::default();
-            s.update(&p, next() % 2 == 0);
+            s.update(&p, rng.next().is_multiple_of(2));
             let _ = (looks_like_irc_client(&p), looks_like_irc_server(&p));
             assert!(s.nick.len() <= 32 && s.channel.len() <= 32);
         }

@@ -256,6 +256,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::proto::MAX_LINES;
+    use crate::proto::test_support::XorShift;
 
     // No mining traffic is in the shared captures; these are the documented wire forms
     // (stratum v1 as slush and cpuminer send it, xmrig's login/job, EthereumStratum, BIP 310).
@@ -458,26 +459,10 @@ mod tests {
                 let _ = looks_like_stratum(&p[..n]);
             }
         }
-        let mut x: u64 = 0x5555_aaaa_1234_9876;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift::new(0x5555_aaaa_1234_9876);
         for _ in 0..5000 {
-            let mut p = samples[(next() % samples.len() as u64) as usize].to_vec();
-            for _ in 0..(next() % 8) {
-                let i = (next() % p.len() as u64) as usize;
-                p[i] = match next() % 8 {
-                    0 => b'"',
-                    1 => b'\\',
-                    2 => b'{',
-                    3 => b']',
-                    4 => b'\n',
-                    _ => next() as u8,
-                };
-            }
+            let mut p = samples[rng.below(samples.len())].to_vec();
+            rng.mutate(&mut p, 8, b"\"\\{]\n", 8);
             let mut s = MiningSummary::default();
             s.update(&p, true);
             let _ = looks_like_stratum(&p);

@@ -17,6 +17,8 @@ pub mod mining;
 pub mod ndp;
 pub mod smtp;
 pub mod ssh;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 
 use crate::wire::{Packet, proto};

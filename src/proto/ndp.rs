@@ -176,12 +176,7 @@ fn ser_ip6<S: Serializer>(a: &Option<[u8; 16]>, s: S) -> Result<S::Ok, S::Error>
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> std::vec::Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::proto::test_support::hex;
 
     // chrissanders-packets/icmpv6_neighbor_solicitation.pcapng frames 1 (NS) and 2 (NA).
     const NS: &str = "870044b70000000020010db80001000200000000000010000101000c292f8031";

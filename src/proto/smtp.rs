@@ -160,6 +160,7 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::proto::MAX_LINES;
+    use crate::proto::test_support::{XorShift, hex};
 
     /// chrissanders-packets/mail_sender_attachment.pcapng, tcp.stream==0 && tcp.len>0, payload 0
     const POSTFIX_0: &str =
@@ -219,13 +220,6 @@ mod tests {
     const STEALER_MORE_1: &str = "444154410d0a";
     /// github-pan-unit42-Wireshark-quizzes/quiz_2023-01_stealer_smtp_exfil.pcap, tcp.stream==2 && tcp.len>0 && tcp.srcport!=587, payload 6
     const STEALER_MORE_2: &str = "4d494d452d56657273696f6e3a20312e300d0a46726f6d3a206d61726b6574696e67407472616e73676561722e696e0d0a546f3a207a617269746b74406172686974656b746f6e64697a616a6e2e636f6d0d0a446174653a2035204a616e20323032332032323a35313a3331202b303030300d0a5375626a6563743a2050575f77696e646f77733131757365722f4445534b544f502d57494e313150430d0a436f6e74656e742d547970653a20746578742f68746d6c3b20636861727365743d75732d61736369690d0a436f6e74656e742d5472616e736665722d456e636f64696e673a2071756f7465642d7072696e7461626c650d0a0d0a";
-
-    fn hex(s: &str) -> std::vec::Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// Feeds alternating real segments: `server` flags per segment.
     fn run(segments: &[(&str, bool)]) -> SmtpSummary {
@@ -427,25 +421,12 @@ mod tests {
                 );
             }
         }
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
         for _ in 0..4000 {
-            let mut p = samples[(next() % samples.len() as u64) as usize].clone();
-            for _ in 0..(next() % 8) {
-                let i = (next() % p.len() as u64) as usize;
-                p[i] = match next() % 4 {
-                    0 => b'\n',
-                    1 => b' ',
-                    _ => next() as u8,
-                };
-            }
+            let mut p = samples[rng.below(samples.len())].clone();
+            rng.mutate(&mut p, 8, b"\n ", 4);
             let mut s = SmtpSummary::default();
-            s.update(&p, next() % 2 == 0);
+            s.update(&p, rng.next().is_multiple_of(2));
             let _ = (looks_like_smtp_server(&p), looks_like_smtp_client(&p));
             assert!(s.banner.len() <= 48 && s.ehlo.len() <= 64);
         }

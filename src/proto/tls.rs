@@ -870,6 +870,7 @@ fn copy_der_string<const N: usize>(dst: &mut String<N, u8>, tag: u8, v: &[u8]) {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::proto::test_support::XorShift;
 
     // Real payloads from the shared captures (`tshark -r FILE -o tls.desegment_ssl_records:FALSE
     // -o tcp.desegment_tcp_streams:FALSE -Y frame.number==N -T fields -e tcp.payload`).
@@ -1290,23 +1291,17 @@ mod tests {
 
     #[test]
     fn random_mutations_never_panic() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
         let samples = samples();
         let mut seen_ja3 = 0;
         for i in 0..6000 {
             let mut p = samples[i % samples.len()].clone();
-            for _ in 0..(1 + next() % 8) {
-                let at = (next() as usize) % p.len();
-                p[at] = next() as u8;
+            for _ in 0..(1 + rng.next() % 8) {
+                let at = (rng.next() as usize) % p.len();
+                p[at] = rng.next() as u8;
             }
-            if next() % 4 == 0 {
-                p.truncate((next() as usize) % (p.len() + 1));
+            if rng.next().is_multiple_of(4) {
+                p.truncate((rng.next() as usize) % (p.len() + 1));
             }
             let mut s = TlsSummary::default();
             s.update(&p, i % 2 == 0);
