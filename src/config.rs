@@ -303,6 +303,7 @@ pub const DETECTORS: &[&str] = &[
     "slow-beacon",
     "exe-download",
     "plugin-content",
+    "tls-cert",
 ];
 
 impl Default for RulesConfig {

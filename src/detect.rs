@@ -672,6 +672,20 @@ fn irc_botlike(nick: &str, port: u16) -> bool {
     digits >= 3 || tagged || crate::evidence::looks_random(nick) || !irc_port
 }
 
+/// A server certificate a browser would refuse, with the C2 kit it is the default of, if one: a
+/// kit's name as subject or issuer, or a self-issued certificate (issuer named as subject). Only
+/// the names are compared: botd keeps no keys or signatures (TLS 1.3 hides the certificate).
+fn suspect_certificate(t: &crate::proto::tls::TlsSummary) -> Option<(&str, Option<&'static str>)> {
+    let (subject, issuer) = (t.cert_subject_cn.as_str(), t.cert_issuer_cn.as_str());
+    if let Some(kit) = crate::infra::c2_kit_of_cert(subject) {
+        return Some((subject, Some(kit)));
+    }
+    if let Some(kit) = crate::infra::c2_kit_of_cert(issuer) {
+        return Some((issuer, Some(kit)));
+    }
+    (!subject.is_empty() && subject == issuer).then_some((subject, None))
+}
+
 impl Detector {
     /// What a flow's application summary tells: DNS answers for the view, device identity,
     /// and the home host's protocol evidence in the flow's window.
@@ -998,6 +1012,20 @@ impl Detector {
                 .filter(|n| crate::infra::zone_of(n, crate::infra::TCP_TUNNEL).is_some())
         {
             w.tcp_tunnel = Some(Sighting {
+                peer: dst,
+                port: flow.dport,
+                proto: flow.proto,
+                host_port: flow.sport,
+                text: crate::evidence::note(name),
+            });
+        }
+        if outside
+            && let App::Tls(t) = &flow.app.app
+            && let Some((name, kit)) = suspect_certificate(t)
+            && (w.tls_cert.is_none() || (kit.is_some() && w.tls_cert_kit.is_none()))
+        {
+            w.tls_cert_kit = kit;
+            w.tls_cert = Some(Sighting {
                 peer: dst,
                 port: flow.dport,
                 proto: flow.proto,

@@ -153,6 +153,12 @@ pub const SIGNATURES: &[Signature] = &[
         "botd plugin-content: Flash, Java applet or Silverlight served",
         BAD_TRAFFIC,
     ),
+    sig(
+        "tls-cert",
+        20,
+        "botd tls-cert: a self-signed or C2-kit default TLS certificate",
+        TROJAN,
+    ),
 ];
 
 const fn sig(

@@ -225,6 +225,12 @@ pub struct ProtoWindow {
     pub exe_by_address: bool,
     /// Flash, a Java applet or Silverlight served to the host over HTTP (the first).
     pub plugin_content: Option<Sighting>,
+    /// An outside TLS server's certificate that a browser would refuse: self-issued (its issuer
+    /// named as its subject), or a C2 kit's default (the first; a kit's is kept over another).
+    /// The text is its name.
+    pub tls_cert: Option<Sighting>,
+    /// The kit whose default certificate that is (src/infra.rs, `C2_KIT_CERTS`).
+    pub tls_cert_kit: Option<&'static str>,
     pub intel: heapless::Vec<IntelNote, INTEL_HITS>,
     pub intel_more: u32,
     pub outside: heapless::Vec<OutsidePeer, OUTSIDE_PEERS>,
@@ -769,6 +775,35 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
             ),
             s,
         ));
+    }
+    if let Some(s) = &w.tls_cert {
+        out.push(match w.tls_cert_kit {
+            // A kit's own name in the certificate: its operator's server.
+            Some(kit) => Finding::sighted(
+                "tls-cert",
+                Weight::Strong,
+                format!(
+                    "tls-cert: {} port {} presented the certificate \"{}\", the default of {kit}'s server builder",
+                    label(view, s.peer),
+                    s.port,
+                    s.text
+                ),
+                s,
+            ),
+            // Browsers refuse a self-signed certificate: the client is a program that takes
+            // any (a kit's implant, also a self-hosted service's own client): weak alone.
+            None => Finding::sighted(
+                "tls-cert",
+                Weight::Weak,
+                format!(
+                    "tls-cert: {} port {} presented a self-signed certificate (\"{}\"), which a browser refuses",
+                    label(view, s.peer),
+                    s.port,
+                    s.text
+                ),
+                s,
+            ),
+        });
     }
     if !w.ddns_name.is_empty() {
         out.push(Finding::host_wide(

@@ -127,6 +127,26 @@ pub const TCP_TUNNEL: &[&str] = &[
     "tcp.pinggy.io",
 ];
 
+/// Certificate names that command-and-control kits put in the TLS certificate their builder makes
+/// for the operator's server, kept by every operator who does not replace it: the public
+/// detectors of each kit match them (Corelight's Zeek QuasarRAT detector, the AsyncRAT and DcRat
+/// certificate rules of ET and YARA sets, Elastic's and Sigma's default Cobalt Strike certificate
+/// rules). A kit's name, not a campaign's, so it holds for operators botd never saw.
+pub const C2_KIT_CERTS: &[(&str, &str)] = &[
+    ("AsyncRAT Server", "AsyncRAT"),
+    ("DcRat Server", "DcRat"),
+    ("Quasar Server CA", "QuasarRAT"),
+    ("Major Cobalt Strike", "Cobalt Strike"),
+];
+
+/// The kit whose default certificate name `cn` is (ASCII case ignored).
+pub fn c2_kit_of_cert(cn: &str) -> Option<&'static str> {
+    C2_KIT_CERTS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(cn))
+        .map(|&(_, kit)| kit)
+}
+
 /// `name` is `zone` or a name under it (label boundary; ASCII case and a trailing dot ignored).
 pub fn under(name: &str, zone: &str) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name);
@@ -150,6 +170,14 @@ pub fn zone_of(name: &str, list: &[&'static str]) -> Option<&'static str> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kit_certificates_match_whole_names_only() {
+        assert_eq!(c2_kit_of_cert("asyncrat server"), Some("AsyncRAT"));
+        assert_eq!(c2_kit_of_cert("Quasar Server CA"), Some("QuasarRAT"));
+        assert_eq!(c2_kit_of_cert("Quasar Server"), None);
+        assert_eq!(c2_kit_of_cert(""), None);
+    }
 
     #[test]
     fn names_match_on_label_boundaries_only() {

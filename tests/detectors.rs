@@ -274,6 +274,51 @@ fn an_exploit_kit_s_plugin_exploit_and_payload_make_red() {
     );
 }
 
+/// AsyncRAT and QuasarRAT servers that kept their builder's certificate: strong alone (rules
+/// only, no models), on whatever port the operator chose; and Dridex's self-signed certificates
+/// are named, weak.
+#[test]
+#[ignore = "data: ../shared/data"]
+fn tls_cert_fires_on_c2_kits_default_certificates() {
+    let dir = temp_dir("detectors-tls-cert");
+    let config = dir.join("botd.toml");
+    std::fs::write(
+        &config,
+        "[rules]\ndisable = [\"models\", \"raw-address\"]\n",
+    )
+    .unwrap();
+    let rules_only = ["--config", config.to_str().unwrap()];
+    for (rel, host, kit) in [
+        (
+            "malcolm-pcap/plugins/zeek-asyncrat-detector/cd010953-5faf-4054-86be-58c020c3a532.pcap",
+            "192.168.100.124",
+            "\"AsyncRAT Server\", the default of AsyncRAT's",
+        ),
+        (
+            "malcolm-pcap/plugins/zeek-quasarrat-detector/09ffabf7-774a-43a3-8c97-68f2046fd385.pcap",
+            "192.168.100.7",
+            "\"Quasar Server CA\", the default of QuasarRAT's",
+        ),
+    ] {
+        let rules = red_rules(&analyze(rel, &rules_only), host);
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.starts_with("tls-cert:") && r.contains(kit)),
+            "{rel}: {rules:?}"
+        );
+    }
+    let doc = analyze(
+        "github-pan-unit42-wireshark-tutorial-Dridex-traffic/dridex_infection_2020-06-03.pcap",
+        &[],
+    );
+    let text = doc.to_string();
+    assert!(
+        text.contains("presented a self-signed certificate (\\\"1andfhtittbly.fan\\\")"),
+        "no weak tls-cert finding for Dridex's certificate"
+    );
+}
+
 #[test]
 #[ignore = "data: ../shared/data"]
 fn a_disabled_detector_stays_silent() {
