@@ -304,6 +304,7 @@ pub const DETECTORS: &[&str] = &[
     "exe-download",
     "plugin-content",
     "tls-cert",
+    "host-profile",
 ];
 
 impl Default for RulesConfig {

@@ -986,6 +986,19 @@ impl Detector {
                     text,
                 });
             }
+            // A RAT's check-in: to its controller outside, or to a listener inside the LAN.
+            App::Profile(p) if (outside || dst_home) && w.host_profile.is_none() => {
+                w.host_profile_os = crate::evidence::note(&p.os);
+                w.host_profile_fields = p.fields;
+                w.host_profile_home = dst_home;
+                w.host_profile = Some(Sighting {
+                    peer: dst,
+                    port: flow.dport,
+                    proto: flow.proto,
+                    host_port: flow.sport,
+                    text: crate::evidence::note(&p.head),
+                });
+            }
             App::Bittorrent(_) => w.p2p_protocol = true,
             _ => {}
         }

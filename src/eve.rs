@@ -159,6 +159,12 @@ pub const SIGNATURES: &[Signature] = &[
         "botd tls-cert: a self-signed or C2-kit default TLS certificate",
         TROJAN,
     ),
+    sig(
+        "host-profile",
+        21,
+        "botd host-profile: a machine profile sent in clear (a RAT check-in)",
+        TROJAN,
+    ),
 ];
 
 const fn sig(

@@ -231,6 +231,14 @@ pub struct ProtoWindow {
     pub tls_cert: Option<Sighting>,
     /// The kit whose default certificate that is (src/infra.rs, `C2_KIT_CERTS`).
     pub tls_cert_kit: Option<&'static str>,
+    /// A machine profile the host sent in clear over a protocol botd does not know (the first; a
+    /// RAT's check-in, `crate::proto::profile`). The text is the message's start.
+    pub host_profile: Option<Sighting>,
+    /// That profile's operating-system name and field count.
+    pub host_profile_os: Note,
+    pub host_profile_fields: u8,
+    /// Sent to a listener inside the LAN.
+    pub host_profile_home: bool,
     pub intel: heapless::Vec<IntelNote, INTEL_HITS>,
     pub intel_more: u32,
     pub outside: heapless::Vec<OutsidePeer, OUTSIDE_PEERS>,
@@ -804,6 +812,22 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
                 s,
             ),
         });
+    }
+    if let Some(s) = &w.host_profile {
+        out.push(Finding::sighted(
+            "host-profile",
+            Weight::Strong,
+            format!(
+                "host-profile: the machine's profile ({}, {} fields) sent in clear to {}{} port {} over a protocol not otherwise known: \"{}\"",
+                w.host_profile_os,
+                w.host_profile_fields,
+                if w.host_profile_home { "home host " } else { "" },
+                label(view, s.peer),
+                s.port,
+                s.text
+            ),
+            s,
+        ));
     }
     if !w.ddns_name.is_empty() {
         out.push(Finding::host_wide(

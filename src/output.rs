@@ -293,6 +293,7 @@ fn push_app_columns(b: &mut Vec<u8>, app: &App) {
         App::Mining(m) => (&m.method, None, None, "", ""),
         App::Ssh(s) => (&s.client_banner, None, None, "", ""),
         App::Smtp(s) => (&s.ehlo, None, None, "", ""),
+        App::Profile(p) => (&p.os, None, None, "", ""),
         _ => ("", None, None, "", ""),
     };
     b.push(b',');

@@ -319,6 +319,47 @@ fn tls_cert_fires_on_c2_kits_default_certificates() {
     );
 }
 
+/// Three RAT families' check-ins, each a machine profile in clear on its own port: STRRAT and
+/// njRAT to a controller outside, a Turkish RAT to a listener inside the LAN; red by that rule
+/// alone (no models).
+#[test]
+#[ignore = "data: ../shared/data"]
+fn host_profile_fires_on_rat_check_ins() {
+    let dir = temp_dir("detectors-host-profile");
+    let config = dir.join("botd.toml");
+    std::fs::write(
+        &config,
+        "[rules]\ndisable = [\"models\", \"beacon\", \"tcp-tunnel\", \"raw-address\"]\n",
+    )
+    .unwrap();
+    let rules_only = ["--config", config.to_str().unwrap()];
+    for (rel, host, says) in [
+        (
+            "malcolm-pcap/plugins/zeek-strrat-detector/strrat-4423258f-59bc-4a88-bfec-d8ac08c88538.pcap",
+            "192.168.100.11",
+            "(Windows 7, 13 fields) sent in clear to 185.255.114.40 port 8219",
+        ),
+        (
+            "github-keithjjones-zeek-njrat-detector/njrat_2023-04-19.pcap",
+            "192.168.100.204",
+            "(Win 7, 34 fields) sent in clear to 3.68.56.232",
+        ),
+        (
+            "chrissanders-packets/ratinfected.pcapng",
+            "172.16.0.114",
+            "sent in clear to home host 172.16.0.111 port 4433",
+        ),
+    ] {
+        let rules = red_rules(&analyze(rel, &rules_only), host);
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.starts_with("host-profile:") && r.contains(says)),
+            "{rel}: {rules:?}"
+        );
+    }
+}
+
 #[test]
 #[ignore = "data: ../shared/data"]
 fn a_disabled_detector_stays_silent() {

@@ -11,7 +11,7 @@
 #![no_main]
 
 use botd::flow::app::{App, AppState, INSPECT_SEGMENTS};
-use botd::proto::{bittorrent, dhcp, dns, http, irc, mining, ndp, smtp, ssh, tls};
+use botd::proto::{bittorrent, dhcp, dns, http, irc, mining, ndp, profile, smtp, ssh, tls};
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 
@@ -159,6 +159,10 @@ impl Direct {
             let _ = a.gratuitous();
             json(&a);
         }
+        if let Some(p) = profile::ProfileSummary::of(seg) {
+            assert!(p.fields >= 5 && !p.os.is_empty());
+            json(&p);
+        }
     }
 
     fn finish(&self) {
@@ -212,7 +216,7 @@ impl Shadow {
 
     fn segment(&mut self, ip_proto: u8, seg: &[u8], from_src: bool) {
         let ok = match &mut self.app {
-            App::None => true,
+            App::None | App::Profile(_) => true,
             App::Bittorrent(s) => {
                 s.update(seg, from_src);
                 true

@@ -8,8 +8,8 @@
 
 use crate::proto::{
     bittorrent, bittorrent::BittorrentSummary, dhcp::DhcpSummary, dns::DnsSummary,
-    http::HttpSummary, irc::IrcSummary, mining::MiningSummary, ndp, smtp::SmtpSummary,
-    ssh::SshSummary, tls::TlsSummary,
+    http::HttpSummary, irc::IrcSummary, mining::MiningSummary, ndp, profile::ProfileSummary,
+    smtp::SmtpSummary, ssh::SshSummary, tls::TlsSummary,
 };
 use crate::proto::{dhcp, dns, http, irc, mining, smtp, ssh, tls};
 use crate::wire::proto;
@@ -39,6 +39,9 @@ pub enum App {
     Arp(ArpSummary),
     /// IPv6 neighbour discovery: the first message of each direction.
     Ndp(NdpSummary),
+    /// A machine profile a TCP client sent in clear over a protocol not recognised otherwise
+    /// (a RAT's check-in; `crate::proto::profile`).
+    Profile(ProfileSummary),
 }
 
 impl App {
@@ -57,6 +60,7 @@ impl App {
             App::Bittorrent(_) => "bittorrent",
             App::Arp(_) => "arp",
             App::Ndp(_) => "ndp",
+            App::Profile(_) => "profile",
         }
     }
 }
@@ -105,9 +109,17 @@ impl AppState {
         *n += 1;
         if matches!(self.app, App::None) {
             self.app = classify(ip_proto, ports, payload);
+            // Only what a client says of itself, and only in a protocol not known otherwise.
+            if matches!(self.app, App::None)
+                && ip_proto == proto::TCP
+                && from_src
+                && let Some(p) = ProfileSummary::of(payload)
+            {
+                self.app = App::Profile(p);
+            }
         }
         let ok = match &mut self.app {
-            App::None => true,
+            App::None | App::Profile(_) => true,
             App::Bittorrent(b) => {
                 b.update(payload, from_src);
                 true

@@ -15,6 +15,7 @@ pub mod http;
 pub mod irc;
 pub mod mining;
 pub mod ndp;
+pub mod profile;
 pub mod smtp;
 pub mod ssh;
 #[cfg(test)]
