@@ -71,7 +71,7 @@ pub struct IntelArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct FeaturesArgs {
-    /// Feature schema: argus or ctu.
+    /// Feature schema: argus, ctu or proto.
     #[arg(long, default_value = "argus")]
     pub schema: String,
     /// Window length in seconds (default 300, the windows models are trained on); 0 for
@@ -131,8 +131,8 @@ pub struct FlowsArgs {
     /// on large captures, see the README's Performance section).
     #[arg(long, value_enum, value_name = "KIND", default_value = "hashbrown")]
     pub flow_index: IndexKind,
-    /// CSV: add the application columns (App, AppName, DnsRcode, Ja3, Ja4, HttpUserAgent) after
-    /// the Argus ones. JSON always carries the application summary (`App`).
+    /// CSV: add the application columns (App, AppName, DnsRcode, Ja3, Ja4, HttpUserAgent,
+    /// PeerNamed) after the Argus ones. JSON always carries the application summary (`App`).
     #[arg(long)]
     pub app: bool,
     /// Community ID seed of the records' `CommunityId` (the same as the other sensors whose
@@ -259,8 +259,12 @@ fn window_config(
 }
 
 fn features(args: FeaturesArgs) -> Result<(), String> {
-    let schema = crate::features::schema_by_name(&args.schema)
-        .ok_or_else(|| format!("--schema {}: botd computes argus and ctu", args.schema))?;
+    let schema = crate::features::schema_by_name(&args.schema).ok_or_else(|| {
+        format!(
+            "--schema {}: botd computes argus, ctu and proto",
+            args.schema
+        )
+    })?;
     let cfg = EngineConfig {
         window: window_config(Some(args.window), args.overlap)?,
         ..EngineConfig::default()

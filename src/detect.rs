@@ -759,14 +759,7 @@ impl Detector {
                 }
             }
             App::Dns(d) if d.response => {
-                let seen = if flow.rev.pkts > 0 {
-                    flow.rev.first_ns
-                } else {
-                    flow.last_ns
-                };
-                for a in &d.answers {
-                    self.dns.insert(a.ip(), &d.qname, src, seen, a.ttl);
-                }
+                self.dns.observe(flow);
                 if flow.dport == 53 && self.is_scored_host(dst) && self.is_scored_host(src) {
                     self.devices.set_role(dst, None, |r| r.dns_server = true);
                 }
@@ -1094,7 +1087,9 @@ impl FlowSink for Detector {
             let start = rows.len();
             rows.resize(start + schema.len(), 0.0);
             if let Some(row) = rows.get_mut(start..) {
-                schema.extract(flow, row);
+                // After observe_protocols: the view holds this record's own answers too, as
+                // `botd flows --app` has when it prints PeerNamed.
+                schema.extract(flow, &self.dns, row);
             }
         }
     }

@@ -114,6 +114,26 @@ impl DnsView {
         }
     }
 
+    /// A flow record's DNS answers, if it is a DNS response: each answer address is named, told to
+    /// the flow's source when the response was seen. The detector and `botd flows --app` /
+    /// `botd features` feed their views this one way, so the `proto` schema's PeerNamed is the same
+    /// in the engine and in the trainer's CSV.
+    pub fn observe(&mut self, flow: &crate::flow::Flow) {
+        if let crate::flow::app::App::Dns(d) = &flow.app.app
+            && d.response
+        {
+            let seen = if flow.rev.pkts > 0 {
+                flow.rev.first_ns
+            } else {
+                flow.last_ns
+            };
+            let client = flow.src.to_ip();
+            for a in &d.answers {
+                self.insert(a.ip(), &d.qname, client, seen, a.ttl);
+            }
+        }
+    }
+
     /// What is known of an address.
     pub fn get(&self, addr: IpAddr) -> Option<&Answer> {
         let &i = self.index.get(&addr)?;

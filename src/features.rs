@@ -2,6 +2,10 @@
 //!
 //! * `argus` — the original detector's 36 Argus features, Dir and State as ordinal codes.
 //! * `ctu` — what the 14 CTU-13 binetflow columns alone allow, so models can be trained on CTU-13.
+//! * `proto` — `argus` plus what botd's protocol parsers and DNS view say of the flow (its
+//!   application, whether a DNS answer named the peer before the flow, a TLS or HTTP flow
+//!   without a name or with an address for a name, an HTTP request without a user agent, a
+//!   failed DNS lookup). No CTU-13 or Argus file has these, so only botd's own flows train it.
 //!
 //! Each schema has a stable hash over its name, version, feature names and code tables; a model
 //! carries the hash it was trained with, and botd refuses a model whose hash differs. The trainer
@@ -10,7 +14,9 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use crate::dnsview::DnsView;
 use crate::flow::Flow;
+use crate::flow::app::App;
 use crate::flow::metrics::ArgusMetrics;
 use crate::wire::proto;
 
@@ -72,6 +78,50 @@ pub const ARGUS_FEATURES: [&str; 36] = [
     "pDstLoss",
 ];
 
+/// The App column (`botd flows --app`; empty for none, which is `-`) to code (`proto` schema):
+/// [`App::name`] of each variant; anything else is -1.
+pub const APP_CODES: [&str; 12] = [
+    "-",
+    "dns",
+    "tls",
+    "http",
+    "smtp",
+    "irc",
+    "ssh",
+    "mining",
+    "dhcp",
+    "bittorrent",
+    "arp",
+    "ndp",
+];
+
+/// What `proto` adds to the `argus` features, in this order (docs/features.md).
+pub const PROTO_EXTRA: [&str; 6] = [
+    "App",
+    "PeerNamed",
+    "NoName",
+    "NameIsAddr",
+    "NoAgent",
+    "DnsFail",
+];
+
+/// `argus` then [`PROTO_EXTRA`].
+// Evaluated at compile time: an index out of range fails the build, it cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
+pub const PROTO_FEATURES: [&str; 42] = {
+    let mut out = [""; 42];
+    let mut i = 0;
+    while i < ARGUS_FEATURES.len() {
+        out[i] = ARGUS_FEATURES[i];
+        i += 1;
+    }
+    while i < 42 {
+        out[i] = PROTO_EXTRA[i - ARGUS_FEATURES.len()];
+        i += 1;
+    }
+    out
+};
+
 pub const CTU_FEATURES: [&str; 14] = [
     "Dur",
     "Proto",
@@ -109,7 +159,13 @@ pub const CTU: Schema = Schema {
     features: &CTU_FEATURES,
 };
 
-pub const SCHEMAS: [&Schema; 2] = [&ARGUS, &CTU];
+pub const PROTO: Schema = Schema {
+    name: "proto",
+    version: 1,
+    features: &PROTO_FEATURES,
+};
+
+pub const SCHEMAS: [&Schema; 3] = [&ARGUS, &CTU, &PROTO];
 
 pub fn schema_by_name(name: &str) -> Option<&'static Schema> {
     SCHEMAS.iter().copied().find(|s| s.name == name)
@@ -128,6 +184,81 @@ pub fn dir_code(dir: &str) -> f32 {
 
 pub fn state_code(state: &str) -> f32 {
     code_of(&STATE_CODES, state)
+}
+
+pub fn app_code(app: &str) -> f32 {
+    code_of(&APP_CODES, if app.is_empty() { "-" } else { app })
+}
+
+/// Whether a TLS server name or HTTP Host is an address (`1.2.3.4`, `1.2.3.4:8080`, `::1`,
+/// `[::1]:8080`) rather than a name: software that never resolved its peer.
+pub fn name_is_addr(name: &str) -> bool {
+    use std::net::IpAddr;
+    if name.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    match name.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit()) => {
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            host.parse::<IpAddr>().is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// The `proto` features after the `argus` ones, from what `botd flows --app` prints: the App,
+/// AppName, DnsRcode, HttpUserAgent and PeerNamed columns.
+pub fn proto_from_columns(c: &ProtoColumns<'_>, out: &mut [f32]) {
+    let named = matches!(c.app, "tls" | "http");
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let values = [
+        app_code(c.app),
+        flag(c.peer_named),
+        flag(named && c.name.is_empty()),
+        flag(named && name_is_addr(c.name)),
+        flag(c.app == "http" && c.user_agent.is_empty()),
+        flag(c.app == "dns" && c.dns_rcode.is_some_and(|r| r != 0)),
+    ];
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = v;
+    }
+}
+
+/// The `botd flows --app` columns the `proto` schema reads beyond the `argus` ones.
+pub struct ProtoColumns<'a> {
+    /// App (empty or `-` for none).
+    pub app: &'a str,
+    /// AppName: the DNS query, TLS server name, HTTP Host, ...
+    pub name: &'a str,
+    pub dns_rcode: Option<u8>,
+    pub user_agent: &'a str,
+    /// PeerNamed: [`peer_named`].
+    pub peer_named: bool,
+}
+
+/// Whether a DNS answer botd saw (in a record it emitted before this one, or in this one) named
+/// the flow's destination at or before the flow's start: the PeerNamed column and feature.
+pub fn peer_named(flow: &Flow, dns: &DnsView) -> bool {
+    dns.resolved_before(flow.dst.to_ip(), flow.start_ns)
+}
+
+/// The name, DNS response code and user agent the App columns print for a flow.
+pub fn app_fields(app: &App) -> (&str, Option<u8>, &str) {
+    match app {
+        App::Dns(d) => (&d.qname, d.rcode, ""),
+        App::Tls(t) => (&t.sni, None, ""),
+        App::Http(h) => (&h.host, None, &h.user_agent),
+        App::Dhcp(d) => (&d.hostname, None, ""),
+        App::Irc(i) => (&i.nick, None, ""),
+        App::Mining(m) => (&m.method, None, ""),
+        App::Ssh(s) => (&s.client_banner, None, ""),
+        App::Smtp(s) => (&s.ehlo, None, ""),
+        App::Profile(p) => (&p.os, None, ""),
+        _ => ("", None, ""),
+    }
 }
 
 pub fn proto_code(proto_name: &str) -> f32 {
@@ -198,6 +329,12 @@ impl Schema {
                 DIR_CODES.join(","),
                 STATE_CODES.join(",")
             ),
+            "proto" => format!(
+                "Dir:{}\nState:{}\nApp:{}",
+                DIR_CODES.join(","),
+                STATE_CODES.join(","),
+                APP_CODES.join(",")
+            ),
             _ => format!(
                 "Dir:{}\nStateClass:{}\nProto:{}",
                 DIR_CODES.join(","),
@@ -233,11 +370,26 @@ impl Schema {
     }
 
     /// Writes the flow's features into `out` (at least [`Schema::len`] long). No allocation.
-    pub fn extract(&self, flow: &Flow, out: &mut [f32]) {
-        if self.name == "argus" {
-            extract_argus(flow, out);
-        } else {
-            extract_ctu(flow, out);
+    /// `dns`: the DNS view as of this record (it has seen every answer of the records before it
+    /// and of this one, [`DnsView::observe`]); only `proto` reads it.
+    pub fn extract(&self, flow: &Flow, dns: &DnsView, out: &mut [f32]) {
+        match self.name {
+            "argus" => extract_argus(flow, out),
+            "proto" => {
+                extract_argus(flow, out);
+                let (name, dns_rcode, user_agent) = app_fields(&flow.app.app);
+                let cols = ProtoColumns {
+                    app: flow.app.app.name(),
+                    name,
+                    dns_rcode,
+                    user_agent,
+                    peer_named: peer_named(flow, dns),
+                };
+                if let Some(rest) = out.get_mut(ARGUS_FEATURES.len()..) {
+                    proto_from_columns(&cols, rest);
+                }
+            }
+            _ => extract_ctu(flow, out),
         }
     }
 }
@@ -386,13 +538,21 @@ pub struct FeatureRows {
     pub schema: &'static Schema,
     /// Row-major, `schema.len()` values per row.
     pub rows: Vec<f32>,
+    /// Fed like the detector's (default capacity), for `proto`'s PeerNamed.
+    dns: DnsView,
 }
 
 impl FeatureRows {
     pub fn new(schema: &'static Schema) -> FeatureRows {
+        let capacity = if schema.name == "proto" {
+            crate::config::RulesConfig::default().dns_view_capacity
+        } else {
+            1
+        };
         FeatureRows {
             schema,
             rows: Vec::new(),
+            dns: DnsView::new(capacity),
         }
     }
     pub fn len(&self) -> usize {
@@ -410,10 +570,13 @@ impl crate::engine::FlowSink for FeatureRows {
         _reason: crate::flow::CloseReason,
         _window: Option<&crate::engine::WindowInfo>,
     ) {
+        if self.schema.name == "proto" {
+            self.dns.observe(flow);
+        }
         let start = self.rows.len();
         self.rows.resize(start + self.schema.len(), 0.0);
         if let Some(row) = self.rows.get_mut(start..) {
-            self.schema.extract(flow, row);
+            self.schema.extract(flow, &self.dns, row);
         }
     }
 }
@@ -442,5 +605,71 @@ mod tests {
         assert_eq!(state_class("???"), "OTHER");
         assert_eq!(dir_code("  <->"), 2.0);
         assert_eq!(proto_code("gre"), 6.0);
+    }
+
+    #[test]
+    fn proto_extends_argus() {
+        assert_eq!(PROTO.len(), ARGUS.len() + PROTO_EXTRA.len());
+        assert_eq!(PROTO.features.get(..ARGUS.len()), Some(ARGUS.features));
+        assert_ne!(PROTO.hash(), ARGUS.hash());
+        assert_eq!(app_code(""), 0.0);
+        assert_eq!(app_code("tls"), 2.0);
+        assert_eq!(app_code("quic"), -1.0);
+    }
+
+    #[test]
+    fn addresses_as_names() {
+        for a in [
+            "1.2.3.4",
+            "1.2.3.4:8080",
+            "::1",
+            "[2001:db8::1]:443",
+            "2001:db8::1",
+        ] {
+            assert!(name_is_addr(a), "{a}");
+        }
+        for n in [
+            "",
+            "example.com",
+            "example.com:80",
+            "1.2.3.4:",
+            "1.2.3",
+            "[::1]",
+            "01.2.3.4",
+        ] {
+            assert!(!name_is_addr(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn proto_columns() {
+        let mut out = [9.0; 6];
+        let cols = ProtoColumns {
+            app: "http",
+            name: "10.0.0.1:8080",
+            dns_rcode: None,
+            user_agent: "",
+            peer_named: true,
+        };
+        proto_from_columns(&cols, &mut out);
+        assert_eq!(out, [3.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
+        let cols = ProtoColumns {
+            app: "dns",
+            name: "x.example",
+            dns_rcode: Some(3),
+            user_agent: "",
+            peer_named: false,
+        };
+        proto_from_columns(&cols, &mut out);
+        assert_eq!(out, [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        let cols = ProtoColumns {
+            app: "tls",
+            name: "",
+            dns_rcode: None,
+            user_agent: "",
+            peer_named: false,
+        };
+        proto_from_columns(&cols, &mut out);
+        assert_eq!(out, [2.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
     }
 }

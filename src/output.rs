@@ -94,6 +94,8 @@ pub struct FlowWriter<W: Write> {
     windowed: bool,
     /// CSV: the application columns after the Argus ones.
     app_columns: bool,
+    /// With the application columns: the DNS view PeerNamed reads, fed like the detector's.
+    dns: Option<crate::dnsview::DnsView>,
     community_id_seed: u16,
     header_done: bool,
     /// The day last printed and its `YYYY/MM/DD ` prefix: consecutive records mostly share a day.
@@ -110,6 +112,7 @@ impl<W: Write> FlowWriter<W> {
             format,
             windowed,
             app_columns: false,
+            dns: None,
             community_id_seed: 0,
             header_done: false,
             day: None,
@@ -118,15 +121,20 @@ impl<W: Write> FlowWriter<W> {
         }
     }
 
-    /// CSV: adds the application columns (App, AppName, DnsRcode, Ja3, Ja4, HttpUserAgent) after
-    /// every Argus column, so scripts reading the CTU-13 and Argus columns by position still work.
     pub fn with_community_id_seed(mut self, seed: u16) -> FlowWriter<W> {
         self.community_id_seed = seed;
         self
     }
 
+    /// CSV: adds the application columns (App, AppName, DnsRcode, Ja3, Ja4, HttpUserAgent,
+    /// PeerNamed) after every Argus column, so scripts reading the CTU-13 and Argus columns by
+    /// position still work. PeerNamed needs a DNS view of the detector's default size (taken
+    /// here, once).
     pub fn with_app_columns(mut self, on: bool) -> FlowWriter<W> {
         self.app_columns = on;
+        self.dns = on.then(|| {
+            crate::dnsview::DnsView::new(crate::config::RulesConfig::default().dns_view_capacity)
+        });
         self
     }
 
@@ -156,7 +164,7 @@ impl<W: Write> FlowWriter<W> {
             b.extend_from_slice(name.as_bytes());
         }
         if self.app_columns {
-            b.extend_from_slice(b",App,AppName,DnsRcode,Ja3,Ja4,HttpUserAgent");
+            b.extend_from_slice(b",App,AppName,DnsRcode,Ja3,Ja4,HttpUserAgent,PeerNamed");
         }
         // Last, so every column before it keeps its position.
         b.extend_from_slice(b",CommunityId\n");
@@ -260,6 +268,17 @@ impl<W: Write> FlowWriter<W> {
         } else {
             if self.app_columns {
                 push_app_columns(b, &flow.app.app);
+                b.push(b',');
+                if let Some(dns) = self.dns.as_mut() {
+                    // This record's own answers first, as the detector observes before it
+                    // extracts features.
+                    dns.observe(flow);
+                    b.push(if crate::features::peer_named(flow, dns) {
+                        b'1'
+                    } else {
+                        b'0'
+                    });
+                }
             }
             b.push(b',');
             if let Some(c) = cid {
@@ -283,18 +302,11 @@ impl<W: Write> FlowWriter<W> {
 /// The CSV application columns: protocol, the name it carries (DNS query, TLS server name, HTTP
 /// Host), the DNS response code, JA3, JA4 and the HTTP User-Agent; empty where not known.
 fn push_app_columns(b: &mut Vec<u8>, app: &App) {
-    let (name, rcode, ja3, ja4, agent): (&str, Option<u8>, Option<[u8; 16]>, &str, &str) = match app
-    {
-        App::Dns(d) => (&d.qname, d.rcode, None, "", ""),
-        App::Tls(t) => (&t.sni, None, t.ja3, &t.ja4, ""),
-        App::Http(h) => (&h.host, None, None, "", &h.user_agent),
-        App::Dhcp(d) => (&d.hostname, None, None, "", ""),
-        App::Irc(i) => (&i.nick, None, None, "", ""),
-        App::Mining(m) => (&m.method, None, None, "", ""),
-        App::Ssh(s) => (&s.client_banner, None, None, "", ""),
-        App::Smtp(s) => (&s.ehlo, None, None, "", ""),
-        App::Profile(p) => (&p.os, None, None, "", ""),
-        _ => ("", None, None, "", ""),
+    // The `proto` schema reads name, code and agent through the same function.
+    let (name, rcode, agent) = crate::features::app_fields(app);
+    let (ja3, ja4): (Option<[u8; 16]>, &str) = match app {
+        App::Tls(t) => (t.ja3, &t.ja4),
+        _ => (None, ""),
     };
     b.push(b',');
     if !matches!(app, App::None) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use botd::engine::{Engine, EngineConfig, WindowConfig};
-use botd::features::{ARGUS, CTU, FeatureRows, Schema};
+use botd::features::{ARGUS, CTU, FeatureRows, PROTO, Schema};
 use botd::model::Model;
 use botd::model::forest::Forest;
 use tract_onnx::prelude::*;
@@ -312,4 +312,99 @@ fn schema_hashes_match_the_trainer() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("argus {}", ARGUS.hash())), "{text}");
     assert!(text.contains(&format!("ctu {}", CTU.hash())), "{text}");
+    assert!(text.contains(&format!("proto {}", PROTO.hash())), "{text}");
+}
+
+/// The `proto` rows the trainer computes from `botd flows --app` CSV of `pcap` are the rows
+/// botd's engine computes (`botd features`, the detector's extraction): the protocol columns
+/// exactly, the Argus ones up to the CSV's six decimals. Returns how many rows have each
+/// protocol feature above 0.
+fn proto_parity(pcap: &Path) -> [usize; 6] {
+    let tag = pcap.file_name().unwrap().to_string_lossy().to_string();
+    let dir = std::env::temp_dir().join(format!("botd-proto-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, feats) = (dir.join("flows.csv"), dir.join("features.csv"));
+    let window = ["--window", "300", "--overlap", "150"];
+    let run = |args: &[&str], out: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_botd"))
+            .args(args)
+            .args(window)
+            .arg("-o")
+            .arg(out)
+            .arg(pcap)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["flows", "--format", "csv", "--app"], &csv);
+    run(&["features", "--schema", "proto"], &feats);
+    let out = Command::new("python3")
+        .arg(root().join("models/train/features.py"))
+        .args(["--rows", "proto"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parse = |text: &str| -> Vec<Vec<f32>> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                l.split(',')
+                    .map(|v| v.parse::<f64>().unwrap() as f32)
+                    .collect()
+            })
+            .collect()
+    };
+    let py = parse(&String::from_utf8_lossy(&out.stdout));
+    let rs = parse(&std::fs::read_to_string(&feats).unwrap());
+    assert_eq!(py.len(), rs.len(), "{tag}");
+    let extra = ARGUS.len();
+    let mut seen = [0usize; 6];
+    for (i, (p, r)) in py.iter().zip(&rs).enumerate() {
+        assert_eq!(p.len(), PROTO.len(), "{tag} row {i}");
+        assert_eq!(&p[extra..], &r[extra..], "{tag} row {i}: protocol features");
+        for (j, (a, b)) in p.iter().zip(r).enumerate().take(extra) {
+            let tol = 1e-5 * a.abs().max(1.0);
+            assert!(
+                (a - b).abs() <= tol,
+                "{tag} row {i} {}: {a} vs {b}",
+                PROTO.features[j]
+            );
+        }
+        for (k, v) in r[extra..].iter().enumerate() {
+            if *v > 0.0 {
+                seen[k] += 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    seen
+}
+
+#[test]
+fn proto_features_from_csv_match_the_engine() {
+    let seen = proto_parity(&root().join("tests/data/demo.pcap"));
+    // The capture exercises the protocol columns (not only the all-zero case).
+    assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
+}
+
+#[test]
+#[ignore = "data: ../shared/data"]
+fn proto_features_from_csv_match_the_engine_on_real_captures() {
+    let mut seen = [0usize; 6];
+    for c in CAPTURES.iter().chain(&[
+        "chrissanders-packets/http_espn.pcapng",
+        "malcolm-pcap/protocols/SSL.pcap",
+        "malcolm-pcap/protocols/DNS.pcap",
+    ]) {
+        for (s, n) in seen.iter_mut().zip(proto_parity(&data(c))) {
+            *s += n;
+        }
+    }
+    // Every protocol feature is set somewhere in these captures except, possibly, NoAgent.
+    assert!(seen.iter().filter(|&&n| n > 0).count() >= 5, "{seen:?}");
 }

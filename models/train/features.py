@@ -3,12 +3,14 @@
 
 * ``argus`` - the original detector's 36 Argus features, Dir and State as ordinal codes.
 * ``ctu``   - what the 14 CTU-13 binetflow columns alone allow.
+* ``proto`` - ``argus`` plus protocol evidence from the ``botd flows --app`` columns (App, AppName,
+  DnsRcode, HttpUserAgent, PeerNamed).
 
 Each schema has a stable hash: FNV-1a 64 over ``Schema.canonical()``, printed as 16 hex digits. A model
 carries the hash it was trained with (ONNX metadata ``botd.schema_hash``) and botd refuses a model whose
 hash differs from its own.
 
-    python3 models/train/features.py --hashes    # prints "argus <hash>" and "ctu <hash>"
+    python3 models/train/features.py --hashes    # prints "argus <hash>", "ctu <hash>", "proto <hash>"
 
 Only the standard library and numpy are needed (numpy only for the vector helpers).
 """
@@ -41,6 +43,12 @@ ARGUS_FEATURES = [
     "pSrcLoss", "pDstLoss",
 ]
 
+# App column to code (`proto` schema; empty is "-"); anything else is -1.
+APP_CODES = ["-", "dns", "tls", "http", "smtp", "irc", "ssh", "mining", "dhcp", "bittorrent", "arp", "ndp"]
+
+PROTO_EXTRA = ["App", "PeerNamed", "NoName", "NameIsAddr", "NoAgent", "DnsFail"]
+PROTO_FEATURES = ARGUS_FEATURES + PROTO_EXTRA
+
 CTU_FEATURES = [
     "Dur", "Proto", "Dir", "StateClass", "sTos", "dTos", "TotPkts", "TotBytes", "SrcBytes",
     "DstBytes", "SrcBytesRatio", "BytesPerPkt", "PktRate", "BitRate",
@@ -66,6 +74,37 @@ def dir_code(d: str) -> float:
 
 def state_code(state: str) -> float:
     return _code_of(STATE_CODES, state)
+
+
+def app_code(app: str) -> float:
+    return _code_of(APP_CODES, app or "-")
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    # Rust's IpAddr parser knows no IPv6 zone (`%eth0`); Python's does.
+    if "%" in text:
+        return False
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def name_is_addr(name: str) -> bool:
+    """Mirror of features::name_is_addr: `1.2.3.4`, `1.2.3.4:8080`, `::1`, `[::1]:8080`."""
+    if _is_ip(name):
+        return True
+    if ":" not in name:
+        return False
+    host, port = name.rsplit(":", 1)
+    if not port or not all("0" <= c <= "9" for c in port):
+        return False
+    if host.startswith("[") and host.endswith("]") and len(host) >= 2:
+        host = host[1:-1]
+    return _is_ip(host)
 
 
 def proto_code(proto_name: str) -> float:
@@ -119,6 +158,8 @@ class Schema:
         """The canonical text the hash is taken over (byte-identical to Schema::canonical in Rust)."""
         if self.name == "argus":
             codes = "Dir:%s\nState:%s" % (",".join(DIR_CODES), ",".join(STATE_CODES))
+        elif self.name == "proto":
+            codes = "Dir:%s\nState:%s\nApp:%s" % (",".join(DIR_CODES), ",".join(STATE_CODES), ",".join(APP_CODES))
         else:
             codes = "Dir:%s\nStateClass:%s\nProto:%s" % (
                 ",".join(DIR_CODES), ",".join(STATE_CLASSES), ",".join(PROTO_CODES))
@@ -137,12 +178,17 @@ class Schema:
 
     def extract(self, row: dict) -> list:
         """Feature values (Python floats; cast to float32 when stacking) from a CSV row as a dict."""
-        return argus_from_row(row) if self.name == "argus" else ctu_from_row(row)
+        if self.name == "argus":
+            return argus_from_row(row)
+        if self.name == "proto":
+            return argus_from_row(row) + proto_from_row(row)
+        return ctu_from_row(row)
 
 
 ARGUS = Schema("argus", 1, ARGUS_FEATURES)
 CTU = Schema("ctu", 1, CTU_FEATURES)
-SCHEMAS = {"argus": ARGUS, "ctu": CTU}
+PROTO = Schema("proto", 1, PROTO_FEATURES)
+SCHEMAS = {"argus": ARGUS, "ctu": CTU, "proto": PROTO}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -221,6 +267,26 @@ def argus_from_row(row: dict) -> list:
     return out
 
 
+def proto_from_row(row: dict) -> list:
+    """The `proto` features after the `argus` ones (mirror of features::proto_from_columns) from a
+    `botd flows --app` CSV row. A row without the --app columns raises KeyError: the trainer must not
+    read it as "no protocol"."""
+    app = (row["App"] or "").strip()
+    name = row["AppName"] or ""
+    rcode = (row["DnsRcode"] or "").strip()
+    agent = row["HttpUserAgent"] or ""
+    named = app in ("tls", "http")
+    flag = lambda b: 1.0 if b else 0.0  # noqa: E731
+    return [
+        app_code(app),
+        flag((row["PeerNamed"] or "").strip() == "1"),
+        flag(named and name == ""),
+        flag(named and name_is_addr(name)),
+        flag(app == "http" and agent == ""),
+        flag(app == "dns" and rcode != "" and rcode != "0"),
+    ]
+
+
 def matrix(schema: Schema, rows):
     """float32 matrix (n, len(schema)) from an iterable of row dicts."""
     import numpy as np
@@ -233,14 +299,24 @@ def matrix(schema: Schema, rows):
 
 def _main(argv):
     if "--hashes" in argv:
-        for s in (ARGUS, CTU):
+        for s in (ARGUS, CTU, PROTO):
             print(s.name, s.hash())
         return 0
     if "--canonical" in argv:
-        for s in (ARGUS, CTU):
+        for s in (ARGUS, CTU, PROTO):
             sys.stdout.write(s.canonical())
         return 0
-    print("usage: features.py --hashes | --canonical", file=sys.stderr)
+    if len(argv) == 3 and argv[0] == "--rows" and argv[1] in SCHEMAS:
+        # The rows the trainer computes from a `botd flows` CSV, one line each (the parity test
+        # compares them with `botd features`).
+        import csv
+
+        schema = SCHEMAS[argv[1]]
+        with open(argv[2], newline="") as f:
+            for row in csv.DictReader(f):
+                print(",".join(repr(v) for v in schema.extract(row)))
+        return 0
+    print("usage: features.py --hashes | --canonical | --rows SCHEMA FLOWS.csv", file=sys.stderr)
     return 2
 
 

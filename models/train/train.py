@@ -201,13 +201,14 @@ def botd_csv(botd: Path, capture: Path, rel: str, cache: Path):
     st = botd.stat()
     cst = capture.stat()
     key = "|".join([rel, str(st.st_mtime_ns), str(st.st_size), str(cst.st_size), str(cst.st_mtime_ns),
-                    str(WINDOW_SECS), str(OVERLAP_SECS)])
+                    str(WINDOW_SECS), str(OVERLAP_SECS), "app"])
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     out = cache / ("%s-%s.csv" % (rel.replace("/", "__"), digest))
     if not out.exists():
         tmp = out.with_suffix(".tmp")
+        # --app: the application columns the `proto` schema reads (the others ignore them).
         cmd = [str(botd), "flows", "--window", str(WINDOW_SECS), "--overlap", str(OVERLAP_SECS),
-               "--format", "csv", "-o", str(tmp), str(capture)]
+               "--format", "csv", "--app", "-o", str(tmp), str(capture)]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
         if r.returncode != 0:
             log("  ! botd failed on %s (rc %d): %s" % (rel, r.returncode, r.stderr.strip()[-300:]))
@@ -667,6 +668,9 @@ def card(schema, out_name, ctx):
       "with fewer flows can never be flagged." % HOST_MIN_FLOWS)
     if schema.name == "ctu":
         A("- `ctu` sees only the 14 binetflow columns: no TTL, packet sizes or timing; weaker than `argus`.")
+    if schema.name == "proto":
+        A("- `proto`'s PeerNamed is only meaningful where the capture holds the hosts' DNS lookups; on the "
+          "shared captures most benign ones do not (docs/detection.md, \"A protocol-aware schema\").")
     A("")
     return "\n".join(lines)
 
@@ -830,7 +834,8 @@ def main(argv=None):
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--truth", default=None, help="default: DATA/truth.toml")
     ap.add_argument("--botd", default=str(REPO / "target" / "release" / "botd"))
-    ap.add_argument("--schema", default="all", choices=["argus", "ctu", "all"])
+    ap.add_argument("--schema", default=["all"], nargs="+", choices=["argus", "ctu", "proto", "all"],
+                    help="schemas to train (default all: argus and ctu, the shipped ones)")
     ap.add_argument("--binetflow", nargs="*", default=[], metavar="FILE",
                     help="labelled binetflow files (CTU-13 style labels), schema ctu only")
     ap.add_argument("--out", default=str(REPO / "models"))
@@ -861,10 +866,15 @@ def main(argv=None):
     if not botd.exists():
         raise SystemExit("botd binary not found: %s (cargo build --release)" % botd)
     cache.mkdir(parents=True, exist_ok=True)
-    schemas = [F.ARGUS, F.CTU] if args.schema == "all" else [F.SCHEMAS[args.schema]]
+    names = []
+    for n in args.schema:
+        for m in (["argus", "ctu"] if n == "all" else [n]):
+            if m not in names:
+                names.append(m)
+    schemas = [F.SCHEMAS[n] for n in names]
 
-    cmd = ["models/train/.venv/bin/python", "models/train/train.py", "--schema", args.schema, "--seed",
-           str(args.seed)]
+    cmd = ["models/train/.venv/bin/python", "models/train/train.py", "--schema"] + args.schema + [
+        "--seed", str(args.seed)]
     if args.threshold_rule != "maxf1":
         cmd += ["--threshold-rule", args.threshold_rule]
     if args.capture_weight != "sqrt":
@@ -898,7 +908,7 @@ def main(argv=None):
         csv_path = botd_csv(botd, p, c.name, cache)
         if csv_path is None:
             continue
-        load_botd_capture(c, csv_path, [F.ARGUS, F.CTU])
+        load_botd_capture(c, csv_path, [F.ARGUS, F.CTU] + ([F.PROTO] if F.PROTO in schemas else []))
         loaded.append(c)
     log("flows: %d rows from %d captures (%d botnet, %d normal labelled)" % (
         sum(len(c.y) for c in loaded), len(loaded), sum(c.n_pos for c in loaded), sum(c.n_neg for c in loaded)))
