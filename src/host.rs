@@ -1056,6 +1056,7 @@ mod tests {
             index,
             start_ns: index * 150_000_000_000,
             end_ns: index * 150_000_000_000 + 300_000_000_000,
+            ..WindowInfo::default()
         }
     }
 

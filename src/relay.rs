@@ -286,6 +286,7 @@ mod tests {
             index: 0,
             start_ns: 0,
             end_ns: 1,
+            ..WindowInfo::default()
         };
         with_sink_thread(&mut slow, 4, |relay| {
             assert!(relay.idle(), "nothing sent yet");

@@ -382,16 +382,10 @@ impl LiveLoop {
         self.alerts.replace(sink)
     }
 
-    /// The last window index open at the current clock (windows up to it stay with the running
-    /// detector on a reload).
+    /// The last window index open at the current clock, as the engine has it (windows up to
+    /// it stay with the running detector on a reload).
     fn last_open_window(&self) -> u64 {
-        match (self.engine.config().window, self.engine.anchor()) {
-            (Some(w), Some(anchor)) => {
-                self.engine.clock().saturating_sub(anchor) / w.step_ns.max(1)
-            }
-            (None, _) => u64::MAX - 1,
-            (Some(_), None) => 0,
-        }
+        self.engine.last_open_window().unwrap_or(0)
     }
 
     /// Installs a new detector for the windows that open from now on; `keep_hosts`: it takes
