@@ -106,6 +106,22 @@ pub trait FlowSink {
     fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>);
     /// A window ended; all its flows were handed to [`FlowSink::flow`] just before.
     fn window_closed(&mut self, _window: &WindowInfo, _flows: u64) {}
+    /// The engine's driver asks for a checkpoint between two records, with the engine's
+    /// totals then (the live sensor builds its state document there, on the detector's thread).
+    fn checkpoint(&mut self, _totals: &Totals) {}
+}
+
+/// The engine's running totals at one moment: small and `Copy`, so they travel with the
+/// records to another thread ([`FlowSink::checkpoint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub frames: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: u64,
+    pub windows_closed: u64,
+    /// Flows evicted from full tables ([`TableStats::evicted`]).
+    pub flows_evicted: u64,
 }
 
 /// What the engine has seen and done; every dropped or unparsed frame is counted here.
@@ -271,6 +287,19 @@ impl Engine {
             .filter(|w| w.start_ns <= self.clock)
             .map(|w| w.index)
             .max()
+    }
+
+    /// The running totals, for [`FlowSink::checkpoint`].
+    pub fn totals(&self) -> Totals {
+        let c = &self.counters;
+        Totals {
+            frames: c.frames,
+            packets: c.packets,
+            bytes: c.bytes,
+            flows: c.flows,
+            windows_closed: c.windows_closed,
+            flows_evicted: self.slots.iter().map(|s| s.table.stats.evicted).sum(),
+        }
     }
 
     /// Flows currently held, over all open windows.

@@ -17,7 +17,9 @@
 //! runs, when a signal comes or housekeeping is due (metrics, state file, the quarantine's
 //! check) and the detectors are not scoring, the whole loop is on one thread again: a reload
 //! installs its detector between two records, exactly where the inline loop would. The state
-//! file's document is built then; a third thread ([`crate::document::StateWriter`]) writes it.
+//! file's document is built on the detectors' thread at a checkpoint between two records
+//! ([`Detached::checkpoint`]), so the capture never waits for it; a third thread
+//! ([`crate::document::StateWriter`]) writes it.
 //!
 //! Reload (SIGHUP) builds the new configuration, models, detector and (when `[alerts]` changed)
 //! alert sink beside the running ones and installs them only when all are whole; any error is
@@ -48,7 +50,7 @@ use crate::capture::LinkType;
 use crate::config::Config;
 use crate::detect::Detector;
 use crate::document::StateWriter;
-use crate::engine::{Engine, FlowSink, WindowInfo};
+use crate::engine::{Engine, FlowSink, Totals, WindowInfo};
 use crate::flow::{CloseReason, Flow};
 use crate::model::Model;
 use crate::relay;
@@ -119,6 +121,29 @@ pub struct LoopCounters {
     pub last_window_end_ns: u64,
 }
 
+/// Where the state file goes (`[state]`) and its writer's thread.
+pub struct StateOut {
+    pub writer: StateWriter,
+    pub path: PathBuf,
+    /// `[scoring]` as the document reports it (a reload updates it).
+    pub scoring: crate::config::ScoringConfig,
+}
+
+impl StateOut {
+    /// Builds the document from the detector holding the host states and offers it to the
+    /// writer; nothing (not even the copy of the host states) while the previous one is still
+    /// being written.
+    fn offer(&self, gens: &[Generation], totals: &Totals) {
+        if self.writer.busy() {
+            return;
+        }
+        if let Some(g) = gens.first() {
+            let doc = crate::document::state_document_at(&g.detector, totals, &self.scoring);
+            self.writer.offer(&self.path, doc);
+        }
+    }
+}
+
 /// The capture-independent part of `botd run`: engine, detectors, alert sink. Drive it with
 /// [`LiveLoop::frame`] per captured frame and [`LiveLoop::tick`] when a read timed out.
 pub struct LiveLoop {
@@ -131,6 +156,8 @@ pub struct LiveLoop {
     pub kept: Vec<Alert>,
     link: LinkType,
     pub counters: LoopCounters,
+    /// `[state]`: where checkpoints write the host states.
+    state: Option<StateOut>,
 }
 
 /// The capture thread's side of [`LiveLoop::detached`]: the engine, feeding the detector
@@ -154,6 +181,12 @@ impl Detached<'_> {
         self.engine.advance(now_ns, self.relay);
     }
 
+    /// Writes the state file ([`LiveLoop::checkpoint`]): the document is built on the
+    /// detectors' thread once it has taken the records before this point; the capture goes on.
+    pub fn checkpoint(&mut self) {
+        self.relay.checkpoint(&self.engine.totals());
+    }
+
     /// Whether the detector thread has taken every window closed so far (it is not scoring):
     /// a good moment to stop for housekeeping without holding up the capture.
     pub fn idle(&mut self) -> bool {
@@ -173,6 +206,7 @@ struct Forward<'a> {
     quarantine: Option<&'a mut Quarantine>,
     kept: &'a mut Vec<Alert>,
     counters: &'a mut LoopCounters,
+    state: Option<&'a StateOut>,
 }
 
 fn owner(gens: &[Generation], window: u64) -> usize {
@@ -182,6 +216,12 @@ fn owner(gens: &[Generation], window: u64) -> usize {
 }
 
 impl FlowSink for Forward<'_> {
+    fn checkpoint(&mut self, totals: &Totals) {
+        if let Some(s) = self.state {
+            s.offer(self.gens, totals);
+        }
+    }
+
     fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
         let k = owner(self.gens, window.map_or(0, |w| w.index));
         if let Some(g) = self.gens.get_mut(k) {
@@ -262,6 +302,28 @@ impl LiveLoop {
             kept: Vec::new(),
             link,
             counters: LoopCounters::default(),
+            state: None,
+        }
+    }
+
+    /// Writes the state file at [`LiveLoop::checkpoint`]s (`[state]`); returns the previous
+    /// writer.
+    pub fn replace_state(&mut self, state: Option<StateOut>) -> Option<StateOut> {
+        std::mem::replace(&mut self.state, state)
+    }
+
+    /// `[scoring]` as the state document reports it, after a reload.
+    pub fn set_state_scoring(&mut self, scoring: &crate::config::ScoringConfig) {
+        if let Some(s) = self.state.as_mut() {
+            s.scoring = scoring.clone();
+        }
+    }
+
+    /// Writes the state file (when `[state]` is set and the previous one is written): the
+    /// document is built here, between two records (see [`Detached::checkpoint`]).
+    pub fn checkpoint(&mut self) {
+        if let Some(s) = &self.state {
+            s.offer(&self.gens, &self.engine.totals());
         }
     }
 
@@ -274,6 +336,7 @@ impl LiveLoop {
             quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
+            state: self.state.as_ref(),
         };
         self.engine
             .on_frame(ts_ns, self.link, data, wire_len, &mut sink);
@@ -287,6 +350,7 @@ impl LiveLoop {
             quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
+            state: self.state.as_ref(),
         };
         self.engine.advance(now_ns, &mut sink);
     }
@@ -299,6 +363,7 @@ impl LiveLoop {
             quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
+            state: self.state.as_ref(),
         };
         self.engine.finish(&mut sink);
         // The windows closed early: they closed at the clock, not at their nominal end.
@@ -323,6 +388,7 @@ impl LiveLoop {
             quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
+            state: self.state.as_ref(),
         };
         let engine = &mut self.engine;
         let link = self.link;
@@ -546,6 +612,7 @@ fn reload(
     };
     // Everything is whole: install.
     lp.install_detector(detector, keep_hosts);
+    lp.set_state_scoring(&new.scoring);
     let sink_note = match sink {
         Some(s) => {
             if let Some(old) = lp.replace_alert_sink(s) {
@@ -600,12 +667,15 @@ fn open_capture(
 
 /// The live host history as the state document. Host states live in the oldest detector
 /// generation until a newer one closes its first window and takes them over.
-fn state_document(lp: &LiveLoop, cfg: &Config) -> Option<crate::document::Document> {
+fn state_document(
+    lp: &LiveLoop,
+    scoring: &crate::config::ScoringConfig,
+) -> Option<crate::document::Document> {
     let detector = lp.detectors().next()?;
     Some(crate::document::state_document(
         detector,
         lp.engine(),
-        &cfg.scoring,
+        scoring,
     ))
 }
 
@@ -676,11 +746,15 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let mut consecutive_errors = 0u32;
     let mut first_error: Option<std::time::Instant> = None;
     let mut last_state = std::time::Instant::now();
-    // The state file is written off the capture thread; only the document is built here.
-    let state_writer = match cfg.state.file() {
-        Some(_) => Some(StateWriter::start()?),
-        None => None,
-    };
+    // The state file is built on the detectors' thread and written on its own.
+    if let Some(path) = cfg.state.file() {
+        lp.replace_state(Some(StateOut {
+            writer: StateWriter::start()?,
+            path: path.to_path_buf(),
+            scoring: cfg.scoring.clone(),
+        }));
+    }
+    let state_every = Duration::from_secs(cfg.state.interval_secs.max(1));
     // The metrics file is written at once (the collector has figures from the start), then on
     // its interval.
     let mut metrics_buf = String::new();
@@ -694,19 +768,6 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         {
             last_metrics = Some(std::time::Instant::now());
             write_metrics(&lp, &cap.stats(), None, &cfg, start_ns, &mut metrics_buf);
-        }
-        // The state file for `botd report --state`: written atomically on an interval; a failure
-        // (disk full, permissions) is logged and the sensor goes on.
-        // When the previous document is still being written, this interval's is skipped.
-        if let (Some(w), Some(path)) = (&state_writer, cfg.state.file())
-            && last_state.elapsed() >= Duration::from_secs(cfg.state.interval_secs.max(1))
-        {
-            last_state = std::time::Instant::now();
-            if !w.busy()
-                && let Some(doc) = state_document(&lp, &cfg)
-            {
-                w.offer(path, doc);
-            }
         }
         if last_check.elapsed() >= crate::response::CHECK_INTERVAL {
             last_check = std::time::Instant::now();
@@ -734,9 +795,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
             let next = last_metrics.map_or(due, |t| t + every(cfg.metrics.interval_secs));
             due = due.min(next);
         }
-        if state_writer.is_some() {
-            due = due.min(last_state + every(cfg.state.interval_secs));
-        }
+        let has_state = cfg.state.file().is_some();
         let failed = lp.detached(|d| {
             loop {
                 match cap.next(&mut |ts, data, wire| d.frame(ts, data, wire)) {
@@ -763,6 +822,14 @@ pub fn run(args: RunArgs) -> Result<(), String> {
                         d.tick(now_ns().saturating_sub(cap.latency_ns()));
                     }
                 }
+                // The state file for `botd report --state`, on its interval: a checkpoint, where
+                // the detectors' thread builds the document; it is written atomically on a third
+                // thread (a failure, disk full or permissions, is logged and the sensor goes on).
+                // While the previous document is still being written, this one is skipped.
+                if has_state && last_state.elapsed() >= state_every {
+                    last_state = std::time::Instant::now();
+                    d.checkpoint();
+                }
                 // Signals at once; the intervals' housekeeping once the detectors are not
                 // scoring a window, so that waiting for them does not hold up the capture
                 // (unless they never are: an overloaded sensor still writes its metrics).
@@ -785,10 +852,11 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     }
     log!("stopping: closing the open windows");
     lp.finish();
-    if let (Some(w), Some(path)) = (state_writer, cfg.state.file())
-        && let Some(doc) = state_document(&lp, &cfg)
+    // The last document, with the windows `finish` closed (built here: the capture is over).
+    if let Some(s) = lp.replace_state(None)
+        && let Some(doc) = state_document(&lp, &s.scoring)
     {
-        w.finish(path, doc);
+        s.writer.finish(&s.path, doc);
     }
     let stats = cap.stats();
     // The sink delivers what is queued (1 s at most), then the counters are final.
