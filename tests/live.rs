@@ -771,6 +771,28 @@ fn end_to_end(capture: &str) {
         "botd still runs after the reload"
     );
 
+    // The host lifecycle's settings apply at a reload, keeping the host states; `max_hosts`
+    // sizes a table allocated at start-up: the reload says it needs a restart and keeps it.
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[scoring]\nhost_idle_secs = 600\nmax_level_changes = 8\nmax_hosts = 100\n"
+        ),
+    )
+    .unwrap();
+    let mark = botd.lines();
+    botd.signal(nix::sys::signal::Signal::SIGHUP);
+    let reloaded = botd.wait_line("reloaded config", mark, 20);
+    assert!(reloaded.contains("host states kept"), "{reloaded}");
+    assert!(
+        reloaded.contains("host_idle_secs 86400 -> 600, max_level_changes 64 -> 8 applied"),
+        "{reloaded}"
+    );
+    assert!(
+        reloaded.contains("[scoring] max_hosts (4096 -> 100) changed but need a restart"),
+        "{reloaded}"
+    );
+
     // A broken configuration is reported and the running one stays.
     std::fs::write(
         &config,

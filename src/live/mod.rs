@@ -306,6 +306,16 @@ impl LiveLoop {
         }
     }
 
+    /// New host lifecycle settings (`[scoring] host_idle_secs`, `max_level_changes`) for every
+    /// detector's host table, from the next window close on (a reload).
+    pub fn set_lifecycle(&mut self, host_idle_secs: u64, max_level_changes: usize) {
+        for g in &mut self.gens {
+            g.detector
+                .scorer
+                .set_lifecycle(host_idle_secs, max_level_changes);
+        }
+    }
+
     /// Writes the state file at [`LiveLoop::checkpoint`]s (`[state]`); returns the previous
     /// writer.
     pub fn replace_state(&mut self, state: Option<StateOut>) -> Option<StateOut> {
@@ -560,20 +570,26 @@ fn reload(
     apply_overrides(&mut new, args);
     let mut kept = Vec::new();
     if new.capture != current.capture {
-        kept.push("[capture]");
+        kept.push("[capture]".to_string());
         new.capture = current.capture.clone();
     }
     if new.privileges != current.privileges {
-        kept.push("[privileges]");
+        kept.push("[privileges]".to_string());
         new.privileges = current.privileges.clone();
     }
     if new.flows != current.flows {
-        kept.push("[flows]");
+        kept.push("[flows]".to_string());
         new.flows = current.flows.clone();
     }
     if new.state != current.state {
-        kept.push("[state]");
+        kept.push("[state]".to_string());
         new.state = current.state.clone();
+    }
+    // The host table is allocated at start-up for `max_hosts` (memory is fixed then).
+    let (was, wants) = (current.scoring.max_hosts, new.scoring.max_hosts);
+    if wants != was {
+        kept.push(format!("[scoring] max_hosts ({was} -> {wants})"));
+        new.scoring.max_hosts = was;
     }
     let models = Arc::new(pipeline::load_models(&new.models.dir)?);
     let same_names = models.iter().map(|m| &m.name).eq(lp
@@ -581,7 +597,27 @@ fn reload(
         .models()
         .iter()
         .map(|m| &m.name));
-    let keep_hosts = same_names && new.scoring == current.scoring;
+    // The host lifecycle's settings apply to the running host table; any other `[scoring]`
+    // change makes new host states.
+    let (idle, changes) = (new.scoring.host_idle_secs, new.scoring.max_level_changes);
+    let lifecycle_note = if (idle, changes)
+        != (
+            current.scoring.host_idle_secs,
+            current.scoring.max_level_changes,
+        ) {
+        format!(
+            "; host_idle_secs {} -> {idle}, max_level_changes {} -> {changes} applied",
+            current.scoring.host_idle_secs, current.scoring.max_level_changes
+        )
+    } else {
+        String::new()
+    };
+    let same_scoring = crate::config::ScoringConfig {
+        host_idle_secs: idle,
+        max_level_changes: changes,
+        ..current.scoring.clone()
+    } == new.scoring;
+    let keep_hosts = same_names && same_scoring;
     // A broken feed fails the reload: the running feeds stay.
     let intel = pipeline::load_intel(&new)?;
     let intel_note = match &intel {
@@ -612,6 +648,7 @@ fn reload(
     };
     // Everything is whole: install.
     lp.install_detector(detector, keep_hosts);
+    lp.set_lifecycle(idle, changes);
     lp.set_state_scoring(&new.scoring);
     let sink_note = match sink {
         Some(s) => {
@@ -633,7 +670,7 @@ fn reload(
     };
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
     let mut msg = format!(
-        "reloaded config and {} models ({}); host states {}{sink_note}{intel_note}{quarantine_note}",
+        "reloaded config and {} models ({}); host states {}{lifecycle_note}{sink_note}{intel_note}{quarantine_note}",
         models.len(),
         names.join(", "),
         if keep_hosts { "kept" } else { "start afresh" },
