@@ -14,8 +14,8 @@
 //! As in `botd analyze`, the detectors run on a second thread ([`LiveLoop::detached`], through
 //! [`crate::relay`]: the same records in the same order, so the same alerts): the capture thread
 //! only parses frames and keeps the flow table while a closed window is scored. Between such
-//! runs, when a signal comes or housekeeping is due (metrics, state file, the quarantine's
-//! check) and the detectors are not scoring, the whole loop is on one thread again: a reload
+//! runs, when a signal comes or housekeeping is due (metrics, the quarantine's check) and the
+//! detectors are not scoring, the whole loop is on one thread again: a reload
 //! installs its detector between two records, exactly where the inline loop would. The state
 //! file's document is built on the detectors' thread at a checkpoint between two records
 //! ([`Detached::checkpoint`]), so the capture never waits for it; a third thread
@@ -28,11 +28,14 @@
 //! counts carry over; turning enforce on needs CAP_NET_ADMIN, which botd keeps only when it
 //! started with enforce). What needs a restart (a reload logs that it kept the running
 //! value): `[capture]` (the socket is open and privileges are gone), `[privileges]`, `[flows]`
-//! (the flow tables and windows are sized from it; keeping them is what keeps the open windows)
-//! and `[state]`. Windows already open at a reload are finished by the detector that saw their
-//! start (old models, old home prefixes); windows opened after it go to the new detector, and the
-//! host states (scores, levels, history) move to the new detector when its first window closes,
-//! unless `[scoring]` or the set of model names changed (then host states start afresh).
+//! (the flow tables and windows are sized from it; keeping them is what keeps the open windows),
+//! `[state]` and `[scoring] max_hosts` (the host table is allocated at start-up). Windows already
+//! open at a reload (as the engine says: [`Engine::last_open_window`]) are finished by the
+//! detector that saw their start (old models, old home prefixes); windows opened after it go to
+//! the new detector, and the host states (scores, levels, history) move to the new detector when
+//! its first window closes, unless `[scoring]` or the set of model names changed (then host
+//! states start afresh). `[scoring] host_idle_secs` and `max_level_changes` are the exception:
+//! they apply to the hosts held at once, which are kept.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
