@@ -91,8 +91,8 @@ clk=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 counter() { grep -o " $1=[0-9n/a]*" <<<"$2" | tail -1 | cut -d= -f2; }
 
-# The state file's writes: its inode changes with every atomic replace.
-state_ino() { stat -c %i "$WORK/state.json" 2>/dev/null || echo none; }
+# The state file's writes: each atomic replace makes a new file (inode and modification time).
+state_ino() { stat -c '%i %y' "$WORK/state.json" 2>/dev/null || echo none; }
 
 printf '%-7s %-5s %-8s %9s %10s %9s %9s %7s %10s %9s %7s %6s\n' build capture rate sent "sent pps" captured "k.drops" loss "cpu/pkt" "peak RSS" windows states
 for build in $BOTDS; do
