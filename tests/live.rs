@@ -909,6 +909,9 @@ fn end_to_end(capture: &str) {
     let packets = counter(&line, "packets");
     let frames = counter(&line, "frames");
     assert!(packets > 0, "{line}");
+    // Three reloads went through (two failed), one of them asking for a restart (max_hosts).
+    assert_eq!(counter(&line, "reloads"), 3, "{line}");
+    assert_eq!(counter(&line, "reloads_restart_needed"), 1, "{line}");
     assert!(
         frames * 100 >= sent * 99 && frames <= sent,
         "{capture}: captured {frames} of {sent} frames: {line}"

@@ -117,6 +117,9 @@ pub struct LoopCounters {
     /// Flows scored by detectors replaced by a reload.
     pub flows_scored_before: u64,
     pub reloads: u64,
+    /// Reloads that changed a setting only a restart applies (`[capture]`, `[privileges]`,
+    /// `[flows]`, `[state]`, `[scoring] max_hosts`); the running values were kept.
+    pub reloads_restart_needed: u64,
     /// Time the detector spent closing each window (wall clock).
     pub scoring: crate::metrics::Histogram,
     /// When the last window closed, in engine time (ns): its end, or the clock when `finish`
@@ -533,6 +536,10 @@ pub fn counters_line(lp: &LiveLoop, cap: &CaptureStats, alerts: Option<AlertCoun
     if let Some(f) = cap.freeze_q {
         line.push_str(&format!(" ring_freezes={f}"));
     }
+    line.push_str(&format!(
+        " reloads={} reloads_restart_needed={}",
+        lp.counters.reloads, lp.counters.reloads_restart_needed
+    ));
     // The host table of the detector closing windows (the oldest generation holds it).
     if let Some(d) = lp.detectors().next() {
         let h = d.scorer.counters;
@@ -679,6 +686,7 @@ fn reload(
         if keep_hosts { "kept" } else { "start afresh" },
     );
     if !kept.is_empty() {
+        lp.counters.reloads_restart_needed += 1;
         msg.push_str(&format!(
             "; {} changed but need a restart: running values kept",
             kept.join(" ")
