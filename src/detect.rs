@@ -18,7 +18,6 @@ use crate::alert::Alert;
 use crate::config::{NetworkConfig, RulesConfig, ScoringConfig};
 use crate::devices::DeviceTable;
 use crate::dnsview::DnsView;
-use crate::engine::WindowConfig;
 use crate::engine::{FlowSink, WindowInfo};
 use crate::evidence::{IntelNote, Note, OutsidePeer, ProtoWindow, Sighting, note, note_of};
 use crate::features::{Schema, is_service_flow, target_hash};
@@ -153,8 +152,9 @@ fn median_f64(v: &mut [f64]) -> Option<f64> {
 }
 
 /// What the detector keeps of one open window: per-host counts and the connection series.
+/// One per engine slot ([`WindowInfo::slot`]): the engine says which window a record is in.
 struct OpenWindow {
-    /// Window index; `u64::MAX` when the slot is free.
+    /// Window index; `u64::MAX` when no window holds it (between a close and the next record).
     index: u64,
     hosts: HashMap<IpAddr, HostWindow>,
     /// What the protocols said of each host.
@@ -288,8 +288,7 @@ pub struct Detector {
     /// The flows waiting to be scored, with their feature rows.
     batch: Batch<FlowSummary>,
     scoring: Scoring,
-    window: Option<WindowConfig>,
-    /// Per-host counts and connection series of the windows still open.
+    /// Per-host counts and connection series of the windows still open, by engine slot.
     open: Vec<OpenWindow>,
     pub scorer: HostScorer,
     pending: Vec<Alert>,
@@ -314,7 +313,7 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// `concurrent_windows`: how many windows the engine keeps open at once.
+    /// `concurrent_windows`: how many windows the engine keeps open at once (its slots).
     pub fn new(
         models: Arc<Vec<Model>>,
         home: NetworkConfig,
@@ -349,8 +348,7 @@ impl Detector {
             max_hosts,
             batch,
             scoring: flow_scoring,
-            window: None,
-            open: (0..concurrent_windows.max(1) + 1)
+            open: (0..concurrent_windows.max(1))
                 .map(|_| OpenWindow::new(max_hosts))
                 .collect(),
             scorer: HostScorer::new(scoring, names),
@@ -405,11 +403,10 @@ impl Detector {
         self.intel = intel;
     }
 
-    /// Reuses the scores of records repeated by overlapping `window`s, keeping at most
+    /// Reuses the scores of records repeated by overlapping windows, keeping at most
     /// `capacity` records' scores per window (see [`crate::scoring`]). Results are unchanged.
-    pub fn with_score_cache(mut self, window: Option<WindowConfig>, capacity: usize) -> Detector {
-        self.window = window;
-        self.scoring = self.scoring.with_cache(window, capacity);
+    pub fn with_score_cache(mut self, capacity: usize) -> Detector {
+        self.scoring = self.scoring.with_cache(self.open.len(), capacity);
         self
     }
 
@@ -466,8 +463,16 @@ impl Detector {
             .any(|c| c.contains(ip) && Self::is_prefix_edge(c, ip))
     }
 
-    fn open_for(&mut self, window: u64) -> Option<&mut OpenWindow> {
-        open_slot(&mut self.open, window)
+    /// The slot of the open window of a record in `window` (the engine's slot; slot 0
+    /// without windows), taken over for it when it held an earlier window.
+    fn open_for(&mut self, window: Option<&WindowInfo>) -> usize {
+        let (slot, index) = window.map_or((0, 0), |w| (w.slot, w.index));
+        if let Some(open) = self.open.get_mut(slot)
+            && open.index != index
+        {
+            open.reset(index);
+        }
+        slot
     }
 
     /// What a flow tells about its home hosts: the facts for its source (when the source is a
@@ -561,8 +566,9 @@ impl Detector {
             let max_hosts = self.max_hosts;
             let mut dropped = 0;
             let mut series_dropped = 0;
-            // The flow's window is kept beside it in the batch (the score cache reads it too).
-            let window = batch.reuse.get(i).map_or(0, |&(w, _)| w);
+            // The flow's window slot is kept beside it in the batch (the score cache reads it
+            // too).
+            let slot = batch.reuse.get(i).map_or(0, |&(s, _)| s);
             // A session that carried data counts for the slow series even when it ended
             // in a reset (a RAT's session dropped by its server every few minutes).
             if let Some(o) = out.filter(|o| {
@@ -581,7 +587,7 @@ impl Detector {
                 };
                 self.slow.add(key, f.sport, f.start_ns);
             }
-            if let Some(open) = self.open_for(window) {
+            if let Some(open) = self.open.get_mut(slot) {
                 for facts in out.iter().chain(inbound.iter()) {
                     let verdicts = verdicts.get(..n_models).unwrap_or(&[]);
                     if !host::add_flow(&mut open.hosts, max_hosts, facts, verdicts) {
@@ -607,28 +613,6 @@ impl Detector {
         batch.clear();
         self.batch = batch;
     }
-}
-
-/// The open window `window`'s slot: its own, else a free one, else the oldest window's.
-fn open_slot(open: &mut [OpenWindow], window: u64) -> Option<&mut OpenWindow> {
-    if let Some(i) = open.iter().position(|o| o.index == window) {
-        return open.get_mut(i);
-    }
-    // A free slot (closed windows are reset to u64::MAX), else the oldest window's.
-    let i = open
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, o)| {
-            if o.index == u64::MAX {
-                0
-            } else {
-                o.index.saturating_add(1)
-            }
-        })
-        .map(|(i, _)| i)?;
-    let slot = open.get_mut(i)?;
-    slot.reset(window);
-    Some(slot)
 }
 
 /// Whether an address is a literal IP (an HTTP Host header of `1.2.3.4`, `1.2.3.4:8080` or
@@ -688,10 +672,10 @@ fn suspect_certificate(t: &crate::proto::tls::TlsSummary) -> Option<(&str, Optio
 
 impl Detector {
     /// What a flow's application summary tells: DNS answers for the view, device identity,
-    /// and the home host's protocol evidence in the flow's window.
+    /// and the home host's protocol evidence in the flow's window (in `slot` of `open`).
     /// `directed` and `established` are the record's, as [`FlowSummary`] has them (computed
     /// once by the caller).
-    fn observe_protocols(&mut self, flow: &Flow, window: u64, directed: bool, established: bool) {
+    fn observe_protocols(&mut self, flow: &Flow, slot: usize, directed: bool, established: bool) {
         self.counters.app_malformed += u64::from(flow.app.malformed);
         let src = flow.src.to_ip();
         let dst = flow.dst.to_ip();
@@ -828,7 +812,7 @@ impl Detector {
         }
         self.counters.intel_hits += intel_hits.len() as u64;
         let answered = flow.rev.pkts > 0;
-        let Some(open) = open_slot(&mut self.open, window) else {
+        let Some(open) = self.open.get_mut(slot) else {
             return;
         };
         if !open.proto.contains_key(&src) && open.proto.len() >= max_hosts {
@@ -1053,22 +1037,14 @@ impl FlowSink for Detector {
         // Computed once for the protocol evidence and the batch.
         let directed = !flow.dir().contains('?');
         let established = matches!(flow.state().as_str(), "FIN" | "CON");
-        self.observe_protocols(flow, window.map_or(0, |w| w.index), directed, established);
+        let slot = self.open_for(window);
+        self.observe_protocols(flow, slot, directed, established);
         if self.batch.is_full() {
             self.score_batch();
         }
         let batch = &mut self.batch;
         batch.reuse.push(window.map_or((0, Reuse::default()), |w| {
-            (
-                w.index,
-                Reuse::of(
-                    self.window,
-                    w.index,
-                    w.start_ns,
-                    flow.start_ns,
-                    flow.last_ns,
-                ),
-            )
+            (w.slot, Reuse::of(w, flow.start_ns, flow.last_ns))
         }));
         batch.flows.push(FlowSummary {
             src: flow.src.to_ip(),
@@ -1096,9 +1072,11 @@ impl FlowSink for Detector {
 
     fn window_closed(&mut self, window: &WindowInfo, _flows: u64) {
         self.score_batch();
-        self.scoring.window_done(window.index);
+        self.scoring.window_done(window);
         let empty = HashMap::new();
-        let idx = self.open.iter().position(|o| o.index == window.index);
+        // The engine's slot holds the window's counts (none when no record reached it).
+        let idx = Some(window.slot)
+            .filter(|&s| self.open.get(s).is_some_and(|o| o.index == window.index));
         if let Some(open) = idx.and_then(|i| self.open.get_mut(i)) {
             let (dns, dns_hosts) = (&self.dns, &self.dns_hosts);
             open.attach_beacons(|host, peer, first| {

@@ -19,7 +19,7 @@ use crate::alert::{Alert, Level};
 use crate::config::ScoringConfig;
 use crate::detect::Detector;
 use crate::devices::DeviceInfo;
-use crate::engine::Engine;
+use crate::engine::{Engine, Totals};
 use crate::host::{HistoryEntry, HostState};
 use crate::model::Model;
 
@@ -136,15 +136,19 @@ pub fn scoring_json(s: &ScoringConfig) -> serde_json::Value {
 /// The document of a detector and its engine, as `botd report` renders it and the live sensor
 /// writes to its state file (on an interval and at shutdown).
 pub fn state_document(detector: &Detector, engine: &Engine, scoring: &ScoringConfig) -> Document {
-    let c = &engine.counters;
-    let t = engine.table_stats();
+    state_document_at(detector, &engine.totals(), scoring)
+}
+
+/// [`state_document`] from the engine's totals at a checkpoint (the live sensor builds it on
+/// the detector's thread, where the engine is not).
+pub fn state_document_at(detector: &Detector, c: &Totals, scoring: &ScoringConfig) -> Document {
     let counters = serde_json::json!({
         "frames": c.frames,
         "packets": c.packets,
         "bytes": c.bytes,
         "flows": c.flows,
         "windows": c.windows_closed,
-        "flows_evicted": t.evicted,
+        "flows_evicted": c.flows_evicted,
         "detector": detector.counters,
         "hosts_not_tracked": detector.scorer.counters.hosts_refused,
     });

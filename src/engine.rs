@@ -78,12 +78,26 @@ impl Default for EngineConfig {
     }
 }
 
-/// A window's place in time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A window's place in time and in storage. The engine is the one owner of windows: it hands
+/// this with every record and every close, and the detector, the score cache and the live
+/// loop's reload generations follow it instead of working windows out from timestamps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WindowInfo {
     pub index: u64,
     pub start_ns: Nanos,
     pub end_ns: Nanos,
+    /// The engine's table holding the window, `< WindowConfig::concurrent()`: what the
+    /// detector and the score cache index their per-window storage by. Slots take windows in
+    /// turn (slot `i` holds windows `i`, `i + k`, `i + 2k`, ...), so the window that closes
+    /// after this one is in slot `(slot + 1) % k`.
+    pub slot: usize,
+    /// The end of the window before this one when it overlaps this one (`None` for the first
+    /// window, or when windows do not overlap): a record that ended before it can be the same
+    /// record as one of the previous window.
+    pub prev_end_ns: Option<Nanos>,
+    /// The start of the window after this one when it overlaps this one (`None` when windows do
+    /// not overlap): a record that started from it can come again in the next window.
+    pub next_start_ns: Option<Nanos>,
 }
 
 /// Receives what the engine produces.
@@ -92,6 +106,22 @@ pub trait FlowSink {
     fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>);
     /// A window ended; all its flows were handed to [`FlowSink::flow`] just before.
     fn window_closed(&mut self, _window: &WindowInfo, _flows: u64) {}
+    /// The engine's driver asks for a checkpoint between two records, with the engine's
+    /// totals then (the live sensor builds its state document there, on the detector's thread).
+    fn checkpoint(&mut self, _totals: &Totals) {}
+}
+
+/// The engine's running totals at one moment: small and `Copy`, so they travel with the
+/// records to another thread ([`FlowSink::checkpoint`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub frames: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: u64,
+    pub windows_closed: u64,
+    /// Flows evicted from full tables ([`TableStats::evicted`]).
+    pub flows_evicted: u64,
 }
 
 /// What the engine has seen and done; every dropped or unparsed frame is counted here.
@@ -121,6 +151,9 @@ impl Counters {
 }
 
 struct WindowSlot {
+    /// This table's place among the engine's tables ([`WindowInfo::slot`]); fixed (`finish`
+    /// reorders the tables).
+    slot: usize,
     table: FlowTable,
     /// Window index held by this table (table `i` holds windows `i`, `i + k`, `i + 2k`, ...).
     window: u64,
@@ -188,6 +221,7 @@ impl Engine {
         let hasher = DefaultHashBuilder::default();
         let slots = (0..k)
             .map(|i| WindowSlot {
+                slot: i,
                 table: FlowTable::with_hasher(cfg.flow_capacity, hasher.clone(), cfg.flow_index),
                 window: i as u64,
                 flows_in_window: 0,
@@ -239,6 +273,33 @@ impl Engine {
     /// The first timestamp handed in, where windows are anchored (`None` before it).
     pub fn anchor(&self) -> Option<Nanos> {
         self.anchor
+    }
+
+    /// The newest window open at the clock (`None` before the first timestamp). Windows up to
+    /// it stay with the running detector on a reload. Without windows, every record is in
+    /// window 0.
+    pub fn last_open_window(&self) -> Option<u64> {
+        let anchor = self.anchor?;
+        let cfg = self.cfg.window;
+        self.slots
+            .iter()
+            .map(|s| window_info(cfg, anchor, s.window, s.slot))
+            .filter(|w| w.start_ns <= self.clock)
+            .map(|w| w.index)
+            .max()
+    }
+
+    /// The running totals, for [`FlowSink::checkpoint`].
+    pub fn totals(&self) -> Totals {
+        let c = &self.counters;
+        Totals {
+            frames: c.frames,
+            packets: c.packets,
+            bytes: c.bytes,
+            flows: c.flows,
+            windows_closed: c.windows_closed,
+            flows_evicted: self.slots.iter().map(|s| s.table.stats.evicted).sum(),
+        }
     }
 
     /// Flows currently held, over all open windows.
@@ -446,7 +507,7 @@ impl Engine {
         };
         let window_cfg = self.cfg.window;
         for slot in &mut self.slots {
-            let info = window_info(window_cfg, anchor, slot.window);
+            let info = window_info(window_cfg, anchor, slot.window, slot.slot);
             if ts < info.start_ns || ts >= info.end_ns {
                 continue;
             }
@@ -532,12 +593,12 @@ impl Engine {
                 let ended = self
                     .slots
                     .iter_mut()
-                    .filter(|s| window_info(Some(wcfg), anchor, s.window).end_ns <= clock)
+                    .filter(|s| window_info(Some(wcfg), anchor, s.window, s.slot).end_ns <= clock)
                     .min_by_key(|s| s.window);
                 let Some(slot) = ended else {
                     break;
                 };
-                let info = window_info(Some(wcfg), anchor, slot.window);
+                let info = window_info(Some(wcfg), anchor, slot.window, slot.slot);
                 Self::close_window(&mut self.counters, slot, &info, sink);
                 // The next window this table holds is k windows on, skipping any that ended in a
                 // gap without packets.
@@ -553,7 +614,7 @@ impl Engine {
             self.window_due = self
                 .slots
                 .iter()
-                .map(|s| window_info(Some(wcfg), anchor, s.window).end_ns)
+                .map(|s| window_info(Some(wcfg), anchor, s.window, s.slot).end_ns)
                 .min()
                 .unwrap_or(Nanos::MAX);
         }
@@ -572,7 +633,7 @@ impl Engine {
             if clock < slot.due {
                 continue;
             }
-            let info = window_info(window_cfg, anchor, slot.window);
+            let info = window_info(window_cfg, anchor, slot.window, slot.slot);
             let win = window_cfg.map(|_| info);
             let counters = &mut self.counters;
             slot.table
@@ -598,7 +659,7 @@ impl Engine {
         let window_cfg = self.cfg.window;
         self.slots.sort_by_key(|s| s.window);
         for slot in &mut self.slots {
-            let info = window_info(window_cfg, anchor, slot.window);
+            let info = window_info(window_cfg, anchor, slot.window, slot.slot);
             if window_cfg.is_some() {
                 if slot.flows_in_window > 0 || !slot.table.is_empty() {
                     Self::close_window(&mut self.counters, slot, &info, sink);
@@ -645,20 +706,28 @@ pub fn kept_payload<'a>(pkt: &Packet, frame: &'a [u8]) -> &'a [u8] {
     payload.get(..PAYLOAD_CAP).unwrap_or(payload)
 }
 
-fn window_info(cfg: Option<WindowConfig>, anchor: Nanos, index: u64) -> WindowInfo {
+fn window_info(cfg: Option<WindowConfig>, anchor: Nanos, index: u64, slot: usize) -> WindowInfo {
     match cfg {
         Some(w) => {
             let start_ns = anchor.saturating_add(index.saturating_mul(w.step_ns));
+            let overlaps = w.step_ns < w.length_ns;
             WindowInfo {
                 index,
                 start_ns,
                 end_ns: start_ns.saturating_add(w.length_ns),
+                slot,
+                prev_end_ns: (overlaps && index >= 1)
+                    .then(|| start_ns.saturating_add(w.length_ns - w.step_ns)),
+                next_start_ns: overlaps.then(|| start_ns.saturating_add(w.step_ns)),
             }
         }
         None => WindowInfo {
             index: 0,
             start_ns: anchor,
             end_ns: Nanos::MAX,
+            slot: 0,
+            prev_end_ns: None,
+            next_start_ns: None,
         },
     }
 }

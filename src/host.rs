@@ -500,6 +500,27 @@ impl HostScorer {
         self.rules = rules;
     }
 
+    /// The settings it scores with.
+    pub fn config(&self) -> &ScoringConfig {
+        &self.cfg
+    }
+
+    /// Takes new lifecycle settings (a reload): hosts are forgotten after `host_idle_secs` from
+    /// the next window close on, and each host keeps its last `max_level_changes` level changes
+    /// (older ones go now, counted as dropped). Neither sizes anything allocated up front, unlike
+    /// `max_hosts`, which only a restart changes.
+    pub fn set_lifecycle(&mut self, host_idle_secs: u64, max_level_changes: usize) {
+        self.cfg.host_idle_secs = host_idle_secs;
+        self.cfg.max_level_changes = max_level_changes;
+        let max = max_level_changes.max(1);
+        for h in self.hosts.values_mut() {
+            while h.changes.len() > max {
+                h.changes.pop_front();
+                self.counters.level_changes_dropped += 1;
+            }
+        }
+    }
+
     /// Folds one closed window's counts into the hosts' scores; returns the level changes.
     pub fn close_window(
         &mut self,
@@ -1056,6 +1077,7 @@ mod tests {
             index,
             start_ns: index * 150_000_000_000,
             end_ns: index * 150_000_000_000 + 300_000_000_000,
+            ..WindowInfo::default()
         }
     }
 
@@ -1362,6 +1384,37 @@ mod tests {
         assert_eq!(levels, [Level::Yellow, Level::Clear]);
         assert!(h.was_red);
         assert_eq!(s.counters.level_changes_dropped, 1);
+    }
+
+    /// A reload's lifecycle settings apply to the running table: fewer level changes kept drop
+    /// the oldest at once (counted), a shorter idle time forgets at the next close.
+    #[test]
+    fn new_lifecycle_settings_apply_to_the_hosts_held() {
+        let mut s = scorer_with(4, 86_400, 64);
+        let mut counts = HashMap::new();
+        sweeping(&mut counts, "10.0.0.1");
+        close(&mut s, &window(0), &active(&["10.0.0.2"]));
+        close(&mut s, &window(1), &counts);
+        let quiet = HashMap::new();
+        for i in 2..20 {
+            close(&mut s, &window(i), &quiet);
+        }
+        assert_eq!(s.hosts().len(), 2);
+        assert_eq!(s.counters.level_changes_dropped, 0);
+        s.set_lifecycle(600, 1);
+        assert_eq!(s.config().host_idle_secs, 600);
+        let h = s
+            .hosts()
+            .into_iter()
+            .find(|h| h.addr == ip("10.0.0.1"))
+            .unwrap();
+        let levels: Vec<Level> = h.changes.iter().map(|a| a.level).collect();
+        assert_eq!(levels, [Level::Clear]);
+        assert_eq!(s.counters.level_changes_dropped, 2);
+        // 10.0.0.2 had no flow for 19 windows of 150 s: past 600 s, clear, never red.
+        close(&mut s, &window(20), &quiet);
+        assert_eq!(tracked(&s), [ip("10.0.0.1")]);
+        assert_eq!(s.counters.hosts_expired, 1);
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub fn detector(
     let concurrent = e.window.map_or(1, |w| w.concurrent());
     // Flows repeated by the window overlap reuse their scores (same results, crate::scoring).
     Detector::new(models, home, cfg.scoring.clone(), concurrent)
-        .with_score_cache(e.window, e.flow_capacity)
+        .with_score_cache(e.flow_capacity)
         .with_rules(cfg.rules.clone(), intel)
 }
 

@@ -11,7 +11,7 @@
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use crate::engine::{FlowSink, WindowInfo};
+use crate::engine::{FlowSink, Totals, WindowInfo};
 use crate::flow::{CloseReason, Flow};
 
 /// Calls per batch.
@@ -24,6 +24,7 @@ pub const MAX_BATCHES: usize = 32;
 enum Call {
     Flow(CloseReason, Option<WindowInfo>),
     WindowClosed(WindowInfo, u64),
+    Checkpoint(Totals),
 }
 
 /// Calls in order, the flow records apart: copying a record straight into `flows` is one copy,
@@ -114,6 +115,12 @@ impl FlowSink for Relay {
         // Sent now, so the sink closes the window without waiting for the next one's flows.
         self.send();
     }
+
+    fn checkpoint(&mut self, totals: &Totals) {
+        self.push(Call::Checkpoint(*totals));
+        // Sent now: the checkpoint is wanted now, not once a batch of records has filled up.
+        self.send();
+    }
 }
 
 /// Runs `run` with a [`Relay`] whose calls reach `sink` on a second thread, in order; returns
@@ -146,6 +153,7 @@ where
                                 }
                             }
                             Call::WindowClosed(w, n) => sink.window_closed(&w, n),
+                            Call::Checkpoint(t) => sink.checkpoint(&t),
                         }
                     }
                     batch.flows.clear();
@@ -286,6 +294,7 @@ mod tests {
             index: 0,
             start_ns: 0,
             end_ns: 1,
+            ..WindowInfo::default()
         };
         with_sink_thread(&mut slow, 4, |relay| {
             assert!(relay.idle(), "nothing sent yet");

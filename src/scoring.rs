@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::engine::WindowConfig;
+use crate::engine::WindowInfo;
 use crate::features::Schema;
 use crate::host::MAX_MODELS;
 use crate::model::Model;
@@ -34,26 +34,13 @@ pub struct Reuse {
 }
 
 impl Reuse {
-    /// For a record of window `window` (counted from the capture's first, 0; its start
-    /// `window_start_ns`) spanning `start_ns..=last_ns`.
-    pub fn of(
-        cfg: Option<WindowConfig>,
-        window: u64,
-        window_start_ns: u64,
-        start_ns: u64,
-        last_ns: u64,
-    ) -> Reuse {
-        let Some(w) = cfg else {
-            return Reuse::default();
-        };
-        if w.step_ns >= w.length_ns {
-            return Reuse::default();
-        }
-        let overlap = w.length_ns - w.step_ns;
+    /// For a record of `window` spanning `start_ns..=last_ns`: the engine says where the
+    /// windows before and after it overlap this one ([`WindowInfo`]).
+    pub fn of(window: &WindowInfo, start_ns: u64, last_ns: u64) -> Reuse {
         Reuse {
             // The first window has none before it to have scored the record.
-            lookup: window >= 1 && last_ns < window_start_ns + overlap,
-            keep: start_ns >= window_start_ns + w.step_ns,
+            lookup: window.prev_end_ns.is_some_and(|end| last_ns < end),
+            keep: window.next_start_ns.is_some_and(|start| start_ns >= start),
         }
     }
 }
@@ -62,8 +49,8 @@ impl Reuse {
 pub struct Batch<T> {
     /// What the detector keeps of each flow.
     pub flows: Vec<T>,
-    /// Each flow's window and what the cache may do with it.
-    pub reuse: Vec<(u64, Reuse)>,
+    /// Each flow's window slot ([`WindowInfo::slot`]) and what the cache may do with it.
+    pub reuse: Vec<(usize, Reuse)>,
     /// Feature rows per schema (the detector's schema order).
     pub rows: Vec<Vec<f32>>,
     /// Once scored: `botnet[flow * MAX_MODELS + model]`.
@@ -183,12 +170,12 @@ impl RowCache {
         })
     }
 
-    /// Keeps scores for a record of `window`; false when its arena is full.
-    fn put(&mut self, window: u64, key: &[u32], probs: &[f32]) -> bool {
-        let n = self.arenas.len().max(1) as u64;
+    /// Keeps scores for a record of the window in engine slot `slot`; false when its arena is
+    /// full.
+    fn put(&mut self, slot: usize, key: &[u32], probs: &[f32]) -> bool {
         let hash = self.hasher.hash_one(key);
         let kl = self.key_len;
-        let Some(a) = self.arenas.get_mut((window % n) as usize) else {
+        let Some(a) = self.arenas.get_mut(slot) else {
             return false;
         };
         if a.index.len() >= a.capacity {
@@ -210,11 +197,13 @@ impl RowCache {
         true
     }
 
-    /// Window `closed` is done: the arena no later window can need is emptied (it holds the
-    /// records of the window `arenas - 1` before it, which could come again up to here).
-    fn window_done(&mut self, closed: u64) {
-        let n = self.arenas.len().max(1) as u64;
-        if let Some(a) = self.arenas.get_mut(((closed + 1) % n) as usize) {
+    /// Window `closed` is done: the arena no later window can need is emptied. It is the arena
+    /// of the slot that closes next, which still holds the records of the window `arenas - 1`
+    /// before `closed` (they could come again up to here); the window that slot holds now
+    /// keeps nothing before `closed` ends (a record is kept from the next window's start).
+    fn window_done(&mut self, closed: &WindowInfo) {
+        let n = self.arenas.len().max(1);
+        if let Some(a) = self.arenas.get_mut((closed.slot + 1) % n) {
             a.index.clear();
             a.keys.clear();
             a.probs.clear();
@@ -263,9 +252,10 @@ impl Scoring {
     }
 
     /// Keeps the scores of records that can come again in a later window: at most `capacity`
-    /// per window. Nothing to do without overlapping windows.
-    pub fn with_cache(mut self, window: Option<WindowConfig>, capacity: usize) -> Scoring {
-        let arenas = window.map_or(1, |w| w.concurrent());
+    /// per window, one arena per engine slot (`concurrent` windows open at once, as the engine
+    /// keeps them). Nothing to do without overlapping windows.
+    pub fn with_cache(mut self, concurrent: usize, capacity: usize) -> Scoring {
+        let arenas = concurrent;
         if arenas > 1 && capacity > 0 {
             let key_len = self.schema_lens.iter().sum();
             let n_models = self.models.len().min(MAX_MODELS);
@@ -369,7 +359,7 @@ impl Scoring {
         if let Some(cache) = self.cache.as_mut().filter(|_| !failed) {
             for &i in &self.misses {
                 let i = i as usize;
-                let Some(&(window, r)) = batch.reuse.get(i) else {
+                let Some(&(slot, r)) = batch.reuse.get(i) else {
                     continue;
                 };
                 if !r.keep {
@@ -377,7 +367,7 @@ impl Scoring {
                 }
                 Scoring::make_key(&mut self.key, &batch.rows, &self.schema_lens, i);
                 let probs = self.probs.get(i * nm..(i + 1) * nm).unwrap_or(&[]);
-                if !cache.put(window, &self.key, probs) {
+                if !cache.put(slot, &self.key, probs) {
                     batch.cache_full += 1;
                 }
             }
@@ -400,7 +390,7 @@ impl Scoring {
     }
 
     /// Window `closed` is scored: the cache lets go of what no later window needs.
-    pub fn window_done(&mut self, closed: u64) {
+    pub fn window_done(&mut self, closed: &WindowInfo) {
         if let Some(c) = self.cache.as_mut() {
             c.window_done(closed);
         }
@@ -414,11 +404,16 @@ mod tests {
 
     const SEC: u64 = 1_000_000_000;
 
-    fn windows() -> Option<WindowConfig> {
-        Some(WindowConfig {
-            length_ns: 300 * SEC,
-            step_ns: 150 * SEC,
-        })
+    /// Window `index` of 300 s windows every 150 s, as the engine hands it out.
+    fn window(index: u64, start: u64) -> WindowInfo {
+        WindowInfo {
+            index,
+            start_ns: start,
+            end_ns: start + 300 * SEC,
+            slot: (index & 1) as usize,
+            prev_end_ns: (index >= 1).then_some(start + 150 * SEC),
+            next_start_ns: Some(start + 150 * SEC),
+        }
     }
 
     /// The first window has no window before it: nothing to look up, however late (in epoch
@@ -427,15 +422,20 @@ mod tests {
     #[test]
     fn only_windows_after_the_first_look_up() {
         let start = 1_700_000_000 * SEC;
-        let first = Reuse::of(windows(), 0, start, start + SEC, start + 2 * SEC);
+        let first = Reuse::of(&window(0, start), start + SEC, start + 2 * SEC);
         assert!(!first.lookup, "window 0 has no previous window: {first:?}");
-        let second = Reuse::of(windows(), 1, start, start + SEC, start + 2 * SEC);
+        let second = Reuse::of(&window(1, start), start + SEC, start + 2 * SEC);
         assert!(second.lookup, "{second:?}");
         // A record that runs past the overlap cannot have been recorded whole before.
-        let long = Reuse::of(windows(), 1, start, start + SEC, start + 151 * SEC);
+        let long = Reuse::of(&window(1, start), start + SEC, start + 151 * SEC);
         assert!(!long.lookup, "{long:?}");
-        assert!(Reuse::of(windows(), 1, start, start + 150 * SEC, start + 160 * SEC).keep);
-        assert_eq!(Reuse::of(None, 3, start, start, start), Reuse::default());
+        assert!(Reuse::of(&window(1, start), start + 150 * SEC, start + 160 * SEC).keep);
+        let apart = WindowInfo {
+            prev_end_ns: None,
+            next_start_ns: None,
+            ..window(3, start)
+        };
+        assert_eq!(Reuse::of(&apart, start, start), Reuse::default());
     }
 
     /// A model that cannot score gives no verdict, even at threshold 0 (where a 0.0 written in

@@ -271,7 +271,7 @@ fn detector_flow_path_allocates_nothing_in_steady_state() {
         cfg.scoring.clone(),
         concurrent,
     )
-    .with_score_cache(window, ecfg.flow_capacity);
+    .with_score_cache(ecfg.flow_capacity);
     let mut engine = Engine::new(ecfg);
     let mut sink = Detecting {
         detector: &mut detector,

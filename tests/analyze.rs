@@ -455,7 +455,7 @@ mod same_results {
         let concurrent = ecfg.window.map_or(1, |w| w.concurrent());
         let mut detector = Detector::new(models, home, cfg.scoring.clone(), concurrent);
         if let Some(capacity) = cache {
-            detector = detector.with_score_cache(ecfg.window, capacity);
+            detector = detector.with_score_cache(capacity);
         }
         let mut engine = Engine::new(ecfg);
         let mut sink = Offline {

@@ -471,6 +471,12 @@ fn windows_close_in_order_and_records_carry_their_window() {
                 assert_eq!(f.window, info.index, "flow and sink agree on the window");
                 assert_eq!(info.start_ns, anchor + info.index * w.step_ns);
                 assert_eq!(info.end_ns, info.start_ns + w.length_ns);
+                // What the detector and the score cache index by, and the overlaps the cache
+                // reads: the engine's to say, so they must be the windows' own.
+                assert_eq!(info.slot as u64, info.index % w.concurrent() as u64);
+                let prev_end = (info.index >= 1).then(|| info.start_ns + w.length_ns - w.step_ns);
+                assert_eq!(info.prev_end_ns, prev_end);
+                assert_eq!(info.next_start_ns, Some(info.start_ns + w.step_ns));
                 assert!(
                     info.start_ns <= f.start_ns && f.start_ns < info.end_ns,
                     "record starting at {} in window {info:?}",

@@ -371,6 +371,73 @@ fn detached_loop_allocates_nothing_per_frame_on_the_capture_thread() {
     );
 }
 
+/// The state file's document is built on the detectors' thread at a checkpoint: asking for
+/// one allocates nothing on the capture thread (beyond the relay's batches), and the document
+/// written is the one the loop builds on one thread after the same records.
+#[test]
+fn state_checkpoints_build_the_document_on_the_detector_thread() {
+    let cfg = test_config();
+    let frames = frames(&demo());
+    let span = frames.last().unwrap().0 - frames[0].0;
+    let dir = std::env::temp_dir().join(format!("botd-live-checkpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.json");
+    let state = |path: &Path| botd::live::StateOut {
+        writer: botd::document::StateWriter::start().unwrap(),
+        path: path.to_path_buf(),
+        scoring: cfg.scoring.clone(),
+    };
+    let mut lp = LiveLoop::new(&cfg, models(&cfg), None, botd::capture::LinkType::Ethernet);
+    // A first pass inline warms the engine and detector up (and gives them hosts to write).
+    let mut next_tick = frames[0].0;
+    for (ts, data, len) in &frames {
+        while next_tick < *ts {
+            lp.tick(next_tick);
+            next_tick += SEC / 10;
+        }
+        lp.frame(*ts, data, *len);
+    }
+    lp.replace_state(Some(state(&path)));
+    let shift = span + 3600 * SEC;
+    let (total, checkpoints) = lp
+        .detached(|d| {
+            let before = allocations();
+            let mut checkpoints = 0;
+            let mut next_tick = frames[0].0 + shift;
+            for (i, (ts, data, len)) in frames.iter().enumerate() {
+                let ts = ts + shift;
+                while next_tick < ts {
+                    d.tick(next_tick);
+                    next_tick += SEC / 10;
+                }
+                d.frame(ts, data, *len);
+                if i % 200 == 0 {
+                    d.checkpoint();
+                    checkpoints += 1;
+                }
+            }
+            (allocations() - before, checkpoints)
+        })
+        .unwrap();
+    assert!(checkpoints > 20, "{checkpoints} checkpoints");
+    assert!(
+        total <= 2 * botd::relay::MAX_BATCHES as u64,
+        "{total} allocations on the capture thread with {checkpoints} checkpoints"
+    );
+    // Its writer finishes what it has (dropping it joins its thread); then one checkpoint with
+    // a writer that is not busy, compared with the document built here.
+    drop(lp.replace_state(Some(state(&path))));
+    lp.detached(|d| d.checkpoint()).unwrap();
+    drop(lp.replace_state(None));
+    let written = std::fs::read_to_string(&path).unwrap();
+    let here =
+        botd::document::state_document(lp.detectors().next().unwrap(), lp.engine(), &cfg.scoring);
+    assert!(!here.hosts.is_empty());
+    // As text: parsing floats back need not give the same bits.
+    assert_eq!(written.trim_end(), serde_json::to_string(&here).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ------------------------------------------------------------------------------------------
 // End to end.
 
@@ -771,6 +838,28 @@ fn end_to_end(capture: &str) {
         "botd still runs after the reload"
     );
 
+    // The host lifecycle's settings apply at a reload, keeping the host states; `max_hosts`
+    // sizes a table allocated at start-up: the reload says it needs a restart and keeps it.
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[scoring]\nhost_idle_secs = 600\nmax_level_changes = 8\nmax_hosts = 100\n"
+        ),
+    )
+    .unwrap();
+    let mark = botd.lines();
+    botd.signal(nix::sys::signal::Signal::SIGHUP);
+    let reloaded = botd.wait_line("reloaded config", mark, 20);
+    assert!(reloaded.contains("host states kept"), "{reloaded}");
+    assert!(
+        reloaded.contains("host_idle_secs 86400 -> 600, max_level_changes 64 -> 8 applied"),
+        "{reloaded}"
+    );
+    assert!(
+        reloaded.contains("[scoring] max_hosts (4096 -> 100) changed but need a restart"),
+        "{reloaded}"
+    );
+
     // A broken configuration is reported and the running one stays.
     std::fs::write(
         &config,
@@ -820,6 +909,9 @@ fn end_to_end(capture: &str) {
     let packets = counter(&line, "packets");
     let frames = counter(&line, "frames");
     assert!(packets > 0, "{line}");
+    // Three reloads went through (two failed), one of them asking for a restart (max_hosts).
+    assert_eq!(counter(&line, "reloads"), 3, "{line}");
+    assert_eq!(counter(&line, "reloads_restart_needed"), 1, "{line}");
     assert!(
         frames * 100 >= sent * 99 && frames <= sent,
         "{capture}: captured {frames} of {sent} frames: {line}"

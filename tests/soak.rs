@@ -10,7 +10,8 @@
 //!   would);
 //! * the busiest home host, which makes nearly all of the hour's connections, is a stream of
 //!   guests: each of its connections comes from its own IPv6 address of the hour (its other
-//!   IPv4 frames from an address of the hour in 10.64/16). ~1,400 new addresses an hour.
+//!   IPv4 frames from an address of the hour in 10.64/16). ~1,600 new addresses an hour, over a
+//!   million in all (the issue's figure).
 //!
 //! Asserted: the host table never holds more than `max_hosts`; every host seen was either tracked
 //! or counted as refused (none is); the allocator's live bytes of the loop (a counting
@@ -107,7 +108,7 @@ const HOUR: u64 = 3600 * SEC;
 const DAY: u64 = 24 * HOUR;
 const DAYS: u64 = 30;
 /// Minutes of the real hour replayed per virtual hour (a sliding slice, so every part is used).
-const SLICE_MIN: u64 = 15;
+const SLICE_MIN: u64 = 21;
 /// 2026-01-01T00:00:00Z, the first virtual day.
 const EPOCH: u64 = 1_767_225_600 * SEC;
 /// Days without guests (only the residents at home): the guests' addresses expire.
@@ -539,7 +540,8 @@ fn thirty_days_of_churn_on_one_boot() {
         d.scorer.counters.hosts_expired
     );
 
-    assert!(hosts_seen > 500_000, "{hosts_seen} distinct addresses");
+    // The issue asks for a million distinct addresses in all.
+    assert!(hosts_seen >= 1_000_000, "{hosts_seen} distinct addresses");
     // Nearly every address was tracked at some point (the rest only sent ARP, or came back after
     // being forgotten and count once here); measured 99.6%.
     assert!(

@@ -88,3 +88,46 @@ fn analyze_live_and_report_do_not_import_one_another() {
     }
     assert!(checked >= 6, "{checked} files");
 }
+
+/// Windows have one owner: the engine works out each window's index, place in time and storage
+/// slot ([`botd::engine::WindowInfo`]) and hands them with every record and close; the detector,
+/// the score cache and the live loop's reload generations use what it hands out. A module that
+/// reads a window's length or step, or a window index modulo something, is a second owner that
+/// can come to disagree with the engine.
+#[test]
+fn only_the_engine_works_out_windows() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut checked = 0;
+    for file in files {
+        let rel = file
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        // The engine owns windows; the configuration builds their length and step.
+        if rel == "src/engine.rs" || rel == "src/config.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for needle in [
+            "step_ns",
+            "length_ns",
+            "concurrent()",
+            "index %",
+            "window %",
+        ] {
+            // `concurrent()` sizes the per-slot storage: only where the pipeline is built.
+            if needle == "concurrent()" && rel == "src/pipeline.rs" {
+                continue;
+            }
+            assert!(
+                !text.contains(needle),
+                "{rel} uses `{needle}`: take the window's index, slot or overlaps from the \
+                 engine's WindowInfo instead of working them out again"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 30, "{checked} files");
+}

@@ -14,10 +14,12 @@
 //! As in `botd analyze`, the detectors run on a second thread ([`LiveLoop::detached`], through
 //! [`crate::relay`]: the same records in the same order, so the same alerts): the capture thread
 //! only parses frames and keeps the flow table while a closed window is scored. Between such
-//! runs, when a signal comes or housekeeping is due (metrics, state file, the quarantine's
-//! check) and the detectors are not scoring, the whole loop is on one thread again: a reload
+//! runs, when a signal comes or housekeeping is due (metrics, the quarantine's check) and the
+//! detectors are not scoring, the whole loop is on one thread again: a reload
 //! installs its detector between two records, exactly where the inline loop would. The state
-//! file's document is built then; a third thread ([`crate::document::StateWriter`]) writes it.
+//! file's document is built on the detectors' thread at a checkpoint between two records
+//! ([`Detached::checkpoint`]), so the capture never waits for it; a third thread
+//! ([`crate::document::StateWriter`]) writes it.
 //!
 //! Reload (SIGHUP) builds the new configuration, models, detector and (when `[alerts]` changed)
 //! alert sink beside the running ones and installs them only when all are whole; any error is
@@ -26,11 +28,14 @@
 //! counts carry over; turning enforce on needs CAP_NET_ADMIN, which botd keeps only when it
 //! started with enforce). What needs a restart (a reload logs that it kept the running
 //! value): `[capture]` (the socket is open and privileges are gone), `[privileges]`, `[flows]`
-//! (the flow tables and windows are sized from it; keeping them is what keeps the open windows)
-//! and `[state]`. Windows already open at a reload are finished by the detector that saw their
-//! start (old models, old home prefixes); windows opened after it go to the new detector, and the
-//! host states (scores, levels, history) move to the new detector when its first window closes,
-//! unless `[scoring]` or the set of model names changed (then host states start afresh).
+//! (the flow tables and windows are sized from it; keeping them is what keeps the open windows),
+//! `[state]` and `[scoring] max_hosts` (the host table is allocated at start-up). Windows already
+//! open at a reload (as the engine says: [`Engine::last_open_window`]) are finished by the
+//! detector that saw their start (old models, old home prefixes); windows opened after it go to
+//! the new detector, and the host states (scores, levels, history) move to the new detector when
+//! its first window closes, unless `[scoring]` or the set of model names changed (then host
+//! states start afresh). `[scoring] host_idle_secs` and `max_level_changes` are the exception:
+//! they apply to the hosts held at once, which are kept.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -48,7 +53,7 @@ use crate::capture::LinkType;
 use crate::config::Config;
 use crate::detect::Detector;
 use crate::document::StateWriter;
-use crate::engine::{Engine, FlowSink, WindowInfo};
+use crate::engine::{Engine, FlowSink, Totals, WindowInfo};
 use crate::flow::{CloseReason, Flow};
 use crate::model::Model;
 use crate::relay;
@@ -112,11 +117,37 @@ pub struct LoopCounters {
     /// Flows scored by detectors replaced by a reload.
     pub flows_scored_before: u64,
     pub reloads: u64,
+    /// Reloads that changed a setting only a restart applies (`[capture]`, `[privileges]`,
+    /// `[flows]`, `[state]`, `[scoring] max_hosts`); the running values were kept.
+    pub reloads_restart_needed: u64,
     /// Time the detector spent closing each window (wall clock).
     pub scoring: crate::metrics::Histogram,
     /// When the last window closed, in engine time (ns): its end, or the clock when `finish`
     /// closed it early.
     pub last_window_end_ns: u64,
+}
+
+/// Where the state file goes (`[state]`) and its writer's thread.
+pub struct StateOut {
+    pub writer: StateWriter,
+    pub path: PathBuf,
+    /// `[scoring]` as the document reports it (a reload updates it).
+    pub scoring: crate::config::ScoringConfig,
+}
+
+impl StateOut {
+    /// Builds the document from the detector holding the host states and offers it to the
+    /// writer; nothing (not even the copy of the host states) while the previous one is still
+    /// being written.
+    fn offer(&self, gens: &[Generation], totals: &Totals) {
+        if self.writer.busy() {
+            return;
+        }
+        if let Some(g) = gens.first() {
+            let doc = crate::document::state_document_at(&g.detector, totals, &self.scoring);
+            self.writer.offer(&self.path, doc);
+        }
+    }
 }
 
 /// The capture-independent part of `botd run`: engine, detectors, alert sink. Drive it with
@@ -131,6 +162,8 @@ pub struct LiveLoop {
     pub kept: Vec<Alert>,
     link: LinkType,
     pub counters: LoopCounters,
+    /// `[state]`: where checkpoints write the host states.
+    state: Option<StateOut>,
 }
 
 /// The capture thread's side of [`LiveLoop::detached`]: the engine, feeding the detector
@@ -154,6 +187,12 @@ impl Detached<'_> {
         self.engine.advance(now_ns, self.relay);
     }
 
+    /// Writes the state file ([`LiveLoop::checkpoint`]): the document is built on the
+    /// detectors' thread once it has taken the records before this point; the capture goes on.
+    pub fn checkpoint(&mut self) {
+        self.relay.checkpoint(&self.engine.totals());
+    }
+
     /// Whether the detector thread has taken every window closed so far (it is not scoring):
     /// a good moment to stop for housekeeping without holding up the capture.
     pub fn idle(&mut self) -> bool {
@@ -173,6 +212,7 @@ struct Forward<'a> {
     quarantine: Option<&'a mut Quarantine>,
     kept: &'a mut Vec<Alert>,
     counters: &'a mut LoopCounters,
+    state: Option<&'a StateOut>,
 }
 
 fn owner(gens: &[Generation], window: u64) -> usize {
@@ -182,6 +222,12 @@ fn owner(gens: &[Generation], window: u64) -> usize {
 }
 
 impl FlowSink for Forward<'_> {
+    fn checkpoint(&mut self, totals: &Totals) {
+        if let Some(s) = self.state {
+            s.offer(self.gens, totals);
+        }
+    }
+
     fn flow(&mut self, flow: &Flow, reason: CloseReason, window: Option<&WindowInfo>) {
         let k = owner(self.gens, window.map_or(0, |w| w.index));
         if let Some(g) = self.gens.get_mut(k) {
@@ -262,6 +308,38 @@ impl LiveLoop {
             kept: Vec::new(),
             link,
             counters: LoopCounters::default(),
+            state: None,
+        }
+    }
+
+    /// New host lifecycle settings (`[scoring] host_idle_secs`, `max_level_changes`) for every
+    /// detector's host table, from the next window close on (a reload).
+    pub fn set_lifecycle(&mut self, host_idle_secs: u64, max_level_changes: usize) {
+        for g in &mut self.gens {
+            g.detector
+                .scorer
+                .set_lifecycle(host_idle_secs, max_level_changes);
+        }
+    }
+
+    /// Writes the state file at [`LiveLoop::checkpoint`]s (`[state]`); returns the previous
+    /// writer.
+    pub fn replace_state(&mut self, state: Option<StateOut>) -> Option<StateOut> {
+        std::mem::replace(&mut self.state, state)
+    }
+
+    /// `[scoring]` as the state document reports it, after a reload.
+    pub fn set_state_scoring(&mut self, scoring: &crate::config::ScoringConfig) {
+        if let Some(s) = self.state.as_mut() {
+            s.scoring = scoring.clone();
+        }
+    }
+
+    /// Writes the state file (when `[state]` is set and the previous one is written): the
+    /// document is built here, between two records (see [`Detached::checkpoint`]).
+    pub fn checkpoint(&mut self) {
+        if let Some(s) = &self.state {
+            s.offer(&self.gens, &self.engine.totals());
         }
     }
 
@@ -274,6 +352,7 @@ impl LiveLoop {
             quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
+            state: self.state.as_ref(),
         };
         self.engine
             .on_frame(ts_ns, self.link, data, wire_len, &mut sink);
@@ -287,6 +366,7 @@ impl LiveLoop {
             quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
+            state: self.state.as_ref(),
         };
         self.engine.advance(now_ns, &mut sink);
     }
@@ -299,6 +379,7 @@ impl LiveLoop {
             quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
+            state: self.state.as_ref(),
         };
         self.engine.finish(&mut sink);
         // The windows closed early: they closed at the clock, not at their nominal end.
@@ -323,6 +404,7 @@ impl LiveLoop {
             quarantine: self.quarantine.as_mut(),
             kept: &mut self.kept,
             counters: &mut self.counters,
+            state: self.state.as_ref(),
         };
         let engine = &mut self.engine;
         let link = self.link;
@@ -382,16 +464,10 @@ impl LiveLoop {
         self.alerts.replace(sink)
     }
 
-    /// The last window index open at the current clock (windows up to it stay with the running
-    /// detector on a reload).
+    /// The last window index open at the current clock, as the engine has it (windows up to
+    /// it stay with the running detector on a reload).
     fn last_open_window(&self) -> u64 {
-        match (self.engine.config().window, self.engine.anchor()) {
-            (Some(w), Some(anchor)) => {
-                self.engine.clock().saturating_sub(anchor) / w.step_ns.max(1)
-            }
-            (None, _) => u64::MAX - 1,
-            (Some(_), None) => 0,
-        }
+        self.engine.last_open_window().unwrap_or(0)
     }
 
     /// Installs a new detector for the windows that open from now on; `keep_hosts`: it takes
@@ -460,6 +536,10 @@ pub fn counters_line(lp: &LiveLoop, cap: &CaptureStats, alerts: Option<AlertCoun
     if let Some(f) = cap.freeze_q {
         line.push_str(&format!(" ring_freezes={f}"));
     }
+    line.push_str(&format!(
+        " reloads={} reloads_restart_needed={}",
+        lp.counters.reloads, lp.counters.reloads_restart_needed
+    ));
     // The host table of the detector closing windows (the oldest generation holds it).
     if let Some(d) = lp.detectors().next() {
         let h = d.scorer.counters;
@@ -500,20 +580,26 @@ fn reload(
     apply_overrides(&mut new, args);
     let mut kept = Vec::new();
     if new.capture != current.capture {
-        kept.push("[capture]");
+        kept.push("[capture]".to_string());
         new.capture = current.capture.clone();
     }
     if new.privileges != current.privileges {
-        kept.push("[privileges]");
+        kept.push("[privileges]".to_string());
         new.privileges = current.privileges.clone();
     }
     if new.flows != current.flows {
-        kept.push("[flows]");
+        kept.push("[flows]".to_string());
         new.flows = current.flows.clone();
     }
     if new.state != current.state {
-        kept.push("[state]");
+        kept.push("[state]".to_string());
         new.state = current.state.clone();
+    }
+    // The host table is allocated at start-up for `max_hosts` (memory is fixed then).
+    let (was, wants) = (current.scoring.max_hosts, new.scoring.max_hosts);
+    if wants != was {
+        kept.push(format!("[scoring] max_hosts ({was} -> {wants})"));
+        new.scoring.max_hosts = was;
     }
     let models = Arc::new(pipeline::load_models(&new.models.dir)?);
     let same_names = models.iter().map(|m| &m.name).eq(lp
@@ -521,7 +607,27 @@ fn reload(
         .models()
         .iter()
         .map(|m| &m.name));
-    let keep_hosts = same_names && new.scoring == current.scoring;
+    // The host lifecycle's settings apply to the running host table; any other `[scoring]`
+    // change makes new host states.
+    let (idle, changes) = (new.scoring.host_idle_secs, new.scoring.max_level_changes);
+    let lifecycle_note = if (idle, changes)
+        != (
+            current.scoring.host_idle_secs,
+            current.scoring.max_level_changes,
+        ) {
+        format!(
+            "; host_idle_secs {} -> {idle}, max_level_changes {} -> {changes} applied",
+            current.scoring.host_idle_secs, current.scoring.max_level_changes
+        )
+    } else {
+        String::new()
+    };
+    let same_scoring = crate::config::ScoringConfig {
+        host_idle_secs: idle,
+        max_level_changes: changes,
+        ..current.scoring.clone()
+    } == new.scoring;
+    let keep_hosts = same_names && same_scoring;
     // A broken feed fails the reload: the running feeds stay.
     let intel = pipeline::load_intel(&new)?;
     let intel_note = match &intel {
@@ -552,6 +658,8 @@ fn reload(
     };
     // Everything is whole: install.
     lp.install_detector(detector, keep_hosts);
+    lp.set_lifecycle(idle, changes);
+    lp.set_state_scoring(&new.scoring);
     let sink_note = match sink {
         Some(s) => {
             if let Some(old) = lp.replace_alert_sink(s) {
@@ -572,12 +680,13 @@ fn reload(
     };
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
     let mut msg = format!(
-        "reloaded config and {} models ({}); host states {}{sink_note}{intel_note}{quarantine_note}",
+        "reloaded config and {} models ({}); host states {}{lifecycle_note}{sink_note}{intel_note}{quarantine_note}",
         models.len(),
         names.join(", "),
         if keep_hosts { "kept" } else { "start afresh" },
     );
     if !kept.is_empty() {
+        lp.counters.reloads_restart_needed += 1;
         msg.push_str(&format!(
             "; {} changed but need a restart: running values kept",
             kept.join(" ")
@@ -606,12 +715,15 @@ fn open_capture(
 
 /// The live host history as the state document. Host states live in the oldest detector
 /// generation until a newer one closes its first window and takes them over.
-fn state_document(lp: &LiveLoop, cfg: &Config) -> Option<crate::document::Document> {
+fn state_document(
+    lp: &LiveLoop,
+    scoring: &crate::config::ScoringConfig,
+) -> Option<crate::document::Document> {
     let detector = lp.detectors().next()?;
     Some(crate::document::state_document(
         detector,
         lp.engine(),
-        &cfg.scoring,
+        scoring,
     ))
 }
 
@@ -682,11 +794,15 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     let mut consecutive_errors = 0u32;
     let mut first_error: Option<std::time::Instant> = None;
     let mut last_state = std::time::Instant::now();
-    // The state file is written off the capture thread; only the document is built here.
-    let state_writer = match cfg.state.file() {
-        Some(_) => Some(StateWriter::start()?),
-        None => None,
-    };
+    // The state file is built on the detectors' thread and written on its own.
+    if let Some(path) = cfg.state.file() {
+        lp.replace_state(Some(StateOut {
+            writer: StateWriter::start()?,
+            path: path.to_path_buf(),
+            scoring: cfg.scoring.clone(),
+        }));
+    }
+    let state_every = Duration::from_secs(cfg.state.interval_secs.max(1));
     // The metrics file is written at once (the collector has figures from the start), then on
     // its interval.
     let mut metrics_buf = String::new();
@@ -700,19 +816,6 @@ pub fn run(args: RunArgs) -> Result<(), String> {
         {
             last_metrics = Some(std::time::Instant::now());
             write_metrics(&lp, &cap.stats(), None, &cfg, start_ns, &mut metrics_buf);
-        }
-        // The state file for `botd report --state`: written atomically on an interval; a failure
-        // (disk full, permissions) is logged and the sensor goes on.
-        // When the previous document is still being written, this interval's is skipped.
-        if let (Some(w), Some(path)) = (&state_writer, cfg.state.file())
-            && last_state.elapsed() >= Duration::from_secs(cfg.state.interval_secs.max(1))
-        {
-            last_state = std::time::Instant::now();
-            if !w.busy()
-                && let Some(doc) = state_document(&lp, &cfg)
-            {
-                w.offer(path, doc);
-            }
         }
         if last_check.elapsed() >= crate::response::CHECK_INTERVAL {
             last_check = std::time::Instant::now();
@@ -740,9 +843,7 @@ pub fn run(args: RunArgs) -> Result<(), String> {
             let next = last_metrics.map_or(due, |t| t + every(cfg.metrics.interval_secs));
             due = due.min(next);
         }
-        if state_writer.is_some() {
-            due = due.min(last_state + every(cfg.state.interval_secs));
-        }
+        let has_state = cfg.state.file().is_some();
         let failed = lp.detached(|d| {
             loop {
                 match cap.next(&mut |ts, data, wire| d.frame(ts, data, wire)) {
@@ -769,6 +870,14 @@ pub fn run(args: RunArgs) -> Result<(), String> {
                         d.tick(now_ns().saturating_sub(cap.latency_ns()));
                     }
                 }
+                // The state file for `botd report --state`, on its interval: a checkpoint, where
+                // the detectors' thread builds the document; it is written atomically on a third
+                // thread (a failure, disk full or permissions, is logged and the sensor goes on).
+                // While the previous document is still being written, this one is skipped.
+                if has_state && last_state.elapsed() >= state_every {
+                    last_state = std::time::Instant::now();
+                    d.checkpoint();
+                }
                 // Signals at once; the intervals' housekeeping once the detectors are not
                 // scoring a window, so that waiting for them does not hold up the capture
                 // (unless they never are: an overloaded sensor still writes its metrics).
@@ -791,10 +900,11 @@ pub fn run(args: RunArgs) -> Result<(), String> {
     }
     log!("stopping: closing the open windows");
     lp.finish();
-    if let (Some(w), Some(path)) = (state_writer, cfg.state.file())
-        && let Some(doc) = state_document(&lp, &cfg)
+    // The last document, with the windows `finish` closed (built here: the capture is over).
+    if let Some(s) = lp.replace_state(None)
+        && let Some(doc) = state_document(&lp, &s.scoring)
     {
-        w.finish(path, doc);
+        s.writer.finish(&s.path, doc);
     }
     let stats = cap.stats();
     // The sink delivers what is queued (1 s at most), then the counters are final.
