@@ -47,6 +47,28 @@ fn shipped_file_is_the_defaults() {
 }
 
 #[test]
+fn shipped_file_names_every_detector_disable_takes() {
+    // The comment over `[rules] disable` is where an operator looks for the names.
+    let text = std::fs::read_to_string(shipped()).unwrap();
+    let rules = &text[text.find("[rules]").unwrap()..];
+    let comment: String = rules
+        .lines()
+        .take_while(|l| !l.starts_with("disable"))
+        .filter_map(|l| l.strip_prefix('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let named: Vec<&str> = comment
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .collect();
+    for d in botd::config::DETECTORS {
+        assert!(
+            named.contains(d),
+            "config/botd.toml's [rules] disable comment does not name {d}"
+        );
+    }
+}
+
+#[test]
 fn shipped_file_documents_every_key() {
     // Every key of the all-keys file below is in the shipped file, uncommented, under a comment.
     let text = std::fs::read_to_string(shipped()).unwrap();
