@@ -401,6 +401,19 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_signature() {
+        // Operators write suppressions from docs/alerts.md's table: it must match the code.
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/alerts.md"),
+        )
+        .unwrap();
+        for s in SIGNATURES {
+            let row = format!("| {} | {} | {} |", s.id, s.rule, s.category);
+            assert!(doc.contains(&row), "docs/alerts.md lacks {row}");
+        }
+    }
+
+    #[test]
     fn timestamps_are_suricata_s() {
         assert_eq!(
             timestamp(1_764_904_200_123_456_789),
