@@ -32,7 +32,7 @@ cross_install
 # hashing for JA3/JA4 and the community id, JSON output, the flow and evidence tables), and the
 # protobuf decoding of model loading (prost, bytes, tract-onnx's generated reader), a quarter of
 # `botd analyze` on an hour of traffic; with a std built from source, std too.
-HOT=(pcap-parser nom memchr sha1 sha2 md-5 itoa serde_json hashbrown heapless httparse libc flate2
+HOT=(pcap-parser nom memchr sha1 sha2 md-5 itoa serde_json hashbrown foldhash heapless httparse libc flate2
     miniz_oxide crc32fast prost bytes tract-onnx)
 ((${#STD_ARGS[@]})) && HOT+=(std core alloc)
 profile=(--config "profile.release.opt-level=\"$OPT_LEVEL\""
