@@ -7,10 +7,9 @@
 # armv7-unknown-linux-gnueabihf (need glibc 2.34+ on the board: Debian 12 / Raspberry Pi OS
 # Bookworm or later).
 # The release profile is size-optimised here (fat LTO, one codegen unit; cross/README.md has the
-# measurements), passed as overrides so the binary lands where users look for it: botd and the
-# crates on its per-packet path (HOT below) at opt-level $OPT_LEVEL (default s), every other
-# dependency at $DEPS_OPT_LEVEL (default z: tract runs only when a model is loaded, botd scores
-# forests with its own code); ICF=1 (default) links with the toolchain's lld and folds identical
+# measurements), passed as overrides so the binary lands where users look for it: botd and its
+# dependencies at opt-level $OPT_LEVEL (default s), the cold ones (COLD below) at $DEPS_OPT_LEVEL
+# (default z: tract runs only when a model is loaded, botd scores forests with its own code); ICF=1 (default) links with the toolchain's lld and folds identical
 # functions (--icf=all; Rust does not promise distinct functions distinct addresses). Unwinding stays on: a model file that panics tract at load must be refused by
 # catch_unwind, not abort the sensor. The binary is stripped by the linker; with SYMBOLS=1 it is
 # linked with its symbols, kept as botd.syms for cross/size.sh, and stripped with the target's
@@ -28,17 +27,20 @@ strip=true
 # shellcheck source=/dev/null
 source cross/common.sh
 cross_install
-# Kept at $OPT_LEVEL: the dependencies botd runs per packet or per flow record (capture parsing,
-# hashing for JA3/JA4 and the community id, JSON output, the flow and evidence tables), and the
-# protobuf decoding of model loading (prost, bytes, tract-onnx's generated reader), a quarter of
-# `botd analyze` on an hour of traffic; with a std built from source, std too.
-HOT=(pcap-parser nom memchr sha1 sha2 md-5 itoa serde_json hashbrown foldhash heapless httparse libc flate2
-    miniz_oxide crc32fast prost bytes tract-onnx)
-((${#STD_ARGS[@]})) && HOT+=(std core alloc)
-profile=(--config "profile.release.opt-level=\"$OPT_LEVEL\""
-    --config "profile.release.package.\"*\".opt-level=\"$DEPS_OPT_LEVEL\"")
-for p in "${HOT[@]}"; do
-    profile+=(--config "profile.release.package.$p.opt-level=\"$OPT_LEVEL\"")
+# At $DEPS_OPT_LEVEL: the big dependencies that run only when a model is loaded or the command
+# line and config are read (tract and the numeric crates it brings, clap, toml, minijinja for the
+# report); everything else, botd and whatever it runs per packet or per flow record (capture
+# parsing, hashbrown and its hasher, the protocol parsers' helpers, JSON output), at $OPT_LEVEL.
+# A list of the cold crates, not of the hot ones: a hot crate forgotten here costs size, not speed
+# (an earlier HOT list that missed foldhash made the busy tile 16% slower under qemu-aarch64).
+COLD=(tract-core tract-data tract-extra tract-hir tract-linalg tract-nnef tract-onnx-opl ndarray
+    rustfft num-complex num-integer num-traits primal-check strength_reduce transpose
+    matrixmultiply string-interner erased-serde dyn-clone dyn-hash downcast-rs anymap3 anyhow
+    clap clap_builder clap_lex anstyle toml toml_parser toml_datetime toml_writer serde_spanned
+    winnow minijinja memo-map)
+profile=(--config "profile.release.opt-level=\"$OPT_LEVEL\"")
+for p in "${COLD[@]}"; do
+    profile+=(--config "profile.release.package.$p.opt-level=\"$DEPS_OPT_LEVEL\"")
 done
 link=()
 if [[ $ICF == 1 ]]; then
