@@ -9,6 +9,8 @@ use botd::engine::{Engine, EngineConfig, WindowConfig};
 use botd::features::{ARGUS, CTU, FeatureRows, PROTO, Schema};
 use botd::model::Model;
 use botd::model::forest::Forest;
+use botd::model::tract_ops;
+use prost::Message;
 use tract_onnx::prelude::*;
 
 fn root() -> PathBuf {
@@ -107,8 +109,25 @@ fn forest_equals_tract_on_a_small_forest() {
         .into_runnable()
         .unwrap();
     let input = tract_ndarray::Array2::from_shape_vec((n, nf), rows.clone()).unwrap();
-    let out = plan.run(tvec!(Tensor::from(input).into())).unwrap();
+    let out = plan.run(tvec!(Tensor::from(input.clone()).into())).unwrap();
     let probs = out.last().unwrap().to_plain_array_view::<f32>().unwrap();
+    // botd's narrowed register (its TreeEnsembleClassifier builder adapted from tract-onnx's)
+    // gives tract's numbers exactly.
+    let narrowed = tract_ops::onnx()
+        .model_for_path(&path)
+        .unwrap()
+        .with_input_fact(0, f32::fact([n, nf]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap()
+        .run(tvec!(Tensor::from(input).into()))
+        .unwrap();
+    assert_eq!(out.len(), narrowed.len());
+    for (a, b) in out.iter().zip(narrowed.iter()) {
+        assert_eq!(**a, **b, "full and narrowed registers differ");
+    }
     let mut max_diff = 0f32;
     for i in 0..n {
         for c in 0..2 {
@@ -407,4 +426,97 @@ fn proto_features_from_csv_match_the_engine_on_real_captures() {
     }
     // Every protocol feature is set somewhere in these captures except, possibly, NoAgent.
     assert!(seen.iter().filter(|&&n| n > 0).count() >= 5, "{seen:?}");
+}
+
+/// small-forest.onnx with one node added after the forest, on its probabilities (which become
+/// the graph's last output), written to a fresh folder; returns the file.
+fn forest_then(tag: &str, extra: Vec<tract_onnx::pb::NodeProto>, out: &str) -> PathBuf {
+    let mut proto = tract_onnx::onnx()
+        .proto_model_for_path(root().join("tests/data/small-forest.onnx"))
+        .unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    graph.node.extend(extra);
+    let last = graph.output.last_mut().unwrap();
+    assert_eq!(last.name, "probabilities");
+    last.name = out.into();
+    let dir = std::env::temp_dir().join(format!("botd-ops-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{tag}.onnx"));
+    std::fs::write(&file, proto.encode_to_vec()).unwrap();
+    file
+}
+
+fn node(op: &str, inputs: &[&str], output: &str) -> tract_onnx::pb::NodeProto {
+    tract_onnx::pb::NodeProto {
+        name: format!("{op}_node"),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    }
+}
+
+/// botd reads ONNX with an operator register of what tree-ensemble classifiers are made of
+/// (src/model/tract_ops.rs), so that the binary leaves out the rest of tract: a graph needing any
+/// other operator (Softplus here, which tract-onnx's full register knows) is refused at load,
+/// the error naming the file and the operator.
+#[test]
+fn an_operator_outside_botds_register_is_refused_naming_it() {
+    let file = forest_then(
+        "softplus",
+        vec![node("Softplus", &["probabilities"], "soft")],
+        "soft",
+    );
+    // The full register reads it: the refusal is botd's narrowing, not a broken graph.
+    tract_onnx::onnx()
+        .model_for_path(&file)
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, ARGUS.len()]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap();
+    let err = Model::load(&file).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    assert!(
+        err.contains("softplus.onnx") && err.contains("operator \"Softplus\""),
+        "{err}"
+    );
+}
+
+/// A graph of operators in botd's register that is not a plain forest (here the forest's
+/// probabilities times a constant 1) is still scored by tract, with the forest's numbers.
+#[test]
+fn a_graph_of_registered_operators_is_run_by_tract() {
+    use tract_onnx::pb::AttributeProto;
+    use tract_onnx::pb::attribute_proto::AttributeType;
+    let mut one = node("Constant", &[], "one");
+    one.attribute.push(AttributeProto {
+        name: "value_float".into(),
+        r#type: AttributeType::Float as i32,
+        f: 1.0,
+        ..Default::default()
+    });
+    let file = forest_then(
+        "mul",
+        vec![one, node("Mul", &["probabilities", "one"], "scaled")],
+        "scaled",
+    );
+    let model = Model::load(&file).unwrap();
+    let forest = Model::load(&root().join("tests/data/small-forest.onnx")).unwrap();
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    assert_eq!(model.trees(), None, "scored by tract");
+    assert_eq!(forest.trees(), Some(5));
+    let nf = ARGUS.len();
+    let rows = random_rows(300, nf);
+    let (mut a, mut b) = (vec![0f32; 300], vec![0f32; 300]);
+    model.score(&rows, &mut a).unwrap();
+    forest.score(&rows, &mut b).unwrap();
+    let max_diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(max_diff <= 1e-6, "max |tract - botd| = {max_diff}");
+    assert!(b.iter().any(|&p| p > 0.5) && b.iter().any(|&p| p < 0.5));
 }

@@ -1,6 +1,7 @@
 //! Models: ONNX files loaded and validated through `tract-onnx` (its protobuf reader, metadata and
 //! graph checks), scored by botd's own forest evaluator when the graph is a tree ensemble
-//! ([`forest`]), and by tract itself for any other graph.
+//! ([`forest`]), and by tract itself for any other graph of the operators tree-ensemble
+//! converters emit ([`tract_ops::OPERATORS`]); a graph needing another operator is refused.
 //!
 //! A model carries its feature schema in its metadata (`botd.schema`, `botd.schema_hash`,
 //! `botd.features`, ...; see docs/features.md). botd refuses a model it cannot score, with an
@@ -9,6 +10,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod forest;
+pub mod tract_ops;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,7 +39,8 @@ impl std::error::Error for ModelError {}
 
 pub enum Scorer {
     Forest(Forest),
-    /// Any other graph, run by tract: input `[rows, features]` f32, the probability output last.
+    /// Any other graph of [`tract_ops::OPERATORS`], run by tract: input `[rows, features]` f32,
+    /// the probability output last.
     Tract(std::sync::Arc<TypedRunnableModel>),
 }
 
@@ -73,7 +76,7 @@ impl Model {
             what,
         };
         let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let proto = tract_onnx::onnx()
+        let proto = tract_ops::onnx()
             .proto_model_for_read(&mut bytes.as_slice())
             .map_err(|e| err(format!("not an ONNX model: {e}")))?;
         // Decoded: freeing the file's bytes before tract's own copies lowers the peak of loading
@@ -137,7 +140,7 @@ impl Model {
         // parser is not meant for hostile files: a panic in it is a refused model, not a crash.
         let n_features = schema.len();
         let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tract_onnx::onnx()
+            tract_ops::onnx()
                 .model_for_proto_model(&proto)
                 .and_then(|m| {
                     m.with_input_fact(0, f32::fact([1, n_features]).into())?
@@ -146,7 +149,16 @@ impl Model {
         }));
         match checked {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("tract cannot load the graph: {e}")),
+            // An operator outside botd's register is the likely cause: name it.
+            Ok(Err(e)) => {
+                return Err(match tract_ops::unsupported_op(graph) {
+                    Some((op, node)) => format!(
+                        "operator {op:?} (node {node:?}) is not one botd reads (tree ensembles: {}); tract: {e}",
+                        tract_ops::OPERATORS.join(", ")
+                    ),
+                    None => format!("tract cannot load the graph: {e}"),
+                });
+            }
             Err(_) => return Err("tract failed on the graph (malformed model)".into()),
         }
         let forest_node = graph
@@ -166,7 +178,7 @@ impl Model {
                 (Scorer::Forest(forest), labels)
             }
             _ => {
-                let runnable = tract_onnx::onnx()
+                let runnable = tract_ops::onnx()
                     .model_for_proto_model(&proto)
                     .and_then(|m| {
                         let rows = m.symbols.sym("N");
