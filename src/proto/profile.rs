@@ -56,22 +56,22 @@ impl ProfileSummary {
         if p.len() < 24 {
             return None;
         }
-        let printable = p
-            .iter()
-            .filter(|b| b.is_ascii_graphic() || **b == b' ')
-            .count();
-        if printable * 10 < p.len() * 9 {
+        // One pass for the cheap tests (most text that reaches here fails them), then the names.
+        let mut printable = 0;
+        let mut delimiters = [0usize; DELIMITERS.len()];
+        for &b in p {
+            printable += usize::from(b.is_ascii_graphic() || b == b' ');
+            if let Some(i) = DELIMITERS.iter().position(|&d| d == b)
+                && let Some(n) = delimiters.get_mut(i)
+            {
+                *n += 1;
+            }
+        }
+        let fields = delimiters.iter().max().map_or(1, |n| n + 1);
+        if printable * 10 < p.len() * 9 || fields < MIN_FIELDS {
             return None;
         }
-        let os = OS_NAMES.iter().find(|name| contains(p, name))?;
-        let fields = DELIMITERS
-            .iter()
-            .map(|d| p.iter().filter(|b| *b == d).count() + 1)
-            .max()
-            .unwrap_or(1);
-        if fields < MIN_FIELDS {
-            return None;
-        }
+        let os = os_name(p)?;
         let mut s = ProfileSummary {
             fields: u8::try_from(fields).unwrap_or(u8::MAX),
             ..ProfileSummary::default()
@@ -82,8 +82,14 @@ impl ProfileSummary {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// The first Windows edition named in `p` (every name starts with `Win`).
+fn os_name(p: &[u8]) -> Option<&'static [u8]> {
+    (0..p.len())
+        .filter(|&i| p.get(i..i + 3) == Some(b"Win"))
+        .find_map(|i| {
+            let rest = p.get(i..)?;
+            OS_NAMES.iter().copied().find(|name| rest.starts_with(name))
+        })
 }
 
 #[cfg(test)]
