@@ -109,6 +109,17 @@ fn is_numeric(command: &[u8]) -> bool {
 /// `USER name`; `PASS` alone proves nothing (FTP, POP3), so it needs a NICK or USER line in the
 /// same segment, as bots send them together.
 pub fn looks_like_irc_client(p: &[u8]) -> bool {
+    // The first non-blank line's first word decides; most text fails on its first bytes, so
+    // look at them before splitting lines (this runs on every payload no parser claimed).
+    let start = p.trim_ascii_start();
+    let word = |w: &[u8]| {
+        start
+            .get(..w.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(w))
+    };
+    if !(word(b"NICK") || word(b"USER") || word(b"CAP") || word(b"PASS")) {
+        return false;
+    }
     let mut ls = lines(p).filter(|l| !l.trim_ascii().is_empty());
     let Some(first) = ls.next().and_then(parse_line) else {
         return false;
@@ -150,6 +161,11 @@ fn is_name(s: &[u8]) -> bool {
 /// A server's first bytes: `:name NOTICE ...`, `:name 001 ...` (any numeric), an unprefixed
 /// `NOTICE AUTH :` / `NOTICE * :` (Undernet-style servers greet so), or `PING :`.
 pub fn looks_like_irc_server(p: &[u8]) -> bool {
+    // A prefix, NOTICE or PING first (the cheap test, as for clients).
+    let start = p.trim_ascii_start();
+    if !(start.starts_with(b":") || start.starts_with(b"NOTICE") || start.starts_with(b"PING")) {
+        return false;
+    }
     let Some(m) = lines(p)
         .find(|l| !l.trim_ascii().is_empty())
         .and_then(parse_line)

@@ -57,6 +57,10 @@ pub struct MiningSummary {
 /// subscribe or login (`"result"` naming `mining.notify`, or carrying a job `"blob"` and
 /// `"job_id"`).
 pub fn looks_like_stratum(p: &[u8]) -> bool {
+    // A JSON object first, or nothing (the cheap test before splitting lines).
+    if !p.trim_ascii_start().starts_with(b"{") {
+        return false;
+    }
     let Some(line) = lines(p).find(|l| !l.trim_ascii().is_empty()) else {
         return false;
     };

@@ -62,6 +62,11 @@ pub fn looks_like_smtp_server(p: &[u8]) -> bool {
 
 /// A client's first bytes: `EHLO` or `HELO` (any case) then a space or the line end.
 pub fn looks_like_smtp_client(p: &[u8]) -> bool {
+    // EHLO or HELO first, or nothing (the cheap test before splitting lines).
+    let start = p.trim_ascii_start();
+    if !(starts_with_ci(start, b"EHLO") || starts_with_ci(start, b"HELO")) {
+        return false;
+    }
     let Some(line) = lines(p).next() else {
         return false;
     };
