@@ -656,6 +656,17 @@ fn irc_botlike(nick: &str, port: u16) -> bool {
     digits >= 3 || tagged || crate::evidence::looks_random(nick) || !irc_port
 }
 
+/// A finding's sighting on `flow`: its destination and the flow's Community ID ports.
+fn sighting(flow: &Flow, text: Note) -> Sighting {
+    Sighting {
+        peer: flow.dst.to_ip(),
+        port: flow.dport,
+        proto: flow.proto,
+        host_port: flow.sport,
+        text,
+    }
+}
+
 /// A server certificate a browser would refuse, with the C2 kit it is the default of, if one: a
 /// kit's name as subject or issuer, or a self-issued certificate (issuer named as subject). Only
 /// the names are compared: botd keeps no keys or signatures (TLS 1.3 hides the certificate).
@@ -870,29 +881,18 @@ impl Detector {
                 w.p2p_protocol = true;
             }
             App::Http(h) if h.requests > 0 => {
-                let sighting = |text: Note| Sighting {
-                    peer: dst,
-                    port: flow.dport,
-                    proto: flow.proto,
-                    host_port: flow.sport,
-                    text,
-                };
                 if let Some(exe) = h.executable {
                     let by_address = outside && host_is_address(&h.host);
                     if w.exe_download.is_none() || (by_address && !w.exe_by_address) {
-                        w.exe_download = Some(sighting(note_of(&[
-                            exe.as_str(),
-                            ": ",
-                            &h.method,
-                            " ",
-                            &h.host,
-                            &h.uri,
-                        ])));
+                        w.exe_download = Some(sighting(
+                            flow,
+                            note_of(&[exe.as_str(), ": ", &h.method, " ", &h.host, &h.uri]),
+                        ));
                         w.exe_by_address = by_address;
                     }
                 }
                 if w.plugin_content.is_none() && h.plugin {
-                    w.plugin_content = Some(sighting(note_of(&[&h.host, &h.uri])));
+                    w.plugin_content = Some(sighting(flow, note_of(&[&h.host, &h.uri])));
                 }
                 let no_agent = h.user_agent.is_empty();
                 peer.http_addr_host = host_is_address(&h.host);
@@ -902,13 +902,7 @@ impl Detector {
                     w.http_no_agent = w.http_no_agent.saturating_add(1);
                     if w.http_no_agent_example.is_none() {
                         let text = note_of(&[&h.method, " ", &h.host, &h.uri]);
-                        w.http_no_agent_example = Some(Sighting {
-                            peer: dst,
-                            port: flow.dport,
-                            proto: flow.proto,
-                            host_port: flow.sport,
-                            text,
-                        });
+                        w.http_no_agent_example = Some(sighting(flow, text));
                     }
                 }
                 if dst_home && peer.http_addr_host && h.method.as_str() == "POST" {
@@ -926,13 +920,7 @@ impl Detector {
                 // (STARTTLS tests, address checks).
                 if w.smtp_example.is_none() && (m.mail_from || m.rcpt_to > 0 || m.data) {
                     let text = note_of(&["EHLO ", &m.ehlo]);
-                    w.smtp_example = Some(Sighting {
-                        peer: dst,
-                        port: flow.dport,
-                        proto: flow.proto,
-                        host_port: flow.sport,
-                        text,
-                    });
+                    w.smtp_example = Some(sighting(flow, text));
                 }
             }
             App::Irc(i)
@@ -944,37 +932,19 @@ impl Detector {
                     || (self.dns_hosts.contains(&src) && !self.dns.resolved_before(dst, now));
                 let join = if i.channel.is_empty() { "" } else { " JOIN " };
                 let text = note_of(&["NICK ", &i.nick, join, &i.channel]);
-                w.irc = Some(Sighting {
-                    peer: dst,
-                    port: flow.dport,
-                    proto: flow.proto,
-                    host_port: flow.sport,
-                    text,
-                });
+                w.irc = Some(sighting(flow, text));
             }
             App::Mining(m) if !m.method.is_empty() && w.mining.is_none() => {
                 let space = if m.user.is_empty() { "" } else { " " };
                 let text = note_of(&[&m.method, space, &m.user]);
-                w.mining = Some(Sighting {
-                    peer: dst,
-                    port: flow.dport,
-                    proto: flow.proto,
-                    host_port: flow.sport,
-                    text,
-                });
+                w.mining = Some(sighting(flow, text));
             }
             // A RAT's check-in: to its controller outside, or to a listener inside the LAN.
             App::Profile(p) if (outside || dst_home) && w.host_profile.is_none() => {
                 w.host_profile_os = crate::evidence::note(&p.os);
                 w.host_profile_fields = p.fields;
                 w.host_profile_home = dst_home;
-                w.host_profile = Some(Sighting {
-                    peer: dst,
-                    port: flow.dport,
-                    proto: flow.proto,
-                    host_port: flow.sport,
-                    text: crate::evidence::note(&p.head),
-                });
+                w.host_profile = Some(sighting(flow, crate::evidence::note(&p.head)));
             }
             App::Bittorrent(_) => w.p2p_protocol = true,
             _ => {}
@@ -1001,13 +971,7 @@ impl Detector {
                 .name(dst)
                 .filter(|n| crate::infra::zone_of(n, crate::infra::TCP_TUNNEL).is_some())
         {
-            w.tcp_tunnel = Some(Sighting {
-                peer: dst,
-                port: flow.dport,
-                proto: flow.proto,
-                host_port: flow.sport,
-                text: crate::evidence::note(name),
-            });
+            w.tcp_tunnel = Some(sighting(flow, crate::evidence::note(name)));
         }
         if outside
             && let App::Tls(t) = &flow.app.app
@@ -1015,13 +979,7 @@ impl Detector {
             && (w.tls_cert.is_none() || (kit.is_some() && w.tls_cert_kit.is_none()))
         {
             w.tls_cert_kit = kit;
-            w.tls_cert = Some(Sighting {
-                peer: dst,
-                port: flow.dport,
-                proto: flow.proto,
-                host_port: flow.sport,
-                text: crate::evidence::note(name),
-            });
+            w.tls_cert = Some(sighting(flow, crate::evidence::note(name)));
         }
         if dns_query {
             // Bounded like the host tables; a host not remembered only loses this nuance.
