@@ -66,6 +66,18 @@ fn red_rules(doc: &serde_json::Value, host: &str) -> Vec<String> {
     rules
 }
 
+/// A config file (in a fresh temporary folder named `tag`) that switches `detectors` off.
+fn disabling(tag: &str, detectors: &[&str]) -> PathBuf {
+    let config = temp_dir(tag).join("botd.toml");
+    let names: Vec<String> = detectors.iter().map(|d| format!("{d:?}")).collect();
+    std::fs::write(
+        &config,
+        format!("[rules]\ndisable = [{}]\n", names.join(", ")),
+    )
+    .unwrap();
+    config
+}
+
 fn assert_fires(rel: &str, host: &str, rule: &str, extra: &[&str]) {
     let doc = analyze(rel, extra);
     let rules = red_rules(&doc, host);
@@ -211,9 +223,7 @@ fn intel_fires_on_a_listed_address_and_a_listed_domain() {
 #[ignore = "data: ../shared/data"]
 fn infrastructure_detectors_fire_on_njrat_and_agenttesla() {
     // The rules alone: the shipped models were trained on these captures.
-    let dir = temp_dir("detectors-infra");
-    let config = dir.join("botd.toml");
-    std::fs::write(&config, "[rules]\ndisable = [\"models\"]\n").unwrap();
+    let config = disabling("detectors-infra", &["models"]);
     let rules_only = ["--config", config.to_str().unwrap()];
     assert_fires(
         "github-keithjjones-zeek-njrat-detector/njrat_2023-04-19.pcap",
@@ -257,9 +267,7 @@ fn infrastructure_detectors_fire_on_njrat_and_agenttesla() {
 #[test]
 #[ignore = "data: ../shared/data"]
 fn an_exploit_kit_s_plugin_exploit_and_payload_make_red() {
-    let dir = temp_dir("detectors-ek");
-    let config = dir.join("botd.toml");
-    std::fs::write(&config, "[rules]\ndisable = [\"models\"]\n").unwrap();
+    let config = disabling("detectors-ek", &["models"]);
     let doc = analyze(
         "github-LiamRandall-BroMalware-Exercise/blackhole_ek_medfos_2013-04-16.pcap",
         &["--config", config.to_str().unwrap()],
@@ -280,13 +288,7 @@ fn an_exploit_kit_s_plugin_exploit_and_payload_make_red() {
 #[test]
 #[ignore = "data: ../shared/data"]
 fn tls_cert_fires_on_c2_kits_default_certificates() {
-    let dir = temp_dir("detectors-tls-cert");
-    let config = dir.join("botd.toml");
-    std::fs::write(
-        &config,
-        "[rules]\ndisable = [\"models\", \"raw-address\"]\n",
-    )
-    .unwrap();
+    let config = disabling("detectors-tls-cert", &["models", "raw-address"]);
     let rules_only = ["--config", config.to_str().unwrap()];
     for (rel, host, kit) in [
         (
@@ -325,13 +327,10 @@ fn tls_cert_fires_on_c2_kits_default_certificates() {
 #[test]
 #[ignore = "data: ../shared/data"]
 fn host_profile_fires_on_rat_check_ins() {
-    let dir = temp_dir("detectors-host-profile");
-    let config = dir.join("botd.toml");
-    std::fs::write(
-        &config,
-        "[rules]\ndisable = [\"models\", \"beacon\", \"tcp-tunnel\", \"raw-address\"]\n",
-    )
-    .unwrap();
+    let config = disabling(
+        "detectors-host-profile",
+        &["models", "beacon", "tcp-tunnel", "raw-address"],
+    );
     let rules_only = ["--config", config.to_str().unwrap()];
     for (rel, host, says) in [
         (
@@ -363,9 +362,7 @@ fn host_profile_fires_on_rat_check_ins() {
 #[test]
 #[ignore = "data: ../shared/data"]
 fn a_disabled_detector_stays_silent() {
-    let dir = temp_dir("detectors-disable");
-    let config = dir.join("botd.toml");
-    std::fs::write(&config, "[rules]\ndisable = [\"dns-tunnel\"]\n").unwrap();
+    let config = disabling("detectors-disable", &["dns-tunnel"]);
     let doc = analyze(
         "github-dmachard-datasets-malicious-dns/dnscat2_tunnel.pcap",
         &["--config", config.to_str().unwrap()],

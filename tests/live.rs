@@ -95,6 +95,19 @@ fn demo() -> PathBuf {
     root().join("tests/data/demo.pcap")
 }
 
+/// One pass of `frames` through the loop inline, ticking every 100 ms of capture time: warms
+/// the engine and detector up (and gives them hosts) before a test measures the detached loop.
+fn warm_up(lp: &mut LiveLoop, frames: &[(u64, Vec<u8>, u32)]) {
+    let mut next_tick = frames[0].0;
+    for (ts, data, len) in frames {
+        while next_tick < *ts {
+            lp.tick(next_tick);
+            next_tick += SEC / 10;
+        }
+        lp.frame(*ts, data, *len);
+    }
+}
+
 fn frames(path: &Path) -> Vec<(u64, Vec<u8>, u32)> {
     let mut r = FileReader::open(path).unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
@@ -326,14 +339,7 @@ fn detached_loop_allocates_nothing_per_frame_on_the_capture_thread() {
     let span = frames.last().unwrap().0 - frames[0].0;
     let mut lp = LiveLoop::new(&cfg, models(&cfg), None, botd::capture::LinkType::Ethernet);
     // A first pass inline warms the engine and detector up.
-    let mut next_tick = frames[0].0;
-    for (ts, data, len) in &frames {
-        while next_tick < *ts {
-            lp.tick(next_tick);
-            next_tick += SEC / 10;
-        }
-        lp.frame(*ts, data, *len);
-    }
+    warm_up(&mut lp, &frames);
     let shift = span + 3600 * SEC;
     let (packet_path, total, counted) = lp
         .detached(|d| {
@@ -389,14 +395,7 @@ fn state_checkpoints_build_the_document_on_the_detector_thread() {
     };
     let mut lp = LiveLoop::new(&cfg, models(&cfg), None, botd::capture::LinkType::Ethernet);
     // A first pass inline warms the engine and detector up (and gives them hosts to write).
-    let mut next_tick = frames[0].0;
-    for (ts, data, len) in &frames {
-        while next_tick < *ts {
-            lp.tick(next_tick);
-            next_tick += SEC / 10;
-        }
-        lp.frame(*ts, data, *len);
-    }
+    warm_up(&mut lp, &frames);
     lp.replace_state(Some(state(&path)));
     let shift = span + 3600 * SEC;
     let (total, checkpoints) = lp

@@ -99,31 +99,25 @@ fn forest_equals_tract_on_a_small_forest() {
     let mut ours = vec![0f32; n * 2];
     forest.predict_proba(&rows, &mut ours);
 
-    let plan = tract_onnx::onnx()
-        .model_for_path(&path)
-        .unwrap()
-        .with_input_fact(0, f32::fact([n, nf]).into())
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
-    let input = tract_ndarray::Array2::from_shape_vec((n, nf), rows.clone()).unwrap();
-    let out = plan.run(tvec!(Tensor::from(input.clone()).into())).unwrap();
-    let probs = out.last().unwrap().to_plain_array_view::<f32>().unwrap();
     // botd's narrowed register (its TreeEnsembleClassifier builder adapted from tract-onnx's)
     // gives tract's numbers exactly.
-    let narrowed = tract_ops::onnx()
-        .model_for_path(&path)
-        .unwrap()
-        .with_input_fact(0, f32::fact([n, nf]).into())
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap()
-        .run(tvec!(Tensor::from(input).into()))
-        .unwrap();
+    let input = tract_ndarray::Array2::from_shape_vec((n, nf), rows.clone()).unwrap();
+    let run = |framework: tract_onnx::Onnx| {
+        framework
+            .model_for_path(&path)
+            .unwrap()
+            .with_input_fact(0, f32::fact([n, nf]).into())
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap()
+            .run(tvec!(Tensor::from(input.clone()).into()))
+            .unwrap()
+    };
+    let out = run(tract_onnx::onnx());
+    let probs = out.last().unwrap().to_plain_array_view::<f32>().unwrap();
+    let narrowed = run(tract_ops::onnx());
     assert_eq!(out.len(), narrowed.len());
     for (a, b) in out.iter().zip(narrowed.iter()) {
         assert_eq!(**a, **b, "full and narrowed registers differ");
