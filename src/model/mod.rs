@@ -1,7 +1,7 @@
 //! Models: ONNX files loaded and validated through `tract-onnx` (its protobuf reader, metadata and
 //! graph checks), scored by botd's own forest evaluator when the graph is a tree ensemble
 //! ([`forest`]), and by tract itself for any other graph of the operators tree-ensemble
-//! converters emit ([`tract_ops::OPERATORS`]); a graph needing another operator is refused.
+//! converters emit ([`tract_ops::operators`]); a graph needing another operator is refused.
 //!
 //! A model carries its feature schema in its metadata (`botd.schema`, `botd.schema_hash`,
 //! `botd.features`, ...; see docs/features.md). botd refuses a model it cannot score, with an
@@ -39,7 +39,7 @@ impl std::error::Error for ModelError {}
 
 pub enum Scorer {
     Forest(Forest),
-    /// Any other graph of [`tract_ops::OPERATORS`], run by tract: input `[rows, features]` f32,
+    /// Any other graph of [`tract_ops::operators`], run by tract: input `[rows, features]` f32,
     /// the probability output last.
     Tract(std::sync::Arc<TypedRunnableModel>),
 }
@@ -154,7 +154,7 @@ impl Model {
                 return Err(match tract_ops::unsupported_op(graph) {
                     Some((op, node)) => format!(
                         "operator {op:?} (node {node:?}) is not one botd reads (tree ensembles: {}); tract: {e}",
-                        tract_ops::OPERATORS.join(", ")
+                        tract_ops::operators().collect::<Vec<_>>().join(", ")
                     ),
                     None => format!("tract cannot load the graph: {e}"),
                 });

@@ -26,39 +26,22 @@ use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::ops;
 use tract_onnx_opl::ml::tree::{Cmp, TreeEnsemble, TreeEnsembleData};
 
-/// The operators botd's reader knows, as `Onnx` registers them (ONNX ignores the domain here, as
-/// tract does).
-pub const OPERATORS: &[&str] = &[
-    "TreeEnsembleClassifier",
-    "Cast",
-    "Identity",
-    "Constant",
-    "ArgMax",
-    "Reshape",
-    "Flatten",
-    "Concat",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Sigmoid",
-];
-
 type Built = TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+type Builder = fn(&ParsingContext, &NodeProto) -> Built;
 
-/// tract-onnx's framework with botd's register ([`OPERATORS`]).
-pub fn onnx() -> Onnx {
-    let mut reg = OnnxOpRegister::default();
-    reg.insert("TreeEnsembleClassifier", tree_classifier);
-    reg.insert("Cast", |_, node| {
+/// The operators botd's reader knows and how each is built: the register and the names an error
+/// lists come from this one table (ONNX's domain is ignored here, as tract does).
+const REGISTER: &[(&str, Builder)] = &[
+    ("TreeEnsembleClassifier", tree_classifier),
+    ("Cast", |_, node| {
         let to = node.get_attr::<DatumType>("to")?;
         Ok((Box::new(ops::cast::cast(to)), vec![]))
-    });
-    reg.insert("Identity", |_, _| {
+    }),
+    ("Identity", |_, _| {
         Ok((Box::<ops::identity::Identity>::default(), vec![]))
-    });
-    reg.insert("Constant", constant);
-    reg.insert("ArgMax", |_, node| {
+    }),
+    ("Constant", constant),
+    ("ArgMax", |_, node| {
         let axis = node.get_attr_opt("axis")?.unwrap_or(0);
         let keepdims = node.get_attr_opt("keepdims")?.unwrap_or(true);
         let last = node.get_attr_opt("select_last_index")?.unwrap_or(false);
@@ -67,34 +50,47 @@ pub fn onnx() -> Onnx {
             expand(ops::nn::Reduce::new(Some(vec![axis]), keepdims, reducer)),
             vec![],
         ))
-    });
-    reg.insert("Reshape", |_, node| {
+    }),
+    ("Reshape", |_, node| {
         let allowzero = node.get_attr_opt::<i64>("allowzero")?.unwrap_or(0) != 0;
         Ok((expand(ops::array::Reshape::new(allowzero)), vec![]))
-    });
-    reg.insert("Flatten", |_, node| {
+    }),
+    ("Flatten", |_, node| {
         let axis = node.get_attr_opt("axis")?.unwrap_or(1);
         Ok((expand(ops::array::Flatten::new(axis)), vec![]))
-    });
-    reg.insert("Concat", |_, node| {
+    }),
+    ("Concat", |_, node| {
         let axis = node.get_attr("axis")?;
         Ok((expand(ops::array::Concat::new(axis)), vec![]))
-    });
-    reg.insert("Add", |_, _| {
+    }),
+    ("Add", |_, _| {
         Ok((tract_core::ops::math::Add.into_hir(), vec![]))
-    });
-    reg.insert("Sub", |_, _| {
+    }),
+    ("Sub", |_, _| {
         Ok((tract_core::ops::math::Sub.into_hir(), vec![]))
-    });
-    reg.insert("Mul", |_, _| {
+    }),
+    ("Mul", |_, _| {
         Ok((tract_core::ops::math::Mul.into_hir(), vec![]))
-    });
-    reg.insert("Div", |_, _| {
+    }),
+    ("Div", |_, _| {
         Ok((tract_core::ops::math::Div.into_hir(), vec![]))
-    });
-    reg.insert("Sigmoid", |_, _| {
+    }),
+    ("Sigmoid", |_, _| {
         Ok((tract_core::ops::nn::sigmoid().into_hir(), vec![]))
-    });
+    }),
+];
+
+/// The operators botd's reader knows, in [`REGISTER`]'s order.
+pub fn operators() -> impl Iterator<Item = &'static str> {
+    REGISTER.iter().map(|&(name, _)| name)
+}
+
+/// tract-onnx's framework with botd's register ([`operators`]).
+pub fn onnx() -> Onnx {
+    let mut reg = OnnxOpRegister::default();
+    for &(name, build) in REGISTER {
+        reg.insert(name, build);
+    }
     Onnx {
         op_register: reg,
         ..Onnx::default()
@@ -106,7 +102,7 @@ pub fn unsupported_op(graph: &tract_onnx::pb::GraphProto) -> Option<(&str, &str)
     graph
         .node
         .iter()
-        .find(|n| !OPERATORS.contains(&n.op_type.as_str()))
+        .find(|n| !operators().any(|op| op == n.op_type))
         .map(|n| (n.op_type.as_str(), n.name.as_str()))
 }
 
