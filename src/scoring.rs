@@ -252,10 +252,9 @@ impl Scoring {
     }
 
     /// Keeps the scores of records that can come again in a later window: at most `capacity`
-    /// per window, one arena per engine slot (`concurrent` windows open at once, as the engine
+    /// per window, `arenas` of them: one per engine slot (the windows open at once, as the engine
     /// keeps them). Nothing to do without overlapping windows.
-    pub fn with_cache(mut self, concurrent: usize, capacity: usize) -> Scoring {
-        let arenas = concurrent;
+    pub fn with_cache(mut self, arenas: usize, capacity: usize) -> Scoring {
         if arenas > 1 && capacity > 0 {
             let key_len = self.schema_lens.iter().sum();
             let n_models = self.models.len().min(MAX_MODELS);
