@@ -305,6 +305,8 @@ pub const DETECTORS: &[&str] = &[
     "plugin-content",
     "tls-cert",
     "host-profile",
+    "fake-browser",
+    "hash-name",
 ];
 
 impl Default for RulesConfig {

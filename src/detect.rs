@@ -875,6 +875,9 @@ impl Detector {
                         | 8883
                 );
                 peer.tls_no_sni = t.sni.is_empty() && !tls_service;
+                if outside {
+                    w.named(&t.sni);
+                }
             }
             App::Http(h) if h.requests > 0 && is_gnutella_download(&h.uri) => {
                 // Gnutella's file transfers are HTTP from the client's own stack.
@@ -889,6 +892,16 @@ impl Detector {
                             note_of(&[exe.as_str(), ": ", &h.method, " ", &h.host, &h.uri]),
                         ));
                         w.exe_by_address = by_address;
+                    }
+                }
+                if outside {
+                    let host = h.host.rsplit_once(':').map_or(h.host.as_str(), |(a, _)| a);
+                    w.named(host);
+                    if w.fake_browser.is_none()
+                        && !h.accept_language
+                        && crate::evidence::claims_browser(&h.user_agent)
+                    {
+                        w.fake_browser = Some(sighting(flow, note_of(&[&h.user_agent])));
                     }
                 }
                 if w.plugin_content.is_none() && h.plugin {

@@ -165,6 +165,18 @@ pub const SIGNATURES: &[Signature] = &[
         "botd host-profile: a machine profile sent in clear (a RAT check-in)",
         TROJAN,
     ),
+    sig(
+        "fake-browser",
+        22,
+        "botd fake-browser: a program dressed as a browser over HTTP",
+        BAD_TRAFFIC,
+    ),
+    sig(
+        "hash-name",
+        23,
+        "botd hash-name: a domain named by a hex digest (hash-based DGA)",
+        TROJAN,
+    ),
 ];
 
 const fn sig(

@@ -223,6 +223,12 @@ pub struct ProtoWindow {
     pub exe_download: Option<Sighting>,
     /// That fetch named its server by address, and the server is outside.
     pub exe_by_address: bool,
+    /// An HTTP request to an outside server whose User-Agent claims a browser, in a flow with
+    /// no Accept-Language (the first; [`claims_browser`]). The text is the User-Agent.
+    pub fake_browser: Option<Sighting>,
+    /// A name the host resolved or named its outside server by (HTTP Host, TLS SNI) whose
+    /// registered label is a hex digest ([`is_hash_name`]; the first).
+    pub hash_name: Note,
     /// Flash, a Java applet or Silverlight served to the host over HTTP (the first).
     pub plugin_content: Option<Sighting>,
     /// An outside TLS server's certificate that a browser would refuse: self-issued (its issuer
@@ -295,7 +301,47 @@ pub fn looks_random(label: &str) -> bool {
         || longest_run >= 6
 }
 
+/// Whether a User-Agent claims to be a browser: `Mozilla/` with a browser engine's token
+/// (Gecko, AppleWebKit, Trident, MSIE) in its first 62 bytes, as kept. Every browser sends
+/// Accept-Language with every request, navigation or not; a program that copies a browser's
+/// User-Agent to pass for one rarely copies its other headers (PowerShell's and other tools'
+/// own `Mozilla/5.0 (...) Tool/1.0` name no engine and do not count).
+pub fn claims_browser(user_agent: &str) -> bool {
+    user_agent.starts_with("Mozilla/")
+        && ["Gecko/", "AppleWebKit/", "Trident/", "MSIE "]
+            .iter()
+            .any(|t| user_agent.contains(t))
+}
+
+/// Whether a name's registered label is a hex digest: at least 8 hex digits, at least 2 of
+/// them digits and 2 letters, under a top-level domain of letters (`db54a845.top`). Hash-based
+/// DGAs (Foudre/Tonnerre, Bamital, ...) register the digest of a date or seed; people and
+/// companies name their domains with words. Names without a letters-only top-level domain
+/// (a tunnel's `dnscat.<hex>`) are left to the tunnel detector.
+pub fn is_hash_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let tld = name.rsplit('.').next().unwrap_or_default();
+    if tld.len() < 2 || !tld.bytes().all(|b| b.is_ascii_alphabetic()) || tld.len() == name.len() {
+        return false;
+    }
+    let parent = crate::proto::dns::parent_domain(name);
+    let label = parent.split('.').next().unwrap_or_default().as_bytes();
+    let digits = label.iter().filter(|b| b.is_ascii_digit()).count();
+    label.len() >= 8
+        && label.iter().all(u8::is_ascii_hexdigit)
+        && digits >= 2
+        && label.len() - digits >= 2
+}
+
 impl ProtoWindow {
+    /// A name the host named an outside server by (HTTP Host without its port, TLS SNI), or
+    /// resolved: kept when it is a hex digest.
+    pub fn named(&mut self, name: &str) {
+        if self.hash_name.is_empty() && is_hash_name(name) {
+            self.hash_name = note(name);
+        }
+    }
+
     /// A DNS query of the host (to port 53) and its answer code.
     pub fn dns_query(&mut self, name: &str, qtype: u16, rcode: Option<u8>, rules: &RulesConfig) {
         self.dns_queries = self.dns_queries.saturating_add(1);
@@ -319,6 +365,7 @@ impl ProtoWindow {
             if self.ip_lookup_name.is_empty() && infra::zone_of(name, infra::IP_LOOKUP).is_some() {
                 self.ip_lookup_name = note(name);
             }
+            self.named(name);
         }
         if rcode == Some(3) {
             self.dns_failed = self.dns_failed.saturating_add(1);
@@ -829,6 +876,30 @@ pub fn findings(w: &ProtoWindow, rules: &RulesConfig, view: &DnsView) -> Vec<Fin
             s,
         ));
     }
+    if let Some(s) = &w.fake_browser {
+        out.push(Finding::sighted(
+            "fake-browser",
+            // Scrapers and some embedded apps dress as browsers too: weak alone.
+            Weight::Weak,
+            format!(
+                "fake-browser: HTTP to {} port {} with a browser's User-Agent (\"{}\") but without the Accept-Language every browser sends",
+                label(view, s.peer),
+                s.port,
+                s.text
+            ),
+            s,
+        ));
+    }
+    if !w.hash_name.is_empty() {
+        out.push(Finding::host_wide(
+            "hash-name",
+            Weight::Weak,
+            format!(
+                "hash-name: {}, a domain named by a hex digest, as hash-based DGAs make",
+                w.hash_name
+            ),
+        ));
+    }
     if !w.ddns_name.is_empty() {
         out.push(Finding::host_wide(
             "ddns",
@@ -1054,6 +1125,49 @@ mod tests {
             w.dns_query(&name, 1, Some(0), &rules);
         }
         assert_eq!(fired(&w), [("dns-tunnel", Weight::Strong)]);
+    }
+
+    #[test]
+    fn browsers_claimed_and_hash_names() {
+        for ua in [
+            "Mozilla/5.0 (Windows NT 6.1; WOW64; rv:40.0) Gecko/20100101 F",
+            "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (",
+            "Mozilla/5.0 (Windows NT 6.1; WOW64; Trident/7.0; rv:11.0) like",
+        ] {
+            assert!(claims_browser(ua), "{ua}");
+        }
+        for ua in [
+            "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1",
+            "curl/7.68.0",
+            "python-requests/2.32.3",
+            "Microsoft-CryptoAPI/10.0",
+            "",
+        ] {
+            assert!(!claims_browser(ua), "{ua}");
+        }
+        for name in [
+            "db54a845.top",
+            "www.9f86d081884c7d65.com.",
+            "a1b2c3d4e5.co.uk",
+        ] {
+            assert!(is_hash_name(name), "{name}");
+        }
+        for name in [
+            // Words, short labels, hex without digits or letters, and hex only below the
+            // registered domain (CDN shards).
+            "dns.msftncsi.com",
+            "1e100.net",
+            "deadbeefcafe.com",
+            "12345678.com",
+            "0a1b2c3d.cloudfront.net",
+            // No letters-only top-level domain: a tunnel's data, not a registered name.
+            "dnscat.00e301f500bd.96de9dfc66ee",
+            "db54a845",
+            "",
+        ] {
+            assert!(!is_hash_name(name), "{name}");
+        }
     }
 
     #[test]

@@ -282,6 +282,76 @@ fn an_exploit_kit_s_plugin_exploit_and_payload_make_red() {
     );
 }
 
+/// Caldera's Ragdoll agent: curl fetches the Python agent (`ragdoll.py`, a download by its
+/// Content-Disposition name) from the C2 listener inside the LAN, and the agent then POSTs to it
+/// by address: two weak signals, red by the rules; without exe-download the host stays clear
+/// (beacon off too: its series counts the shipped models' votes, and they saw this capture).
+#[test]
+#[ignore = "data: ../shared/data"]
+fn a_script_agent_fetched_and_then_posting_by_address_makes_red() {
+    let rel = "github-corelight-zeek-caldera-detector/caldera_ragdoll.pcap";
+    let config = disabling("detectors-ragdoll", &["models"]);
+    let doc = analyze(rel, &["--config", config.to_str().unwrap()]);
+    let rules = red_rules(&doc, "172.18.0.3");
+    assert!(
+        rules.iter().any(|r| r
+            .starts_with("exe-download: an executable fetched over plain HTTP from 172.18.0.2")
+            && r.contains("(script: POST 172.18.0.2:8888/file/download)"))
+            && rules.iter().any(|r| r.starts_with("raw-address:")),
+        "{rules:?}"
+    );
+    let config = disabling(
+        "detectors-ragdoll-without",
+        &["models", "exe-download", "beacon"],
+    );
+    let doc = analyze(rel, &["--config", config.to_str().unwrap()]);
+    assert_eq!(red_rules(&doc, "172.18.0.3"), Vec::<String>::new());
+}
+
+/// Programs dressed as browsers (a browser's User-Agent without the Accept-Language every
+/// browser sends), each corroborated by a second weak signal, red by the rules alone: Foudre's
+/// check-in to its hash-DGA name `db54a845.top` (hash-name), AgentTesla's fetch from a
+/// dynamic-DNS name (ddns), Virtumonde's downloader fetching `bkinst.exe` (exe-download). Each
+/// stays clear without fake-browser.
+#[test]
+#[ignore = "data: ../shared/data"]
+fn programs_dressed_as_browsers_make_red_with_a_second_signal() {
+    let config = disabling("detectors-fake-browser", &["models", "beacon"]);
+    let without = disabling(
+        "detectors-fake-browser-without",
+        &["models", "beacon", "fake-browser"],
+    );
+    for (rel, host, second) in [
+        (
+            "github-sbousseaden-PCAP-ATTACK/foudre_backdoor_dga_c2.pcapng",
+            "10.0.2.15",
+            "hash-name: db54a845.top",
+        ),
+        (
+            "malcolm-pcap/plugins/zeek-agenttesla-detector/0e328ab7-12b2-4843-8717-a5b3ebef33a8.pcap",
+            "192.168.100.134",
+            "ddns: resolved ",
+        ),
+        (
+            "chrissanders-packets/ppa1e/evilprogram.pcap",
+            "24.6.125.19",
+            "exe-download: an executable fetched over plain HTTP from 208.48.15.13 port 80 (PE: GET updates.virtumonde.com/bkinst.exe)",
+        ),
+    ] {
+        let doc = analyze(rel, &["--config", config.to_str().unwrap()]);
+        let rules = red_rules(&doc, host);
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.starts_with("fake-browser: HTTP to "))
+                && rules.iter().any(|r| r.starts_with(second)),
+            "{rel}: {rules:?}"
+        );
+        let doc = analyze(rel, &["--config", without.to_str().unwrap()]);
+        assert_eq!(red_rules(&doc, host), Vec::<String>::new(), "{rel}");
+    }
+}
+
 /// AsyncRAT and QuasarRAT servers that kept their builder's certificate: strong alone (rules
 /// only, no models), on whatever port the operator chose; and Dridex's self-signed certificates
 /// are named, weak.

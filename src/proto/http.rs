@@ -64,6 +64,10 @@ pub struct HttpSummary {
     /// type named one (any response of the flow, not only the first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executable: Option<Executable>,
+    /// A request of the flow carried an Accept-Language header, which every browser sends
+    /// with every request (`crate::evidence::claims_browser`).
+    #[serde(skip)]
+    pub accept_language: bool,
     /// A response of the flow carried Flash, a Java applet or Silverlight
     /// ([`is_plugin_media_type`]).
     #[serde(skip_serializing_if = "is_false")]
@@ -123,6 +127,10 @@ pub enum Executable {
     Elf,
     /// Mach-O, either byte order, 32 or 64 bits.
     MachO,
+    /// A script a system runs as a program: a body that starts with `#!/`, or a file served as
+    /// one by name (`.sh`, `.ps1`, `.vbs`, `.hta`, `.py`, ...): IoT loaders' `bins.sh`,
+    /// PowerShell and VBScript droppers, Python agents.
+    Script,
 }
 
 impl Executable {
@@ -132,6 +140,9 @@ impl Executable {
     pub fn of(b: &[u8]) -> Option<Executable> {
         if b.starts_with(b"\x7fELF") {
             return Some(Executable::Elf);
+        }
+        if b.starts_with(b"#!/") {
+            return Some(Executable::Script);
         }
         if let Some(m) = b.get(..4)
             && matches!(
@@ -174,11 +185,66 @@ impl Executable {
         }
     }
 
+    /// The program a file name names by its extension (case-insensitive). `attachment`: the
+    /// name came from a `Content-Disposition: attachment` (a download the server says is a
+    /// file to save), where `.js` is a JScript file for Windows to run and `.py`, `.pl` are
+    /// programs; in a request path they are a web page's script or a server's CGI, so they
+    /// count only as attachments.
+    pub fn of_file_name(name: &[u8], attachment: bool) -> Option<Executable> {
+        let dot = name.iter().rposition(|&b| b == b'.')?;
+        let ext = name.get(dot + 1..)?;
+        let is = |e: &[u8]| ext.eq_ignore_ascii_case(e);
+        if ["exe", "dll", "scr", "msi", "cpl"]
+            .into_iter()
+            .any(|e| is(e.as_bytes()))
+        {
+            Some(Executable::Pe)
+        } else if [
+            "sh", "ps1", "psm1", "vbs", "vbe", "jse", "wsf", "hta", "bat", "cmd",
+        ]
+        .into_iter()
+        .any(|e| is(e.as_bytes()))
+            || (attachment && ["js", "py", "pl"].into_iter().any(|e| is(e.as_bytes())))
+        {
+            Some(Executable::Script)
+        } else {
+            None
+        }
+    }
+
+    /// The program a request target's path names (its query left out), if one.
+    pub fn of_request_target(target: &str) -> Option<Executable> {
+        let path = target.split(['?', '#']).next().unwrap_or_default();
+        let file = path.rsplit('/').next().unwrap_or_default();
+        Executable::of_file_name(file.as_bytes(), false)
+    }
+
+    /// The file name of a `Content-Disposition` value that says `attachment`, if it names one
+    /// (`attachment; filename="ragdoll.py"`; the RFC 6266 `filename*=` form too).
+    pub fn of_content_disposition(v: &[u8]) -> Option<Executable> {
+        let mut parts = v.split(|&b| b == b';').map(<[u8]>::trim_ascii);
+        if !parts.next()?.eq_ignore_ascii_case(b"attachment") {
+            return None;
+        }
+        parts.find_map(|p| {
+            let eq = p.iter().position(|&b| b == b'=')?;
+            let (key, value) = (p.get(..eq)?.trim_ascii(), p.get(eq + 1..)?.trim_ascii());
+            let is_name =
+                key.eq_ignore_ascii_case(b"filename") || key.eq_ignore_ascii_case(b"filename*");
+            let value = value.strip_prefix(b"\"").unwrap_or(value);
+            let value = value.strip_suffix(b"\"").unwrap_or(value);
+            is_name
+                .then(|| Executable::of_file_name(value, true))
+                .flatten()
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Executable::Pe => "PE",
             Executable::Elf => "ELF",
             Executable::MachO => "Mach-O",
+            Executable::Script => "script",
         }
     }
 }
@@ -307,7 +373,8 @@ impl HttpSummary {
         }
     }
 
-    /// Keeps Host and User-Agent from parsed headers; returns the Content-Length (0 if none).
+    /// Keeps Host and User-Agent from parsed headers and notes an Accept-Language; returns the
+    /// Content-Length (0 if none).
     fn take_headers(&mut self, headers: &[httparse::Header<'_>]) -> usize {
         let mut content_length = 0;
         for h in headers.iter().take_while(|h| !h.name.is_empty()) {
@@ -315,6 +382,8 @@ impl HttpSummary {
                 copy_printable(&mut self.host, h.value);
             } else if self.user_agent.is_empty() && h.name.eq_ignore_ascii_case("user-agent") {
                 copy_printable(&mut self.user_agent, h.value);
+            } else if h.name.eq_ignore_ascii_case("accept-language") {
+                self.accept_language = true;
             } else if h.name.eq_ignore_ascii_case("content-length") {
                 content_length = parse_usize(h.value).unwrap_or(usize::MAX);
             }
@@ -434,11 +503,23 @@ impl HttpSummary {
                 _ => self.body_next = true,
             }
         }
+        let mut first_final_ok = false;
         if let Some(code) = resp.code {
             // A 1xx is interim: the final status follows and replaces it.
             if self.status.is_none_or(|s| s < 200) {
                 self.status = Some(code);
+                first_final_ok = (200..300).contains(&code);
             }
+        }
+        let attachment = resp
+            .headers
+            .iter()
+            .take_while(|h| !h.name.is_empty())
+            .find(|h| h.name.eq_ignore_ascii_case("content-disposition"));
+        if let Some(h) = attachment
+            && self.executable.is_none()
+        {
+            self.executable = Executable::of_content_disposition(h.value);
         }
         let ct = resp
             .headers
@@ -458,6 +539,12 @@ impl HttpSummary {
             if self.content_type.is_empty() {
                 self.content_type = this;
             }
+        }
+        // The first request's target names a program and the server delivered it, not a page
+        // about it (a cut target may have lost its extension: not looked at).
+        let page = self.content_type.starts_with("text/html");
+        if first_final_ok && !page && !self.uri_truncated && self.executable.is_none() {
+            self.executable = Executable::of_request_target(&self.uri);
         }
     }
 }
@@ -589,6 +676,64 @@ mod tests {
         assert!(is_plugin_media_type("application/x-shockwave-"));
         assert!(is_plugin_media_type("application/java-archive"));
         assert!(!is_plugin_media_type("application/pdf"));
+    }
+
+    /// Scripts: a shebang body, an attachment's file name, or a request path that names one
+    /// and got a file (not a page) back; web pages' `.js` and CGI programs are not downloads.
+    #[test]
+    fn scripts_and_programs_named_by_file_are_told() {
+        assert_eq!(
+            Executable::of(b"#!/bin/sh\ncd /tmp"),
+            Some(Executable::Script)
+        );
+        assert_eq!(
+            Executable::of_content_disposition(b"attachment; filename=\"ragdoll.py\""),
+            Some(Executable::Script)
+        );
+        assert_eq!(
+            Executable::of_content_disposition(b"attachment;filename=Invoice.JS"),
+            Some(Executable::Script)
+        );
+        assert_eq!(
+            Executable::of_content_disposition(b"Attachment; filename*=UTF-8''setup.exe"),
+            Some(Executable::Pe)
+        );
+        assert_eq!(
+            Executable::of_content_disposition(b"inline; filename=\"a.exe\""),
+            None
+        );
+        assert_eq!(
+            Executable::of_content_disposition(b"attachment; filename=\"report.pdf\""),
+            None
+        );
+        assert_eq!(
+            Executable::of_request_target("/bins.sh"),
+            Some(Executable::Script)
+        );
+        assert_eq!(
+            Executable::of_request_target("/a.ps1?x=1"),
+            Some(Executable::Script)
+        );
+        for page in ["/static/app.js", "/cgi-bin/search.pl?q=a", "/", "/x.exe/"] {
+            assert_eq!(Executable::of_request_target(page), None, "{page}");
+        }
+        let req: &[u8] = b"GET /bins.sh HTTP/1.1\r\nHost: 203.0.113.9\r\n\r\n";
+        let file: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\ncd /tmp";
+        let page: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>";
+        let gone: &[u8] = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nno";
+        let s = summarize(&[(req, true), (file, false)]);
+        assert_eq!(s.executable, Some(Executable::Script));
+        assert_eq!(summarize(&[(req, true), (page, false)]).executable, None);
+        assert_eq!(summarize(&[(req, true), (gone, false)]).executable, None);
+    }
+
+    #[test]
+    fn accept_language_is_noted_on_any_request_of_the_flow() {
+        let bare: &[u8] = b"GET / HTTP/1.1\r\nHost: a.example\r\nUser-Agent: Mozilla/5.0\r\n\r\n";
+        let browser: &[u8] =
+            b"GET /b HTTP/1.1\r\nHost: a.example\r\nAccept-Language: en-US,en\r\n\r\n";
+        assert!(!summarize(&[(bare, true)]).accept_language);
+        assert!(summarize(&[(bare, true), (browser, true)]).accept_language);
     }
 
     /// The body's first bytes in the head's segment, or in the next server segment when the
