@@ -17,6 +17,8 @@
 //! * DHCP: dnsmasq leases an address to busybox's udhcpc in the other namespace (hostname, MAC);
 //!   the device is named with its host.
 //! * dns-tunnel: iodine through dnsmasq to iodined, data carried over the tunnel.
+//! * fake-browser: Chromium (a real browser) and curl dressed as Firefox fetching a shell script
+//!   by address (also `exe-download`).
 //! * miner: no miner is packaged by Debian (`apt-cache search xmrig cpuminer` finds nothing), so
 //!   a stratum v1 dialogue (subscribe, authorize, notify, submit) between two sockets of this
 //!   test over a real TCP connection across the namespaces.
@@ -1295,6 +1297,122 @@ fn busybox_wget_of_an_elf_by_address_is_an_exe_download() {
     assert!(
         !fired(&weak(updater), "exe-download").is_empty(),
         "{updater:#}"
+    );
+}
+
+/// A real browser and a program dressed as one, over plain HTTP to an outside server: Chromium
+/// (headless, the full browser) sends Accept-Language with the page and every sub-resource, so
+/// `fake-browser` stays silent for it; curl with Firefox's User-Agent fetching a shell script by
+/// address (an IoT loader's `bins.sh`) is a fake browser, and the script is a program
+/// downloaded by address (`exe-download`, strong).
+#[test]
+#[ignore = "system: root, network namespaces, tcpdump and the servers and clients tests/run.sh installs"]
+fn chromium_is_a_browser_and_curl_dressed_as_firefox_is_not() {
+    require(&[
+        tool("busybox", "busybox"),
+        tool("curl", "curl"),
+        tool("chromium", "chromium"),
+    ]);
+    let dir = TempDir::new("np-browser");
+    let lan = Lan::new("np-browser", "02:77:00:00:01:0a");
+    lan.client_addrs(&["10.77.0.2", "10.77.0.3"]);
+    lan.outside(&["198.18.0.31"]);
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(
+        www.join("index.html"),
+        "<html><body><img src=\"/logo.png\"><script src=\"/app.js\"></script></body></html>",
+    )
+    .unwrap();
+    std::fs::write(www.join("logo.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    std::fs::write(www.join("app.js"), "document.title = 'ok';").unwrap();
+    std::fs::write(www.join("bins.sh"), "#!/bin/sh\ncd /tmp && echo fetched\n").unwrap();
+    let mut httpd_cmd = lan.router.exec("busybox");
+    httpd_cmd
+        .args(["httpd", "-f", "-p", "198.18.0.31:80", "-h"])
+        .arg(&www);
+    let _httpd = Daemon::spawn("busybox httpd", httpd_cmd, dir.join("httpd.log"));
+    lan.router.wait_tcp("198.18.0.31:80", 10);
+
+    let cap = Capture::start(&lan.client, CLIENT_IF, &dir);
+    // Chromium from 10.77.0.2 (the route's source), curl from 10.77.0.3.
+    lan.client.ip(&[
+        "route",
+        "replace",
+        "198.18.0.31/32",
+        "via",
+        ROUTER,
+        "dev",
+        CLIENT_IF,
+        "src",
+        "10.77.0.2",
+    ]);
+    let profile = dir.join("chromium-profile");
+    let dom = lan.client.run_ok(
+        60,
+        "chromium",
+        &[
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            "http://198.18.0.31/",
+        ],
+    );
+    assert!(
+        dom.contains("<title>ok</title>"),
+        "the page's script ran: {dom}"
+    );
+    let script = lan.client.run_ok(
+        20,
+        "curl",
+        &[
+            "-sS",
+            "--interface",
+            "10.77.0.3",
+            "-A",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:99.0) Gecko/20100101 Firefox/99.0",
+            "http://198.18.0.31/bins.sh",
+        ],
+    );
+    assert!(script.starts_with("#!/bin/sh"), "{script}");
+    let pcap = cap.stop();
+
+    let flows = botd_flows(&pcap);
+    let browsed = app(&flows, "http")
+        .into_iter()
+        .filter(|f| from_to(f, "10.77.0.2", "198.18.0.31", "80"))
+        .count();
+    assert!(
+        browsed >= 1,
+        "no HTTP flow from Chromium:\n{}",
+        dump(&flows)
+    );
+
+    let analysis = botd_analyze(&pcap, &dir);
+    let browser = host(&analysis, "10.77.0.2");
+    assert!(
+        fired(&weak(browser), "fake-browser").is_empty()
+            && fired(&rules(browser), "fake-browser").is_empty(),
+        "{browser:#}"
+    );
+    let loader = host(&analysis, "10.77.0.3");
+    let (red, weak_only) = (rules(loader), weak(loader));
+    assert!(
+        fired(&red, "exe-download")
+            .iter()
+            .any(|r| r
+                .contains("by address from 198.18.0.31 port 80 (script: GET 198.18.0.31/bins.sh)")),
+        "{loader:#}"
+    );
+    assert!(
+        fired(&red, "fake-browser")
+            .iter()
+            .chain(fired(&weak_only, "fake-browser").iter())
+            .any(|r| r.contains("(\"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:99.0) Gecko/")),
+        "{loader:#}"
     );
 }
 
