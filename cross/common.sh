@@ -42,7 +42,8 @@ STD_ARGS=()
 if [[ -n ${FOREIGN_ARCH:-} ]]; then
     # Stable cargo's unstable build-std, as fuzz/run.sh does for cargo-fuzz.
     export RUSTC_BOOTSTRAP=1
-    STD_ARGS=("-Zbuild-std=std,panic_unwind")
+    # panic_abort: cross/build.sh's default panic strategy; panic_unwind: tests and PANIC=unwind.
+    STD_ARGS=("-Zbuild-std=std,panic_unwind,panic_abort")
 fi
 # Where the static unwinder for a std built from source lives (cross/config.toml passes -L to it).
 UNWIND_DIR=/usr/local/lib/botd-cross/$TARGET
