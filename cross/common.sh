@@ -42,7 +42,8 @@ STD_ARGS=()
 if [[ -n ${FOREIGN_ARCH:-} ]]; then
     # Stable cargo's unstable build-std, as fuzz/run.sh does for cargo-fuzz.
     export RUSTC_BOOTSTRAP=1
-    STD_ARGS=("-Zbuild-std=std,panic_unwind")
+    # panic_abort: cross/build.sh's default panic strategy; panic_unwind: tests and PANIC=unwind.
+    STD_ARGS=("-Zbuild-std=std,panic_unwind,panic_abort")
 fi
 # Where the static unwinder for a std built from source lives (cross/config.toml passes -L to it).
 UNWIND_DIR=/usr/local/lib/botd-cross/$TARGET
@@ -76,4 +77,26 @@ cross_install() {
         $sudo mkdir -p "$UNWIND_DIR"
         $sudo cp "$("$TARGET_GCC" -print-file-name=libgcc_eh.a)" "$UNWIND_DIR/libunwind.a"
     fi
+}
+
+# Registers qemu for $TARGET with the kernel's binfmt_misc (root needed), so that a target binary
+# started by exec runs: the integration tests start botd, and botd built without unwinding starts
+# itself to check a model (cross/compare.sh).
+register_binfmt() {
+    local name magic mask
+    case "$QEMU" in
+        qemu-aarch64-static)
+            name=botd-qemu-aarch64
+            magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+            mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff' ;;
+        qemu-arm-static)
+            name=botd-qemu-arm
+            magic='\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00'
+            mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff' ;;
+    esac
+    local dir=/proc/sys/fs/binfmt_misc
+    [[ -e $dir/register ]] || mount -t binfmt_misc binfmt_misc "$dir"
+    if [[ -e $dir/$name ]]; then return; fi
+    # F: qemu is opened now, so the entry works inside network namespaces too.
+    printf ':%s:M::%s:%s:%s:F\n' "$name" "$magic" "$mask" "$(command -v "$QEMU")" > "$dir/register"
 }

@@ -4,8 +4,13 @@
 # Runs `botd flows` (windowed CSV, and JSON) and `botd analyze` (JSON and the host table) with
 # the host's $CARGO_TARGET_DIR/release/botd and the target's $CARGO_TARGET_DIR/TARGET/release/botd
 # (under qemu-user), and compares the outputs with cmp; HOST_BOTD overrides the host binary.
-# Build both first (tests/run.sh and cross/test.sh do). Default captures: the bundled demo and
-# three real ones from ../shared/data.
+# Build both first (tests/run.sh does: the target's with cross/build.sh). Default captures: the
+# bundled demo and three real ones from ../shared/data.
+# Then the target build's model loading: the shipped models/ load, every hostile model of
+# tests/fuzz_regressions/model_onnx/ is refused with its reason by a process that lives, and
+# `botd __check-model` (the child that checks a model for a build that aborts on panic) dies by
+# SIGABRT on a graph that panics tract. PANIC: how the target binary was built, abort
+# (cross/build.sh's default) or unwind (PANIC=unwind cross/build.sh, or cross/test.sh's build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${1:?usage: cross/compare.sh TARGET [CAPTURE...]}"
@@ -27,6 +32,8 @@ if ((${#captures[@]} == 0)); then
         "$data/chrissanders-packets/ek_to_cryptowall4.pcapng")
 fi
 run_target() { QEMU_LD_PREFIX="$QEMU_PREFIX" "$QEMU" "$target_botd" "$@"; }
+# botd without unwinding runs itself (exec) to check a model.
+register_binfmt || { echo "cross/compare.sh: cannot register qemu with binfmt_misc (root needed)" >&2; exit 1; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 failed=0
@@ -56,3 +63,50 @@ if ((failed)); then
     exit 1
 fi
 echo "cross/compare.sh: $TARGET and host outputs identical on ${#captures[@]} captures"
+
+PANIC="${PANIC:-abort}"
+bad() { # WHAT: a failed model check, with the target's output
+    echo "FAILED: $1" >&2
+    head -n 20 "$out/run.txt" >&2
+    failed=1
+}
+# STATUS of the target botd with ARGS, its stdout and stderr in $out/run.txt.
+run_status() { set +e; run_target "$@" > "$out/run.txt" 2>&1; status=$?; set -e; }
+run_status models --dir models
+if ((status == 0)); then echo "loads: models/ ($(grep -c '^  forest:' "$out/run.txt") forests)"; else bad "models/ (exit $status)"; fi
+regressions=tests/fuzz_regressions/model_onnx
+for model in "$regressions"/*.onnx; do
+    name=$(basename "$model")
+    mkdir -p "$out/$name.d"
+    cp "$model" "$out/$name.d/"
+    run_status analyze --models "$out/$name.d" tests/data/demo.pcap
+    # What refuses each one (in both builds, but for the tree ensemble that tract scores).
+    case "$name/$PANIC" in
+        small-forest-flip-4850.onnx/*) reason="is produced by no node" ;;
+        tract-tree-leaf-out-of-range.onnx/abort) reason="this build of botd aborts on a panic" ;;
+        tract-tree-leaf-out-of-range.onnx/unwind) reason= ;; # loads; tract's panics caught per score
+        *) reason=": " ;; # a new regression: refused, naming the file
+    esac
+    # 101: an uncaught panic; 128 + N: killed by signal N (an abort is 134).
+    if ((status >= 128 || status == 101)); then
+        bad "$name: botd died (exit $status)"
+    elif [[ -z $reason ]]; then
+        if ((status == 0)); then echo "scored: $name (tract's panics caught)"; else bad "$name: exit $status"; fi
+    elif ((status == 1)) && grep -qF "botd: error: $out/$name.d/$name: " "$out/run.txt" &&
+        grep -qF "$reason" "$out/run.txt"; then
+        echo "refused: $name ($(grep -o 'botd: error: .*' "$out/run.txt" | cut -c 1-150 | sed "s|$out/||"))"
+    else
+        bad "$name: not refused as expected (exit $status, expected \"$reason\")"
+    fi
+done
+# The child itself: a clean error (exit 1, the message on stderr) for a file that is no model,
+# SIGABRT (128 + 6) for a graph that panics tract (past the parent's own check of graph outputs).
+run_status __check-model 7 -- tests/data/demo.pcap
+if ((status == 1)) && grep -q '^not an ONNX model' "$out/run.txt"; then echo "child refuses: demo.pcap"; else bad "__check-model demo.pcap: exit $status"; fi
+run_status __check-model 7 -- "$regressions/small-forest-flip-4850.onnx"
+if ((status == 134)); then echo "child aborts: small-forest-flip-4850.onnx"; else bad "__check-model small-forest-flip-4850.onnx: exit $status"; fi
+if ((failed)); then
+    echo "cross/compare.sh: $TARGET ($PANIC) model checks failed" >&2
+    exit 1
+fi
+echo "cross/compare.sh: $TARGET ($PANIC) loads models/ and refuses hostile models without dying"

@@ -16,24 +16,6 @@ shift
 source cross/common.sh
 cross_install
 
-register_binfmt() {
-    local name magic mask
-    case "$QEMU" in
-        qemu-aarch64-static)
-            name=botd-qemu-aarch64
-            magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
-            mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff' ;;
-        qemu-arm-static)
-            name=botd-qemu-arm
-            magic='\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00'
-            mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff' ;;
-    esac
-    local dir=/proc/sys/fs/binfmt_misc
-    [[ -e $dir/register ]] || mount -t binfmt_misc binfmt_misc "$dir"
-    if [[ -e $dir/$name ]]; then return; fi
-    # F: qemu is opened now, so the entry works inside network namespaces too.
-    printf ':%s:M::%s:%s:%s:F\n' "$name" "$magic" "$mask" "$(command -v "$QEMU")" > "$dir/register"
-}
 if ! register_binfmt; then
     echo "cross/test.sh: cannot register qemu with binfmt_misc (needs root and a mountable" \
         "binfmt_misc); the integration tests that run the botd binary would fail" >&2

@@ -57,6 +57,14 @@ pub enum Command {
     /// The hosts `[response] mode = "enforce"` put in quarantine (botd's nftables sets): list
     /// them, or release one now.
     Quarantine(crate::response::QuarantineArgs),
+    /// tract's check of a model file, in the child process of a build that aborts on panic
+    /// (`crate::model::check_in_child`); not for users.
+    #[command(name = crate::model::CHECK_MODEL, hide = true)]
+    CheckModel {
+        /// The number of features of the model's schema.
+        features: usize,
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -160,6 +168,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Features(args) => features(args),
         Command::Score(args) => score(args),
         Command::Quarantine(args) => crate::response::quarantine_command(args),
+        Command::CheckModel { features, file } => check_model(features, &file),
     }
 }
 
@@ -302,6 +311,22 @@ fn features(args: FeaturesArgs) -> Result<(), String> {
         Err(e) => return Err(format!("writing features: {e}")),
     }
     read_result
+}
+
+/// `botd __check-model`, for `crate::model::check_in_child`, which reads a clean error from the
+/// exit status 1 and stderr (the message alone), and a malformed model from death by a signal:
+/// so a panic aborts here in every build, as it does in one without unwinding.
+fn check_model(n_features: usize, file: &std::path::Path) -> Result<(), String> {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
+    if let Err(e) = crate::model::check_model_file(file, n_features) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn intel(args: IntelArgs) -> Result<(), String> {

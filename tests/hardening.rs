@@ -1119,6 +1119,26 @@ fn corrupt_model_bit_flips_never_panic() {
     );
 }
 
+/// The model check of a build that aborts on panic, in a child process: run here with this
+/// (unwinding) build's binary, whose `__check-model` aborts on a panic too. A graph that panics
+/// tract (flip 4850 above, which `Model::load` refuses before tract sees it) kills the child and
+/// is a refused model; a file that is no model is the child's clean error; a shipped model passes.
+#[test]
+fn model_check_in_a_child_process() {
+    use botd::model::check_in_child;
+    let exe = Path::new(env!("CARGO_BIN_EXE_botd"));
+    let n = botd::features::schema_by_name("argus").unwrap().len();
+    let flip = root().join("tests/fuzz_regressions/model_onnx/small-forest-flip-4850.onnx");
+    let e = check_in_child(exe, &flip, n).unwrap_err();
+    assert!(
+        e.contains("malformed model; checked in a child process"),
+        "{e}"
+    );
+    let e = check_in_child(exe, &root().join("tests/data/demo.pcap"), n).unwrap_err();
+    assert!(e.starts_with("not an ONNX model: "), "{e}");
+    check_in_child(exe, &root().join("models/argus-rf.onnx"), n).unwrap();
+}
+
 #[test]
 fn broken_config_is_an_error_with_line_and_column() {
     let dir = scratch_dir("config-broken");

@@ -136,31 +136,9 @@ impl Model {
                 ));
             }
         }
-        // tract checks the graph: it must load, type and optimise with a [N, features] input. Its
-        // parser is not meant for hostile files: a panic in it is a refused model, not a crash.
+        // tract must load, type and optimise the graph; a panic in it is a refused model.
         let n_features = schema.len();
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            tract_ops::onnx()
-                .model_for_proto_model(&proto)
-                .and_then(|m| {
-                    m.with_input_fact(0, f32::fact([1, n_features]).into())?
-                        .into_optimized()
-                })
-        }));
-        match checked {
-            Ok(Ok(_)) => {}
-            // An operator outside botd's register is the likely cause: name it.
-            Ok(Err(e)) => {
-                return Err(match tract_ops::unsupported_op(graph) {
-                    Some((op, node)) => format!(
-                        "operator {op:?} (node {node:?}) is not one botd reads (tree ensembles: {}); tract: {e}",
-                        tract_ops::operators().collect::<Vec<_>>().join(", ")
-                    ),
-                    None => format!("tract cannot load the graph: {e}"),
-                });
-            }
-            Err(_) => return Err("tract failed on the graph (malformed model)".into()),
-        }
+        check_graph(path, &proto, n_features)?;
         let forest_node = graph
             .node
             .iter()
@@ -177,6 +155,8 @@ impl Model {
                 let labels = forest.class_labels.clone();
                 (Scorer::Forest(forest), labels)
             }
+            // Without unwinding a panic in tract's run would stop the sensor, not fail a score.
+            _ if cfg!(not(panic = "unwind")) => return Err(NEEDS_UNWIND.into()),
             _ => {
                 let runnable = tract_ops::onnx()
                     .model_for_proto_model(&proto)
@@ -268,6 +248,101 @@ impl Model {
             }
         }
     }
+}
+
+/// Why a build that aborts on panic refuses a graph that is not a pure tree ensemble.
+const NEEDS_UNWIND: &str = "the graph is not a pure tree ensemble (a TreeEnsembleClassifier \
+    with only Cast or Identity nodes), so tract would score it, and this build of botd aborts on \
+    a panic instead of catching it: a model that panics tract would stop botd. Use a pure \
+    tree-ensemble ONNX, as models/train/train.py exports, or a build that unwinds \
+    (PANIC=unwind cross/build.sh, or any plain cargo build)";
+
+/// tract's check of a graph: it must load, type and optimise with a `[1, n_features]` input.
+/// May panic: tract's parser is not meant for hostile files.
+fn tract_check(proto: &ModelProto, n_features: usize) -> Result<(), String> {
+    let graph = proto.graph.as_ref().ok_or("the model has no graph")?;
+    let checked = tract_ops::onnx()
+        .model_for_proto_model(proto)
+        .and_then(|m| {
+            m.with_input_fact(0, f32::fact([1, n_features]).into())?
+                .into_optimized()
+        });
+    match checked {
+        Ok(_) => Ok(()),
+        // An operator outside botd's register is the likely cause: name it.
+        Err(e) => Err(match tract_ops::unsupported_op(graph) {
+            Some((op, node)) => format!(
+                "operator {op:?} (node {node:?}) is not one botd reads (tree ensembles: {}); tract: {e}",
+                tract_ops::operators().collect::<Vec<_>>().join(", ")
+            ),
+            None => format!("tract cannot load the graph: {e}"),
+        }),
+    }
+}
+
+/// [`tract_check`] where a panic in it is a refused model, not a crash: caught here.
+#[cfg(panic = "unwind")]
+fn check_graph(_path: &Path, proto: &ModelProto, n_features: usize) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tract_check(proto, n_features)
+    }))
+    .unwrap_or_else(|_| Err("tract failed on the graph (malformed model)".into()))
+}
+
+/// [`tract_check`] where a panic in it is a refused model, not a crash: this build cannot catch
+/// one, so the check runs in a child process, botd itself ([`check_in_child`]).
+#[cfg(not(panic = "unwind"))]
+fn check_graph(path: &Path, _proto: &ModelProto, n_features: usize) -> Result<(), String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find botd's executable to check the model with: {e}"))?;
+    check_in_child(&exe, path, n_features)
+}
+
+/// The model file's [`tract_check`] by `exe __check-model` (botd's hidden subcommand,
+/// [`check_model_file`]) in a child process: exit 0 is a sound graph, another exit status the
+/// error the child wrote on stderr, death by a signal (the abort of a panic) a malformed model.
+/// A new process (exec), not a fork: the live sensor reloads models with its threads running.
+/// The child reads the file again (the parent has freed its bytes: the peak of loading).
+pub fn check_in_child(exe: &Path, path: &Path, n_features: usize) -> Result<(), String> {
+    let out = std::process::Command::new(exe)
+        .arg(CHECK_MODEL)
+        .arg(n_features.to_string())
+        .arg("--")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run {} to check the model: {e}", exe.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    if out.status.code().is_none() {
+        return Err(
+            "tract failed on the graph (malformed model; checked in a child process \
+            because this build aborts on panic)"
+                .into(),
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    Err(match text.trim() {
+        "" => format!("the model check in a child process failed ({})", out.status),
+        text => text.to_string(),
+    })
+}
+
+/// The hidden subcommand that runs [`check_model_file`] in the child of [`check_in_child`].
+pub const CHECK_MODEL: &str = "__check-model";
+
+/// The child's side of [`check_in_child`]: the file's graph through [`tract_check`]. The caller
+/// makes a panic abort the process, in every build.
+pub fn check_model_file(path: &Path, n_features: usize) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let proto = tract_ops::onnx()
+        .proto_model_for_read(&mut bytes.as_slice())
+        .map_err(|e| format!("not an ONNX model: {e}"))?;
+    drop(bytes);
+    tract_check(&proto, n_features)
 }
 
 /// Every `*.onnx` directly in `dir` (not in `unused/` or any other subfolder), sorted by name.
