@@ -60,11 +60,7 @@ pub enum Command {
     /// tract's check of a model file, in the child process of a build that aborts on panic
     /// (`crate::model::check_in_child`); not for users.
     #[command(name = crate::model::CHECK_MODEL, hide = true)]
-    CheckModel {
-        /// The number of features of the model's schema.
-        features: usize,
-        file: PathBuf,
-    },
+    CheckModel { file: PathBuf },
 }
 
 #[derive(clap::Args, Debug)]
@@ -168,7 +164,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Features(args) => features(args),
         Command::Score(args) => score(args),
         Command::Quarantine(args) => crate::response::quarantine_command(args),
-        Command::CheckModel { features, file } => check_model(features, &file),
+        Command::CheckModel { file } => check_model(&file),
     }
 }
 
@@ -315,14 +311,16 @@ fn features(args: FeaturesArgs) -> Result<(), String> {
 
 /// `botd __check-model`, for `crate::model::check_in_child`, which reads a clean error from the
 /// exit status 1 and stderr (the message alone), and a malformed model from death by a signal:
-/// so a panic aborts here in every build, as it does in one without unwinding.
-fn check_model(n_features: usize, file: &std::path::Path) -> Result<(), String> {
+/// so a panic aborts here in every build, as it does in one without unwinding. An abort is an
+/// expected answer here: no core file for it.
+fn check_model(file: &std::path::Path) -> Result<(), String> {
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         report(info);
         std::process::abort();
     }));
-    if let Err(e) = crate::model::check_model_file(file, n_features) {
+    if let Err(e) = crate::model::check_model_file(file) {
         eprintln!("{e}");
         std::process::exit(1);
     }

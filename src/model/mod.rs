@@ -75,6 +75,18 @@ impl Model {
             path: path.to_path_buf(),
             what,
         };
+        // Without unwinding tract's check runs in a child process: started first, so that it
+        // runs while this one decodes and reads the same file (under qemu a new process
+        // translates tract's code again: about 170 ms).
+        #[cfg(not(panic = "unwind"))]
+        let child = {
+            let exe = std::env::current_exe().map_err(|e| {
+                err(format!(
+                    "cannot find botd's executable to check the model with: {e}"
+                ))
+            })?;
+            spawn_check(&exe, path).map_err(err)?
+        };
         let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
         let proto = tract_ops::onnx()
             .proto_model_for_read(&mut bytes.as_slice())
@@ -82,7 +94,10 @@ impl Model {
         // Decoded: freeing the file's bytes before tract's own copies lowers the peak of loading
         // (the small-router profile's peak is model loading; README.md, On an OpenWrt router).
         drop(bytes);
-        Model::from_proto(path, proto).map_err(err)
+        let model = Model::from_proto(path, proto).map_err(err)?;
+        #[cfg(not(panic = "unwind"))]
+        child.wait().map_err(err)?;
+        Ok(model)
     }
 
     fn from_proto(path: &Path, proto: ModelProto) -> Result<Model, String> {
@@ -136,9 +151,11 @@ impl Model {
                 ));
             }
         }
-        // tract must load, type and optimise the graph; a panic in it is a refused model.
         let n_features = schema.len();
-        check_graph(path, &proto, n_features)?;
+        // tract must load, type and optimise the graph; a panic in it is a refused model
+        // (without unwinding: the child process `load` started).
+        #[cfg(panic = "unwind")]
+        check_graph(&proto, n_features)?;
         let forest_node = graph
             .node
             .iter()
@@ -282,67 +299,96 @@ fn tract_check(proto: &ModelProto, n_features: usize) -> Result<(), String> {
 
 /// [`tract_check`] where a panic in it is a refused model, not a crash: caught here.
 #[cfg(panic = "unwind")]
-fn check_graph(_path: &Path, proto: &ModelProto, n_features: usize) -> Result<(), String> {
+fn check_graph(proto: &ModelProto, n_features: usize) -> Result<(), String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         tract_check(proto, n_features)
     }))
     .unwrap_or_else(|_| Err("tract failed on the graph (malformed model)".into()))
 }
 
-/// [`tract_check`] where a panic in it is a refused model, not a crash: this build cannot catch
-/// one, so the check runs in a child process, botd itself ([`check_in_child`]).
-#[cfg(not(panic = "unwind"))]
-fn check_graph(path: &Path, _proto: &ModelProto, n_features: usize) -> Result<(), String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find botd's executable to check the model with: {e}"))?;
-    check_in_child(&exe, path, n_features)
+/// A model file's [`tract_check`] running in a child process: botd itself, `exe __check-model
+/// -- FILE` (the hidden subcommand, [`check_model_file`]), for a build that cannot catch a panic.
+/// A new process (exec), not a fork: the live sensor reloads models with its threads running.
+/// Dropped before [`ChildCheck::wait`] (the parent refused the model first), the child is killed.
+pub struct ChildCheck {
+    child: Option<std::process::Child>,
 }
 
-/// The model file's [`tract_check`] by `exe __check-model` (botd's hidden subcommand,
-/// [`check_model_file`]) in a child process: exit 0 is a sound graph, another exit status the
-/// error the child wrote on stderr, death by a signal (the abort of a panic) a malformed model.
-/// A new process (exec), not a fork: the live sensor reloads models with its threads running.
-/// The child reads the file again (the parent has freed its bytes: the peak of loading).
-pub fn check_in_child(exe: &Path, path: &Path, n_features: usize) -> Result<(), String> {
-    let out = std::process::Command::new(exe)
+/// Starts [`ChildCheck`]: the child reads the file itself.
+pub fn spawn_check(exe: &Path, path: &Path) -> Result<ChildCheck, String> {
+    let child = std::process::Command::new(exe)
         .arg(CHECK_MODEL)
-        .arg(n_features.to_string())
         .arg("--")
         .arg(path)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| format!("cannot run {} to check the model: {e}", exe.display()))?;
-    if out.status.success() {
-        return Ok(());
+    Ok(ChildCheck { child: Some(child) })
+}
+
+impl ChildCheck {
+    /// Exit 0 is a sound graph, another exit status the error the child wrote on stderr, death
+    /// by a signal (the abort of a panic) a malformed model.
+    pub fn wait(mut self) -> Result<(), String> {
+        let Some(child) = self.child.take() else {
+            return Ok(());
+        };
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("the model check in a child process: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        if out.status.code().is_none() {
+            return Err(
+                "tract failed on the graph (malformed model; checked in a child process \
+                because this build aborts on panic)"
+                    .into(),
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stderr);
+        Err(match text.trim() {
+            "" => format!("the model check in a child process failed ({})", out.status),
+            text => text.to_string(),
+        })
     }
-    if out.status.code().is_none() {
-        return Err(
-            "tract failed on the graph (malformed model; checked in a child process \
-            because this build aborts on panic)"
-                .into(),
-        );
+}
+
+impl Drop for ChildCheck {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
-    let text = String::from_utf8_lossy(&out.stderr);
-    Err(match text.trim() {
-        "" => format!("the model check in a child process failed ({})", out.status),
-        text => text.to_string(),
-    })
+}
+
+/// [`spawn_check`] and [`ChildCheck::wait`].
+pub fn check_in_child(exe: &Path, path: &Path) -> Result<(), String> {
+    spawn_check(exe, path)?.wait()
 }
 
 /// The hidden subcommand that runs [`check_model_file`] in the child of [`check_in_child`].
 pub const CHECK_MODEL: &str = "__check-model";
 
-/// The child's side of [`check_in_child`]: the file's graph through [`tract_check`]. The caller
-/// makes a panic abort the process, in every build.
-pub fn check_model_file(path: &Path, n_features: usize) -> Result<(), String> {
+/// The child's side of [`check_in_child`]: the file's graph through [`tract_check`], with the
+/// input width of the schema its metadata names (the parent checks that metadata fully and
+/// reports its own error first). The caller makes a panic abort the process, in every build.
+pub fn check_model_file(path: &Path) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let proto = tract_ops::onnx()
         .proto_model_for_read(&mut bytes.as_slice())
         .map_err(|e| format!("not an ONNX model: {e}"))?;
     drop(bytes);
-    tract_check(&proto, n_features)
+    let schema = proto
+        .metadata_props
+        .iter()
+        .find(|e| e.key == "botd.schema")
+        .and_then(|e| schema_by_name(&e.value))
+        .ok_or("metadata botd.schema missing or unknown (not a botd model?)")?;
+    tract_check(&proto, schema.len())
 }
 
 /// Every `*.onnx` directly in `dir` (not in `unused/` or any other subfolder), sorted by name.
