@@ -615,6 +615,11 @@ impl Detector {
     }
 }
 
+/// An HTTP Host header without its `:port`.
+fn host_without_port(host: &str) -> &str {
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
 /// Whether an address is a literal IP (an HTTP Host header of `1.2.3.4`, `1.2.3.4:8080` or
 /// `[2001:db8::1]:80`).
 fn host_is_address(host: &str) -> bool {
@@ -815,8 +820,7 @@ impl Detector {
                     }
                 }
                 App::Http(h) if !h.host.is_empty() => {
-                    let host = h.host.rsplit_once(':').map_or(h.host.as_str(), |(a, _)| a);
-                    hit("http-host", set.match_name(host));
+                    hit("http-host", set.match_name(host_without_port(&h.host)));
                 }
                 _ => {}
             }
@@ -895,8 +899,7 @@ impl Detector {
                     }
                 }
                 if outside {
-                    let host = h.host.rsplit_once(':').map_or(h.host.as_str(), |(a, _)| a);
-                    w.named(host);
+                    w.named(host_without_port(&h.host));
                     if w.fake_browser.is_none()
                         && !h.accept_language
                         && crate::evidence::claims_browser(&h.user_agent)
