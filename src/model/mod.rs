@@ -87,13 +87,7 @@ impl Model {
             })?;
             spawn_check(&exe, path).map_err(err)?
         };
-        let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let proto = tract_ops::onnx()
-            .proto_model_for_read(&mut bytes.as_slice())
-            .map_err(|e| err(format!("not an ONNX model: {e}")))?;
-        // Decoded: freeing the file's bytes before tract's own copies lowers the peak of loading
-        // (the small-router profile's peak is model loading; README.md, On an OpenWrt router).
-        drop(bytes);
+        let proto = read_proto(path).map_err(err)?;
         let model = Model::from_proto(path, proto).map_err(err)?;
         #[cfg(not(panic = "unwind"))]
         child.wait().map_err(err)?;
@@ -267,6 +261,16 @@ impl Model {
     }
 }
 
+/// A model file decoded. The file's bytes are freed before tract makes its own copies: that
+/// lowers the peak of loading (the small-router profile's peak is model loading; README.md, On
+/// an OpenWrt router).
+fn read_proto(path: &Path) -> Result<ModelProto, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    tract_ops::onnx()
+        .proto_model_for_read(&mut bytes.as_slice())
+        .map_err(|e| format!("not an ONNX model: {e}"))
+}
+
 /// Why a build that aborts on panic refuses a graph that is not a pure tree ensemble.
 const NEEDS_UNWIND: &str = "the graph is not a pure tree ensemble (a TreeEnsembleClassifier \
     with only Cast or Identity nodes), so tract would score it, and this build of botd aborts on \
@@ -377,11 +381,7 @@ pub const CHECK_MODEL: &str = "__check-model";
 /// input width of the schema its metadata names (the parent checks that metadata fully and
 /// reports its own error first). The caller makes a panic abort the process, in every build.
 pub fn check_model_file(path: &Path) -> Result<(), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let proto = tract_ops::onnx()
-        .proto_model_for_read(&mut bytes.as_slice())
-        .map_err(|e| format!("not an ONNX model: {e}"))?;
-    drop(bytes);
+    let proto = read_proto(path)?;
     let schema = proto
         .metadata_props
         .iter()
